@@ -1,0 +1,7 @@
+"""`python -m joulegate_agent` is the same as `joulegate-agent`."""
+
+import sys
+
+from joulegate_agent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""Wires the agent together: source -> sampler -> meter -> store, plus heat and identity."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from joulegate_agent import __version__
+from joulegate_agent.config import AgentConfig
+from joulegate_agent.identity import Board, detect_board, load_device_id
+from joulegate_agent.meter import Meter
+from joulegate_agent.sampler import Sampler
+from joulegate_agent.sources import detect_sources
+from joulegate_agent.sources.base import PowerSource
+from joulegate_agent.sources.simulated import SimulatedOrinNano
+from joulegate_agent.store import Store
+from joulegate_agent.thermal import ThermalReader, ThermalReading
+from joulegate_agent.token import TOKEN_ENV, load_or_create_token
+
+_LOGGER = logging.getLogger(__name__)
+
+BOARD_ENERGY = "board_energy_j"
+FLUSH_INTERVAL_S = 10.0
+THERMAL_INTERVAL_S = 2.0
+DATABASE_FILE = "joulegate.db"
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        data_dir = Path(config.data_dir)
+        self.token = load_or_create_token(data_dir)
+        self.token_from_env = bool(os.environ.get(TOKEN_ENV, "").strip())
+        self.device_id = load_device_id(data_dir, config.root)
+        self.meter = Meter()
+        self.sources: list[PowerSource] = detect_sources(
+            config.root,
+            config.source,
+            load=lambda: self.meter.in_flight,
+            calibration=config.calibration,
+        )
+        self.source = self.sources[0]
+        self.board: Board = detect_board(config.root, simulated=config.source == "simulated")
+        self.sampler = Sampler(self.source, self.meter, config.sample_rate_hz)
+        self.store = Store(data_dir / DATABASE_FILE)
+        simulated = self.source if isinstance(self.source, SimulatedOrinNano) else None
+        self.thermal_reader = ThermalReader(config.root, simulated=simulated)
+        self.thermal: ThermalReading | None = None
+        self.started_mono = time.monotonic()
+        self._flushed_j = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def boundary(self) -> str:
+        return self.source.info.boundary
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    @property
+    def board_energy_wh(self) -> float:
+        """Lifetime board energy: what is on disk plus what was metered since the last flush."""
+        pending = max(0.0, self.meter.total_j - self._flushed_j)
+        return (self.store.counter(BOARD_ENERGY) + pending) / 3600.0
+
+    async def start(self) -> None:
+        self.sampler.start()
+        await self.refresh_thermal()
+        self._tasks = [
+            asyncio.create_task(self._every(FLUSH_INTERVAL_S, self.flush_energy)),
+            asyncio.create_task(self._every(THERMAL_INTERVAL_S, self.refresh_thermal)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.sampler.stop()
+        await self.flush_energy()
+        self.store.close()
+        for source in self.sources:
+            source.close()
+
+    async def flush_energy(self) -> None:
+        """Persist the energy metered since the last flush; a crash loses at most one interval."""
+        total = self.meter.total_j
+        delta = total - self._flushed_j
+        if delta <= 0:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.store.add_counter, BOARD_ENERGY, delta
+            )
+        except OSError:
+            _LOGGER.exception("Could not persist the energy counter; will retry")
+            return
+        self._flushed_j = total
+
+    async def refresh_thermal(self) -> None:
+        loop = asyncio.get_running_loop()
+        previous_mode = self.thermal.power_mode if self.thermal else None
+        self.thermal = await loop.run_in_executor(
+            None, self.thermal_reader.read, self.meter.in_flight > 0
+        )
+        if previous_mode is not None and self.thermal.power_mode != previous_mode:
+            _LOGGER.info("Power mode changed to %s; re-learning idle power", self.thermal.power_mode)
+            self.meter.idle.reset()
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                _LOGGER.exception("Periodic job %s failed", getattr(job, "__name__", job))

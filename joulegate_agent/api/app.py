@@ -1,0 +1,93 @@
+"""The aiohttp application: bearer auth and JSON errors around every route."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from joulegate_agent.agent import Agent
+from joulegate_agent.api.errors import ApiError, json_error
+from joulegate_agent.api.keys import AGENT_KEY
+from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
+from joulegate_agent.token import token_matches
+
+_LOGGER = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1/"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _needs_token(request: web.Request, agent: Agent) -> bool:
+    if request.path == HEALTH_PATH:
+        return False
+    if request.path.startswith(API_PREFIX):
+        return True
+    return agent.config.proxy_auth
+
+
+def presented_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return json_error(err.status, err.code, err.message)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        code = _STATUS_CODES.get(err.status, "http_error")
+        headers = {k: v for k, v in err.headers.items() if k.lower() in ("allow", "retry-after")}
+        return json_error(err.status, code, err.reason, headers=headers)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    agent = request.app[AGENT_KEY]
+    if _needs_token(request, agent):
+        token = presented_token(request)
+        if token is None:
+            return json_error(
+                401,
+                "unauthorized",
+                "Send the agent's token as 'Authorization: Bearer <token>' "
+                "(see `joulegate-agent token`).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not token_matches(agent.token, token):
+            return json_error(
+                401,
+                "invalid_token",
+                "The token is not this agent's token.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+    return await handler(request)
+
+
+def build_app(agent: Agent) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=agent.config.max_body_bytes,
+    )
+    app[AGENT_KEY] = agent
+    add_core_routes(app)
+    return app

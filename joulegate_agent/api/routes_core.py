@@ -1,0 +1,143 @@
+"""health, info, status and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from joulegate_agent.agent import Agent
+from joulegate_agent.api.keys import AGENT_KEY
+
+API_VERSION = 1
+HEALTH_PATH = "/api/v1/health"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    text = resources.files("joulegate_agent.api").joinpath("openapi.json").read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def info_payload(agent: Agent) -> dict[str, Any]:
+    return {
+        "device_id": agent.device_id,
+        "hostname": platform.node(),
+        "board": {
+            "manufacturer": agent.board.manufacturer,
+            "model": agent.board.model,
+            "simulated": agent.board.simulated,
+        },
+        "agent_version": agent.version,
+        "api_version": API_VERSION,
+        "python_version": platform.python_version(),
+        "sample_rate_hz": agent.sampler.rate_hz,
+        "boundary": agent.boundary,
+        "sources": [
+            {
+                "kind": source.info.kind,
+                "path": source.info.path,
+                "boundary": source.info.boundary,
+                "calibration": {
+                    "gain": agent.config.calibration.gain,
+                    "offset_w": agent.config.calibration.offset_w,
+                },
+                "rails": [
+                    {"name": rail.name, "whole_board": rail.whole_board}
+                    for rail in source.info.rails
+                ],
+            }
+            for source in agent.sources
+        ],
+    }
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def status_payload(agent: Agent) -> dict[str, Any]:
+    reading = agent.sampler.latest
+    thermal = agent.thermal
+    rails = [] if reading is None else reading.rails
+    board_w = None if reading is None or reading.board_w is None else agent.meter.latest_w
+    return {
+        "time": utc_now_iso(),
+        "uptime_s": round(time.monotonic() - agent.started_mono, 3),
+        "power": {
+            "board_w": _round(board_w),
+            "boundary": agent.boundary,
+            "rails": [
+                {
+                    "name": rail.name,
+                    "power_w": _round(rail.power_w),
+                    "voltage_v": _round(rail.voltage_v),
+                    "current_a": _round(rail.current_a),
+                    "available": rail.available,
+                }
+                for rail in rails
+            ],
+        },
+        "energy": {"board_wh": round(agent.board_energy_wh, 6)},
+        "idle": {"baseline_w": _round(agent.meter.idle_w)},
+        "thermal": {
+            "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
+            "max_c": None if thermal is None else _round(thermal.max_c, 2),
+        },
+        "throttling": {
+            "active": bool(thermal and thermal.throttling),
+            "reasons": [] if thermal is None else list(thermal.throttling),
+        },
+        "power_mode": (
+            None
+            if thermal is None or thermal.power_mode is None
+            else {"id": thermal.power_mode.id, "name": thermal.power_mode.name}
+        ),
+        "sampler": {
+            "rate_hz": agent.sampler.rate_hz,
+            "samples": agent.meter.samples,
+            "worst_gap_s": round(agent.sampler.worst_gap_s, 4),
+        },
+    }
+
+
+async def health(request: web.Request) -> web.Response:
+    agent = request.app[AGENT_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "service": "joulegate-agent",
+            "api_version": API_VERSION,
+            "device_id": agent.device_id,
+        }
+    )
+
+
+async def info(request: web.Request) -> web.Response:
+    return web.json_response(info_payload(request.app[AGENT_KEY]))
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(status_payload(request.app[AGENT_KEY]))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def add_core_routes(app: web.Application) -> None:
+    app.router.add_get(HEALTH_PATH, health)
+    app.router.add_get("/api/v1/info", info)
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/openapi.json", openapi)

@@ -1,0 +1,229 @@
+"""Turns a stream of power samples into energy: the lifetime counter and per-inference windows.
+
+Energy is defined once (DESIGN.md): the trapezoid integral of board power, with the power at a
+window's edges interpolated between samples. Where windows overlap, each sub-interval's energy is
+split evenly among the windows in flight, so window energies never add up to more than the board
+used. Everything here is driven by `add_sample`, called from the sampler thread; windows are
+opened and closed from the event loop or any other thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+IDLE_SETTLE_S = 2.0
+IDLE_TIME_CONSTANT_S = 60.0
+IDLE_WARMUP_S = 3.0
+MAX_GAP_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEnergy:
+    """What one window cost; marginal_j is None until an idle baseline exists."""
+
+    energy_j: float
+    marginal_j: float | None
+    avg_w: float | None
+    peak_w: float | None
+    duration_s: float
+    idle_w: float | None
+
+
+@dataclass(slots=True)
+class PendingWindow:
+    """An ended window waiting for the sampler to pass its end; `wait` gives its energy."""
+
+    start: float
+    end: float | None = None
+    energy_j: float = 0.0
+    marginal_j: float = 0.0
+    marginal_known: bool = True
+    peak_w: float | None = None
+    result: WindowEnergy | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    callbacks: list[Callable[[WindowEnergy], None]] = field(default_factory=list)
+
+    def wait(self, timeout: float | None = None) -> WindowEnergy:
+        """Block until metered (for threads and the CLI; the event loop uses close_window)."""
+        if not self.done.wait(timeout):
+            raise TimeoutError(f"window was not metered within {timeout} s")
+        assert self.result is not None
+        return self.result
+
+
+class IdleBaseline:
+    """Rolling estimate of power with no inference in flight (an exponential moving average).
+
+    Samples count only once the board has been idle for IDLE_SETTLE_S, so the tail of an
+    inference (fans, clocks ramping down) does not inflate the baseline.
+    """
+
+    def __init__(self) -> None:
+        self.watts: float | None = None
+        self._idle_time_s = 0.0
+
+    def update(self, mean_w: float, dt: float) -> None:
+        self._idle_time_s += dt
+        if self.watts is None:
+            if self._idle_time_s >= IDLE_WARMUP_S:
+                self.watts = mean_w
+            return
+        alpha = min(1.0, dt / IDLE_TIME_CONSTANT_S)
+        self.watts += alpha * (mean_w - self.watts)
+
+    def reset(self) -> None:
+        """Forget the baseline, e.g. after a power-mode change that moves idle power."""
+        self.watts = None
+        self._idle_time_s = 0.0
+
+
+class Meter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, float] | None = None
+        self._windows: dict[int, PendingWindow] = {}
+        self._next_key = 1
+        self._busy_until = float("-inf")
+        self.idle = IdleBaseline()
+        self.total_j = 0.0
+        self.samples = 0
+        self.latest_w: float | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Windows started and not yet ended (what the simulated source loads the board with)."""
+        with self._lock:
+            return sum(1 for w in self._windows.values() if w.end is None)
+
+    @property
+    def idle_w(self) -> float | None:
+        return self.idle.watts
+
+    def open_window(self, start: float | None = None) -> int:
+        with self._lock:
+            key = self._next_key
+            self._next_key += 1
+            self._windows[key] = PendingWindow(start=self._clock() if start is None else start)
+            return key
+
+    def end_window(
+        self, key: int, callback: Callable[[WindowEnergy], None] | None = None
+    ) -> PendingWindow:
+        """Mark the window ended now; `callback` runs (on the sampler thread) once it is metered."""
+        with self._lock:
+            window = self._windows[key]
+            if window.end is None:
+                window.end = self._clock()
+            if callback is not None:
+                window.callbacks.append(callback)
+            self._finish_ready()
+            return window
+
+    async def close_window(self, key: int, timeout: float = 5.0) -> WindowEnergy:
+        """End a window and wait, without blocking the event loop, until it is metered.
+
+        If no sample arrives within `timeout` (sensor gone, sampler stopped), the window is
+        finished with the energy integrated so far rather than waiting forever.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WindowEnergy] = loop.create_future()
+
+        def deliver(result: WindowEnergy) -> None:
+            loop.call_soon_threadsafe(_set_result, future, result)
+
+        self.end_window(key, deliver)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            with self._lock:
+                window = self._windows.get(key)
+                if window is not None:
+                    self._finish(key, window)
+            return await future
+
+    def add_sample(self, t: float, watts: float, segment_j: float | None = None) -> None:
+        """Integrate the segment from the previous sample to this one.
+
+        `segment_j` is the exact energy of the segment when the hardware counts energy itself
+        (RAPL, NVML); the segment's power is then taken as constant.
+        """
+        with self._lock:
+            self.samples += 1
+            self.latest_w = watts
+            last = self._last
+            self._last = (t, watts)
+            if last is not None and 0 < t - last[0] <= MAX_GAP_S:
+                t0, p0 = last
+                if segment_j is not None:
+                    p0 = watts = segment_j / (t - t0)
+                self._integrate(t0, p0, t, watts)
+            self._finish_ready()
+
+    def drop_gap(self) -> None:
+        """Forget the last sample so no energy is invented across a sensor outage."""
+        with self._lock:
+            self._last = None
+
+    def _integrate(self, t0: float, p0: float, t1: float, p1: float) -> None:
+        slope = (p1 - p0) / (t1 - t0)
+        cuts = {t0, t1}
+        for w in self._windows.values():
+            for edge in (w.start, w.end):
+                if edge is not None and t0 < edge < t1:
+                    cuts.add(edge)
+        points = sorted(cuts)
+        idle_w = self.idle.watts
+        for a, b in zip(points, points[1:]):
+            pa = p0 + slope * (a - t0)
+            pb = p0 + slope * (b - t0)
+            energy = (pa + pb) / 2.0 * (b - a)
+            self.total_j += energy
+            active = [w for w in self._windows.values() if w.start <= a and (w.end is None or w.end >= b)]
+            if not active:
+                if b - self._busy_until >= IDLE_SETTLE_S:
+                    self.idle.update(energy / (b - a), b - a)
+                continue
+            self._busy_until = b
+            share = 1.0 / len(active)
+            for w in active:
+                w.energy_j += energy * share
+                if idle_w is None:
+                    w.marginal_known = False
+                else:
+                    w.marginal_j += (energy - idle_w * (b - a)) * share
+                peak = max(pa, pb)
+                w.peak_w = peak if w.peak_w is None else max(w.peak_w, peak)
+
+    def _finish_ready(self) -> None:
+        if self._last is None:
+            return
+        now = self._last[0]
+        for key, w in list(self._windows.items()):
+            if w.end is not None and w.end <= now:
+                self._finish(key, w)
+
+    def _finish(self, key: int, w: PendingWindow) -> None:
+        end = self._clock() if w.end is None else w.end
+        duration = max(0.0, end - w.start)
+        w.result = WindowEnergy(
+            energy_j=w.energy_j,
+            marginal_j=max(0.0, w.marginal_j) if w.marginal_known else None,
+            avg_w=w.energy_j / duration if duration > 0 else w.peak_w,
+            peak_w=w.peak_w,
+            duration_s=duration,
+            idle_w=self.idle.watts,
+        )
+        del self._windows[key]
+        w.done.set()
+        for callback in w.callbacks:
+            callback(w.result)
+
+
+def _set_result(future: asyncio.Future[WindowEnergy], result: WindowEnergy) -> None:
+    if not future.done():
+        future.set_result(result)

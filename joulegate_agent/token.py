@@ -1,0 +1,49 @@
+"""The agent's bearer token: generated once, kept 0600 in the data directory."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+TOKEN_ENV = "JOULEGATE_TOKEN"
+TOKEN_FILE = "token"
+
+
+def token_path(data_dir: Path) -> Path:
+    return data_dir / TOKEN_FILE
+
+
+def load_or_create_token(data_dir: Path) -> str:
+    """JOULEGATE_TOKEN wins; else the stored token; else a new one is written."""
+    from_env = os.environ.get(TOKEN_ENV, "").strip()
+    if from_env:
+        return from_env
+    path = token_path(data_dir)
+    if path.exists():
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
+    return rotate_token(data_dir)
+
+
+def rotate_token(data_dir: Path) -> str:
+    """Write a fresh token atomically, readable by the owner only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    path = token_path(data_dir)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return token
+
+
+def token_matches(expected: str, presented: str) -> bool:
+    """Constant-time, so response timing reveals nothing about the token."""
+    return hmac.compare_digest(expected.encode(), presented.encode())
