@@ -13,6 +13,7 @@ from pathlib import Path
 from joulegate_agent import __version__
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
+from joulegate_agent.inference import InferenceService
 from joulegate_agent.meter import Meter
 from joulegate_agent.sampler import Sampler
 from joulegate_agent.sources import detect_sources
@@ -48,6 +49,15 @@ class Agent:
         self.board: Board = detect_board(config.root, simulated=config.source == "simulated")
         self.sampler = Sampler(self.source, self.meter, config.sample_rate_hz)
         self.store = Store(data_dir / DATABASE_FILE)
+        self.inference = InferenceService(
+            self.meter,
+            self.store,
+            boundary=lambda: self.boundary,
+            gate_fallback_open=config.gate_fallback_open,
+            queue_capacity=config.queue_capacity,
+            max_concurrent_inferences=config.max_concurrent_inferences,
+            retention_days=config.retention_days,
+        )
         simulated = self.source if isinstance(self.source, SimulatedOrinNano) else None
         self.thermal_reader = ThermalReader(config.root, simulated=simulated)
         self.thermal: ThermalReading | None = None
@@ -71,6 +81,7 @@ class Agent:
 
     async def start(self) -> None:
         self.sampler.start()
+        await self.inference.start()
         await self.refresh_thermal()
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_INTERVAL_S, self.flush_energy)),
@@ -78,6 +89,7 @@ class Agent:
         ]
 
     async def stop(self) -> None:
+        await self.inference.stop()  # rows of windows in flight need the sampler
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

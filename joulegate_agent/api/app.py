@@ -11,6 +11,7 @@ from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
+from joulegate_agent.api.routes_inference import add_inference_routes
 from joulegate_agent.token import token_matches
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,4 +91,5 @@ def build_app(agent: Agent) -> web.Application:
     )
     app[AGENT_KEY] = agent
     add_core_routes(app)
+    add_inference_routes(app, agent)
     return app

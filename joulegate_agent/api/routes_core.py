@@ -89,7 +89,7 @@ def status_payload(agent: Agent) -> dict[str, Any]:
                 for rail in rails
             ],
         },
-        "energy": {"board_wh": round(agent.board_energy_wh, 6)},
+        "energy": {"board_wh": round(agent.board_energy_wh, 6), **agent.inference.status_energy()},
         "idle": {"baseline_w": _round(agent.meter.idle_w)},
         "thermal": {
             "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
@@ -104,6 +104,9 @@ def status_payload(agent: Agent) -> dict[str, Any]:
             if thermal is None or thermal.power_mode is None
             else {"id": thermal.power_mode.id, "name": thermal.power_mode.name}
         ),
+        "inference": agent.inference.status_inference(),
+        "gate": agent.inference.gate.state().to_json(),
+        "queue": agent.inference.queue.snapshot(),
         "sampler": {
             "rate_hz": agent.sampler.rate_hz,
             "samples": agent.meter.samples,

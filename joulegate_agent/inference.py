@@ -1,0 +1,479 @@
+"""Inference windows end to end: meter window -> ledger row -> event, plus gate and queue.
+
+Every proxied request and every explicit window (`POST /api/v1/windows`) becomes one
+`InferenceRow`. A window opens a meter window (which the simulated source sees as load), and when
+it ends the meter is asked for its energy — that waits until the sampler has passed the end time —
+then the row is committed to the ledger and only then published as an `inference` event.
+
+The proxy finishes its windows in the background (`finish_later`), after the client has its last
+byte, so metering never adds latency to a response; `drain()` waits for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from joulegate_agent.gate import DeferralQueue, Gate, GateState
+from joulegate_agent.ledger import InferenceRow, Ledger, Outcome
+from joulegate_agent.meter import Meter, WindowEnergy
+from joulegate_agent.store import Store
+
+_LOGGER = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 256
+KEEPALIVE_S = 15.0
+HOUSEKEEPING_INTERVAL_S = 3600.0
+MAX_EXPLICIT_WINDOWS = 256
+EXPLICIT_WINDOW_MAX_AGE_S = 24 * 3600.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class Subscription:
+    """One SSE client's queue of (event, data); None means the stream is over."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(
+            EVENT_QUEUE_SIZE
+        )
+
+    async def get(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The next event; raises asyncio.TimeoutError after `timeout` seconds without one."""
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class EventBus:
+    """Fan-out of `inference` and `gate` events to SSE subscribers. A subscriber that falls
+    EVENT_QUEUE_SIZE events behind is dropped (its stream ends) rather than slowing the agent."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscription] = []
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self) -> Subscription:
+        sub = Subscription(self)
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    def publish(self, event: str, data: dict[str, Any]) -> None:
+        for sub in list(self._subscribers):
+            try:
+                sub.queue.put_nowait((event, data))
+            except asyncio.QueueFull:
+                _LOGGER.warning("Dropping an event subscriber that fell behind")
+                self._end(sub)
+
+    def close(self) -> None:
+        for sub in list(self._subscribers):
+            self._end(sub)
+
+    def _end(self, sub: Subscription) -> None:
+        self.unsubscribe(sub)
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(None)
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+
+class ConcurrencyLimit:
+    """At most `limit` inferences in flight (None: no limit). Waiters are served in FIFO order:
+    a released slot passes straight to the oldest waiter, so newcomers cannot jump the queue."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_acquire(self) -> bool:
+        if self.limit is not None and (self.in_use >= self.limit or self._waiters):
+            return False
+        self.in_use += 1
+        return True
+
+    async def acquire(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a slot."""
+        if self.try_acquire():
+            return True
+        if timeout <= 0:
+            return False
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        granted = False
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+            granted = True
+        except asyncio.TimeoutError:
+            granted = future.done() and not future.cancelled()  # granted at the last instant
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # the slot was passed to us as we were cancelled: hand it on
+            raise
+        finally:
+            if future in self._waiters:
+                self._waiters.remove(future)
+            if not future.done():
+                future.cancel()
+        return granted
+
+    def release(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)  # the slot passes to this waiter
+                return
+        self.in_use = max(0, self.in_use - 1)
+
+
+# -- windows -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OpenWindow:
+    """A window in flight: what the row will say about its request, and its meter key."""
+
+    window_id: str
+    key: int
+    started_at: datetime
+    started_mono: float
+    gate_open: bool
+    model: str | None = None
+    route: str | None = None
+    label: str | None = None
+    finished: bool = field(default=False)
+
+
+class WindowNotFoundError(KeyError):
+    """No explicit window with that id is open."""
+
+
+class TooManyWindowsError(Exception):
+    """MAX_EXPLICIT_WINDOWS explicit windows are already open."""
+
+
+class InferenceService:
+    """Owns the gate, the deferral queue, the concurrency limit, the ledger and the event bus."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        store: Store,
+        *,
+        boundary: Callable[[], str] | str,
+        gate_fallback_open: bool = False,
+        queue_capacity: int = 32,
+        max_concurrent_inferences: int | None = None,
+        retention_days: int = 365,
+        keepalive_s: float = KEEPALIVE_S,
+    ) -> None:
+        self.meter = meter
+        self.store = store
+        self.ledger = Ledger(store, retention_days=retention_days)
+        self.gate = Gate(fallback_open=gate_fallback_open)
+        self.queue = DeferralQueue(self.gate, queue_capacity)
+        self.limit = ConcurrencyLimit(max_concurrent_inferences)
+        self.events = EventBus()
+        self.keepalive_s = keepalive_s
+        self._boundary = boundary
+        self._explicit: dict[str, OpenWindow] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._last: InferenceRow | None = None
+        self._last_loaded = False
+        self._remove_gate_listener = self.gate.add_listener(self._on_gate)
+
+    @property
+    def boundary(self) -> str:
+        return self._boundary() if callable(self._boundary) else self._boundary
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start housekeeping: retention pruning now and hourly, stale explicit windows."""
+        if self._housekeeping is None:
+            self._housekeeping = asyncio.create_task(self._housekeep())
+
+    async def stop(self) -> None:
+        """Finish what is in flight (rows get written), then release waiters and subscribers."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
+        for window in list(self._explicit.values()):
+            self.finish_later(window, outcome="cancelled")
+        self._explicit.clear()
+        await self.drain()
+        self.queue.close()
+        self.gate.close()
+        self._remove_gate_listener()
+        self.events.close()
+
+    async def drain(self) -> None:
+        """Wait until every window finishing in the background has its row committed."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    # -- windows --------------------------------------------------------------------------------
+
+    def open(
+        self,
+        *,
+        gate_open: bool | None = None,
+        model: str | None = None,
+        route: str | None = None,
+        label: str | None = None,
+    ) -> OpenWindow:
+        """Start a window now."""
+        key = self.meter.open_window()
+        return OpenWindow(
+            window_id=uuid.uuid4().hex,
+            key=key,
+            started_at=utc_now(),
+            started_mono=time.monotonic(),
+            gate_open=self.gate.is_open if gate_open is None else gate_open,
+            model=model,
+            route=route,
+            label=label,
+        )
+
+    async def finish(
+        self,
+        window: OpenWindow,
+        *,
+        outcome: Outcome,
+        http_status: int | None = None,
+        prompt_tokens: int | None = None,
+        output_tokens: int | None = None,
+        tokens_estimated: bool = False,
+        ttft_s: float | None = None,
+        model: str | None = None,
+    ) -> InferenceRow:
+        """End the window now, meter it, commit its row, publish it; return the row."""
+        if window.finished:
+            raise RuntimeError(f"window {window.window_id} already finished")
+        window.finished = True
+        ended_at = utc_now()
+        energy = await self.meter.close_window(window.key)
+        row = self._row(
+            window,
+            energy,
+            ended_at=ended_at,
+            outcome=outcome,
+            http_status=http_status,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            tokens_estimated=tokens_estimated,
+            ttft_s=ttft_s,
+            model=model,
+        )
+        return await self._commit(row)
+
+    def finish_later(self, window: OpenWindow, **details: Any) -> asyncio.Task[InferenceRow]:
+        """`finish` in the background (kept alive until done; `drain` waits for it)."""
+        task = asyncio.ensure_future(self.finish(window, **details))
+        self._track(task)
+        return task
+
+    def refuse_later(
+        self,
+        *,
+        started_at: datetime,
+        started_mono: float,
+        http_status: int,
+        gate_open: bool,
+        model: str | None = None,
+        route: str | None = None,
+    ) -> asyncio.Task[InferenceRow]:
+        """Record a request that was refused: a row with outcome `refused` and no energy
+        (it never ran, so no meter window was opened for it)."""
+        duration = max(0.0, time.monotonic() - started_mono)
+        row = InferenceRow(
+            window_id=uuid.uuid4().hex,
+            started_at=started_at,
+            ended_at=started_at + timedelta(seconds=duration),
+            duration_s=duration,
+            energy_j=0.0,
+            marginal_j=0.0,
+            outcome="refused",
+            gate_open=gate_open,
+            boundary=self.boundary,
+            model=model,
+            route=route,
+            http_status=http_status,
+        )
+        task = asyncio.ensure_future(self._commit(row))
+        self._track(task)
+        return task
+
+    # -- explicit windows (non-HTTP runtimes) ---------------------------------------------------
+
+    def open_explicit(self, *, model: str | None = None, label: str | None = None) -> OpenWindow:
+        if len(self._explicit) >= MAX_EXPLICIT_WINDOWS:
+            raise TooManyWindowsError(
+                f"{MAX_EXPLICIT_WINDOWS} windows are open; end some before starting more"
+            )
+        window = self.open(model=model, label=label, route="window")
+        self._explicit[window.window_id] = window
+        return window
+
+    async def end_explicit(
+        self,
+        window_id: str,
+        *,
+        outcome: Outcome = "ok",
+        prompt_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> InferenceRow:
+        window = self._explicit.pop(window_id, None)
+        if window is None:
+            raise WindowNotFoundError(window_id)
+        task = self.finish_later(
+            window,
+            outcome=outcome,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+        )
+        return await asyncio.shield(task)
+
+    @property
+    def explicit_open(self) -> int:
+        return len(self._explicit)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def last(self) -> InferenceRow | None:
+        if not self._last_loaded:
+            self._last = self.ledger.last()
+            self._last_loaded = True
+        return self._last
+
+    def status_inference(self) -> dict[str, Any]:
+        """The `inference` object of /api/v1/status."""
+        totals = self.ledger.totals()
+        last = self.last()
+        return {
+            "in_flight": self.meter.in_flight,
+            "count": totals.inferences,
+            "output_tokens": totals.output_tokens,
+            "last": None if last is None else last.to_json(),
+        }
+
+    def status_energy(self) -> dict[str, float]:
+        """The inference parts of the `energy` object of /api/v1/status (lifetime, in Wh)."""
+        totals = self.ledger.totals()
+        return {
+            "inference_wh": round(totals.energy_j / 3600.0, 6),
+            "marginal_inference_wh": round(totals.marginal_j / 3600.0, 6),
+        }
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _row(
+        self,
+        window: OpenWindow,
+        energy: WindowEnergy,
+        *,
+        ended_at: datetime,
+        outcome: Outcome,
+        http_status: int | None,
+        prompt_tokens: int | None,
+        output_tokens: int | None,
+        tokens_estimated: bool,
+        ttft_s: float | None,
+        model: str | None,
+    ) -> InferenceRow:
+        return InferenceRow(
+            window_id=window.window_id,
+            started_at=window.started_at,
+            ended_at=max(ended_at, window.started_at),
+            duration_s=energy.duration_s,
+            energy_j=energy.energy_j,
+            marginal_j=energy.marginal_j,
+            avg_w=energy.avg_w,
+            peak_w=energy.peak_w,
+            idle_w=energy.idle_w,
+            ttft_s=ttft_s,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            tokens_estimated=tokens_estimated,
+            model=window.model or model,
+            route=window.route,
+            label=window.label,
+            http_status=http_status,
+            outcome=outcome,
+            gate_open=window.gate_open,
+            boundary=self.boundary,
+        )
+
+    async def _commit(self, row: InferenceRow) -> InferenceRow:
+        loop = asyncio.get_running_loop()
+        committed = await loop.run_in_executor(None, self.ledger.record, row)
+        self._last = committed
+        self._last_loaded = True
+        self.events.publish("inference", committed.to_json())
+        return committed
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._pending.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._pending.discard(finished)
+            if not finished.cancelled() and finished.exception() is not None:
+                _LOGGER.error("Could not record an inference window", exc_info=finished.exception())
+
+        task.add_done_callback(done)
+
+    def _on_gate(self, state: GateState) -> None:
+        self.events.publish("gate", state.to_json())
+
+    async def _housekeep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                pruned = await loop.run_in_executor(None, self.ledger.prune)
+                if pruned:
+                    _LOGGER.info(
+                        "Pruned %d ledger rows older than %d days",
+                        pruned,
+                        self.ledger.retention_days,
+                    )
+                    self._last_loaded = False
+                self._end_stale_windows()
+            except Exception:
+                _LOGGER.exception("Ledger housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+    def _end_stale_windows(self) -> None:
+        now = time.monotonic()
+        for window_id, window in list(self._explicit.items()):
+            if now - window.started_mono > EXPLICIT_WINDOW_MAX_AGE_S:
+                _LOGGER.warning("Window %s was never ended; recording it as cancelled", window_id)
+                del self._explicit[window_id]
+                self.finish_later(window, outcome="cancelled")

@@ -1,0 +1,425 @@
+"""The inference ledger: one SQLite row per finished window, plus lifetime counters.
+
+A row and the lifetime counters it adds to are written in one transaction (WAL,
+synchronous=FULL), and the row is committed before anything can read it through the API. The row
+id (INTEGER PRIMARY KEY AUTOINCREMENT) is the API's pagination cursor: it only ever grows, even
+after retention pruning deletes old rows. Pruning deletes rows only; the counters never move
+backwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, TextIO
+
+from joulegate_agent.store import Store
+
+Outcome = Literal["ok", "error", "cancelled", "refused"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "cancelled", "refused")
+
+COUNTER_INFERENCES = "inferences"
+COUNTER_OUTPUT_TOKENS = "output_tokens"
+COUNTER_ENERGY_J = "inference_energy_j"
+COUNTER_MARGINAL_J = "marginal_energy_j"
+
+DEFAULT_RETENTION_DAYS = 365
+PAGE_LIMIT_MAX = 1000
+PAGE_LIMIT_DEFAULT = 100
+EXPORT_FORMATS = ("csv", "jsonl")
+
+_COLUMNS = (
+    "window_id",
+    "started_at",
+    "ended_at",
+    "started_ts",
+    "ended_ts",
+    "duration_s",
+    "ttft_s",
+    "prompt_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "energy_j",
+    "marginal_j",
+    "avg_w",
+    "peak_w",
+    "idle_w",
+    "model",
+    "route",
+    "label",
+    "http_status",
+    "outcome",
+    "gate_open",
+    "boundary",
+)
+_SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
+
+JSON_FIELDS = (
+    "id",
+    "window_id",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "ttft_s",
+    "prompt_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "energy_j",
+    "marginal_j",
+    "avg_w",
+    "peak_w",
+    "j_per_token",
+    "wh",
+    "tokens_per_s",
+    "model",
+    "route",
+    "http_status",
+    "outcome",
+    "gate_open",
+    "boundary",
+    "label",
+)
+"""The keys of an inference row in the API, in order (also the CSV header)."""
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 with milliseconds and the UTC offset, as everywhere in the API."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRow:
+    """One finished inference window. `id` is None until the ledger has committed it."""
+
+    window_id: str
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    energy_j: float
+    outcome: Outcome
+    gate_open: bool
+    boundary: str
+    marginal_j: float | None = None
+    avg_w: float | None = None
+    peak_w: float | None = None
+    idle_w: float | None = None
+    ttft_s: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    tokens_estimated: bool = False
+    model: str | None = None
+    route: str | None = None
+    label: str | None = None
+    http_status: int | None = None
+    id: int | None = None
+
+    @property
+    def j_per_token(self) -> float | None:
+        if not self.output_tokens:
+            return None
+        return self.energy_j / self.output_tokens
+
+    @property
+    def wh(self) -> float:
+        return self.energy_j / 3600.0
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output tokens per second of the whole window (prompt processing included)."""
+        if self.output_tokens is None or self.duration_s <= 0:
+            return None
+        return self.output_tokens / self.duration_s
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's `<inference row>` object."""
+        return {
+            "id": self.id,
+            "window_id": self.window_id,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "duration_s": round(self.duration_s, 3),
+            "ttft_s": _round(self.ttft_s, 3),
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "tokens_estimated": self.tokens_estimated,
+            "energy_j": round(self.energy_j, 3),
+            "marginal_j": _round(self.marginal_j, 3),
+            "avg_w": _round(self.avg_w, 3),
+            "peak_w": _round(self.peak_w, 3),
+            "j_per_token": _round(self.j_per_token, 4),
+            "wh": round(self.wh, 7),
+            "tokens_per_s": _round(self.tokens_per_s, 2),
+            "model": self.model,
+            "route": self.route,
+            "http_status": self.http_status,
+            "outcome": self.outcome,
+            "gate_open": self.gate_open,
+            "boundary": self.boundary,
+            "label": self.label,
+        }
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.window_id,
+            iso(self.started_at),
+            iso(self.ended_at),
+            self.started_at.timestamp(),
+            self.ended_at.timestamp(),
+            self.duration_s,
+            self.ttft_s,
+            self.prompt_tokens,
+            self.output_tokens,
+            int(self.tokens_estimated),
+            self.energy_j,
+            self.marginal_j,
+            self.avg_w,
+            self.peak_w,
+            self.idle_w,
+            self.model,
+            self.route,
+            self.label,
+            self.http_status,
+            self.outcome,
+            int(self.gate_open),
+            self.boundary,
+        )
+
+    @classmethod
+    def _from_db(cls, row: sqlite3.Row | tuple[Any, ...]) -> InferenceRow:
+        (
+            id_,
+            window_id,
+            started_at,
+            ended_at,
+            _started_ts,
+            _ended_ts,
+            duration_s,
+            ttft_s,
+            prompt_tokens,
+            output_tokens,
+            tokens_estimated,
+            energy_j,
+            marginal_j,
+            avg_w,
+            peak_w,
+            idle_w,
+            model,
+            route,
+            label,
+            http_status,
+            outcome,
+            gate_open,
+            boundary,
+        ) = tuple(row)
+        return cls(
+            id=id_,
+            window_id=window_id,
+            started_at=datetime.fromisoformat(started_at),
+            ended_at=datetime.fromisoformat(ended_at),
+            duration_s=duration_s,
+            ttft_s=ttft_s,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_tokens,
+            tokens_estimated=bool(tokens_estimated),
+            energy_j=energy_j,
+            marginal_j=marginal_j,
+            avg_w=avg_w,
+            peak_w=peak_w,
+            idle_w=idle_w,
+            model=model,
+            route=route,
+            label=label,
+            http_status=http_status,
+            outcome=outcome,
+            gate_open=bool(gate_open),
+            boundary=boundary,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPage:
+    items: list[InferenceRow]
+    cursor: int
+    has_more: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": [row.to_json() for row in self.items],
+            "cursor": self.cursor,
+            "has_more": self.has_more,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    """Lifetime counters: they only grow, across restarts and retention pruning."""
+
+    inferences: int
+    output_tokens: int
+    energy_j: float
+    marginal_j: float
+
+
+class Ledger:
+    """Inference rows in the agent's Store. Every method is synchronous and thread-safe (it takes
+    the Store's lock); async callers run `record` in an executor so a commit's fsync never blocks
+    the event loop."""
+
+    def __init__(self, store: Store, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        if retention_days < 1:
+            raise ValueError("retention_days must be at least 1")
+        self._store = store
+        self.retention_days = retention_days
+
+    def record(self, row: InferenceRow) -> InferenceRow:
+        """Commit `row` and add it to the lifetime counters, in one transaction.
+
+        Refused requests get a row but never ran, so they do not count as inferences.
+        """
+        if row.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {row.outcome!r}")
+        store = self._store
+        conn = store.connection
+        with store.lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    f"INSERT INTO inferences ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant
+                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                    row._values(),
+                )
+                row_id = cursor.lastrowid
+                if row.outcome != "refused":
+                    store.add_counter_locked(COUNTER_INFERENCES, 1)
+                store.add_counter_locked(COUNTER_OUTPUT_TOKENS, max(0, row.output_tokens or 0))
+                store.add_counter_locked(COUNTER_ENERGY_J, max(0.0, row.energy_j))
+                store.add_counter_locked(COUNTER_MARGINAL_J, max(0.0, row.marginal_j or 0.0))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return replace(row, id=row_id)
+
+    def page(self, after: int = 0, limit: int = PAGE_LIMIT_DEFAULT) -> LedgerPage:
+        """Rows with id > `after`, oldest first; `cursor` is the last id returned (or `after`)."""
+        limit = max(1, min(PAGE_LIMIT_MAX, limit))
+        with self._store.lock:
+            rows = self._store.connection.execute(
+                f"{_SELECT} WHERE id > ? ORDER BY id LIMIT ?", (after, limit + 1)
+            ).fetchall()
+        items = [InferenceRow._from_db(r) for r in rows[:limit]]
+        cursor = items[-1].id if items and items[-1].id is not None else after
+        return LedgerPage(items=items, cursor=cursor, has_more=len(rows) > limit)
+
+    def get(self, row_id: int) -> InferenceRow | None:
+        with self._store.lock:
+            row = self._store.connection.execute(f"{_SELECT} WHERE id = ?", (row_id,)).fetchone()
+        return None if row is None else InferenceRow._from_db(row)
+
+    def last(self) -> InferenceRow | None:
+        with self._store.lock:
+            row = self._store.connection.execute(f"{_SELECT} ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else InferenceRow._from_db(row)
+
+    def rows(self, since: datetime | None = None, batch: int = 500) -> Iterator[InferenceRow]:
+        """Every row that started at or after `since` (all when None), oldest first, in batches
+        so the Store's lock is never held for long."""
+        since_ts = since.timestamp() if since is not None else float("-inf")
+        after = 0
+        while True:
+            with self._store.lock:
+                fetched = self._store.connection.execute(
+                    f"{_SELECT} WHERE id > ? AND started_ts >= ? ORDER BY id LIMIT ?",
+                    (after, since_ts, batch),
+                ).fetchall()
+            if not fetched:
+                return
+            for raw in fetched:
+                row = InferenceRow._from_db(raw)
+                after = raw[0]
+                yield row
+
+    def count(self) -> int:
+        with self._store.lock:
+            value: int = self._store.connection.execute(
+                "SELECT COUNT(*) FROM inferences"
+            ).fetchone()[0]
+        return value
+
+    def totals(self) -> LedgerTotals:
+        store = self._store
+        return LedgerTotals(
+            inferences=round(store.counter(COUNTER_INFERENCES)),
+            output_tokens=round(store.counter(COUNTER_OUTPUT_TOKENS)),
+            energy_j=store.counter(COUNTER_ENERGY_J),
+            marginal_j=store.counter(COUNTER_MARGINAL_J),
+        )
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete rows that ended more than `retention_days` ago; counters stay as they are."""
+        moment = now or datetime.now(timezone.utc)
+        cutoff = (moment - timedelta(days=self.retention_days)).timestamp()
+        conn = self._store.connection
+        with self._store.lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = conn.execute(
+                    "DELETE FROM inferences WHERE ended_ts < ?", (cutoff,)
+                ).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return int(deleted)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def export_rows(
+    ledger: Ledger, out: TextIO, fmt: str = "jsonl", since: datetime | None = None
+) -> int:
+    """Write the ledger (rows started at or after `since`) as CSV or JSON Lines; return the
+    number of rows written. Columns and keys are the API's inference row."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    written = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(JSON_FIELDS)
+        for row in ledger.rows(since):
+            data = row.to_json()
+            writer.writerow([_csv_cell(data[key]) for key in JSON_FIELDS])
+            written += 1
+    else:
+        for row in ledger.rows(since):
+            out.write(json.dumps(row.to_json(), separators=(",", ":")) + "\n")
+            written += 1
+    return written
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or time; without an offset it is taken as UTC."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise ValueError(f"not an ISO 8601 date or time: {text!r}") from err
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment

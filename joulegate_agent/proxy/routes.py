@@ -1,0 +1,479 @@
+"""The metering proxy: LLM clients talk to the agent as if it were their server.
+
+Clients change only their base URL and API key (the agent's token). Each request goes to the
+configured upstream and nowhere else: method, path, query, headers (without hop-by-hop headers
+and without the client's Authorization, which carries the agent's token) and body. The response
+comes back unchanged, chunk by chunk, as it arrives; a copy of each chunk goes to a token reader.
+
+Inference routes (`/completion`, `/v1/chat/completions`, `/v1/completions`, `/api/generate`,
+`/api/chat`, ...) are metered: admitted only when the gate is open (or after waiting in the
+deferral queue), counted against the optional concurrency limit, and recorded as one window each.
+Other upstream routes (`/api/tags`, `/v1/models`, ...) pass through unmetered and ungated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from joulegate_agent.api.errors import ApiError, json_error
+from joulegate_agent.gate import QueueFullError
+from joulegate_agent.inference import InferenceService, OpenWindow, utc_now
+from joulegate_agent.ledger import Outcome
+from joulegate_agent.proxy.dialects import (
+    Dialect,
+    TokenCounts,
+    TokenReader,
+    dialect_for,
+    model_from_request,
+    reader_for,
+)
+
+if TYPE_CHECKING:
+    from joulegate_agent.config import AgentConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFER_HEADER = "X-Joulegate-Defer-Until"
+MAX_DEFER_S = 86400.0
+RETRY_AFTER_S = 60
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 300.0
+READ_CHUNK = 64 * 1024
+
+# Routes sent on to the upstream. Our own API lives under /api/v1/, which none of these match.
+PROXY_PATHS = (
+    "/v1/{tail:.*}",  # OpenAI-compatible (llama.cpp, Ollama, vLLM, MLC, LocalAI, ...)
+    "/completion",  # llama.cpp native
+    "/completions",
+    "/infill",
+    "/embedding",
+    "/embeddings",
+    "/tokenize",
+    "/detokenize",
+    "/apply-template",
+    "/props",
+    "/slots",
+    "/health",
+    "/api/{name:[a-z_]+}",  # Ollama: generate, chat, tags, show, ps, version, embed, ...
+    "/api/blobs/{digest}",
+)
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: set by the client library for the next hop, or ours.
+_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "authorization", "expect"}
+_SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    upstream: URL | None
+    upstream_api_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    """Longest silence from the upstream, before its headers or between chunks."""
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> ProxySettings:
+        return cls(
+            upstream=URL(config.upstream) if config.upstream else None,
+            upstream_api_key=config.upstream_api_key or None,
+            max_body_bytes=config.max_body_bytes,
+            read_timeout_s=float(getattr(config, "upstream_timeout_s", DEFAULT_READ_TIMEOUT_S)),
+        )
+
+
+def parse_defer_until(value: str, now: datetime | None = None) -> float:
+    """Seconds to wait from now: the header is seconds (`30`, `2.5`) or an ISO 8601 time."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        iso_text = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+        try:
+            moment = datetime.fromisoformat(iso_text)
+        except ValueError:
+            raise ApiError(
+                400,
+                "invalid_defer_until",
+                f"{DEFER_HEADER} must be seconds from now or an ISO 8601 time, got {value!r}",
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds) or seconds > MAX_DEFER_S:
+        raise ApiError(
+            400,
+            "invalid_defer_until",
+            f"{DEFER_HEADER} may defer a request by at most {MAX_DEFER_S:.0f} s",
+        )
+    return max(0.0, seconds)
+
+
+class _Exchange:
+    """What happened to one proxied request, for its window's row."""
+
+    __slots__ = ("http_status", "outcome", "reader", "ttft_s")
+
+    def __init__(self, reader: TokenReader | None) -> None:
+        self.reader = reader
+        self.http_status: int | None = None
+        self.outcome: Outcome = "error"
+        self.ttft_s: float | None = None
+
+
+class Proxy:
+    """The proxy's handlers and its one upstream session."""
+
+    def __init__(self, settings: ProxySettings, service: InferenceService) -> None:
+        self.settings = settings
+        self.service = service
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False,  # relay bytes exactly as the upstream sent them
+                cookie_jar=aiohttp.DummyCookieJar(),  # never carry one client's cookies to another
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self.settings.connect_timeout_s,
+                    sock_read=self.settings.read_timeout_s,
+                ),
+                trust_env=False,  # no proxies from the environment: only the upstream
+            )
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- entry point ----------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.settings.upstream is None:
+            raise ApiError(
+                502,
+                "upstream_not_configured",
+                "No upstream LLM server is configured; start the agent with --upstream URL.",
+            )
+        body = await self._read_body(request)
+        dialect = dialect_for(request.method, request.path)
+        if dialect is None:
+            return await self._relay(request, body, None, None)
+        return await self._metered(request, body, dialect)
+
+    # -- admission ------------------------------------------------------------------------------
+
+    async def _metered(
+        self, request: web.Request, body: bytes, dialect: Dialect
+    ) -> web.StreamResponse:
+        service = self.service
+        arrived_at = utc_now()
+        arrived_mono = time.monotonic()
+        model = model_from_request(body)
+        route = request.path
+        defer_header = request.headers.get(DEFER_HEADER)
+        deadline: float | None = None
+        if defer_header is not None:
+            deadline = arrived_mono + parse_defer_until(defer_header)
+
+        def refuse(status: int, gate_open: bool) -> None:
+            service.refuse_later(
+                started_at=arrived_at,
+                started_mono=arrived_mono,
+                http_status=status,
+                gate_open=gate_open,
+                model=model,
+                route=route,
+            )
+
+        if not service.gate.is_open:
+            if deadline is None:
+                refuse(503, False)
+                return self._gate_closed("The inference gate is closed.")
+            try:
+                opened = await service.queue.wait(deadline)
+            except QueueFullError:
+                refuse(503, False)
+                return self._gate_closed(
+                    f"The inference gate is closed and the deferral queue is full "
+                    f"({service.queue.capacity} waiting).",
+                    code="queue_full",
+                )
+            if not opened:
+                refuse(503, False)
+                return self._gate_closed(
+                    "The inference gate stayed closed until the request's deadline."
+                )
+
+        if not service.limit.try_acquire():
+            remaining = 0.0 if deadline is None else deadline - time.monotonic()
+            if not await service.limit.acquire(remaining):
+                refuse(429, True)
+                return json_error(
+                    429,
+                    "too_many_inferences",
+                    f"{service.limit.limit} inferences are already running; try again shortly.",
+                    headers={"Retry-After": "1"},
+                )
+        try:
+            window = service.open(gate_open=True, model=model, route=route)
+            return await self._relay(request, body, dialect, window)
+        finally:
+            service.limit.release()
+
+    def _gate_closed(self, message: str, code: str = "gate_closed") -> web.Response:
+        state = self.service.gate.state()
+        retry_after = RETRY_AFTER_S
+        remaining = state.lease_remaining_s
+        if state.fallback_open and remaining is not None:
+            retry_after = max(1, min(RETRY_AFTER_S, math.ceil(remaining)))
+        return json_error(
+            503,
+            code,
+            message,
+            headers={"Retry-After": str(retry_after)},
+            reason=state.reason,
+        )
+
+    # -- relaying -------------------------------------------------------------------------------
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            raise self._too_large(limit)
+        body = bytearray()
+        while True:
+            chunk = await request.content.readany()
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > limit:
+                raise self._too_large(limit)
+
+    @staticmethod
+    def _too_large(limit: int) -> ApiError:
+        return ApiError(
+            413, "request_too_large", f"The request body is larger than the limit of {limit} bytes."
+        )
+
+    def _target(self, request: web.Request) -> URL:
+        upstream = self.settings.upstream
+        assert upstream is not None
+        rel = request.rel_url  # relative: scheme and host always come from the settings
+        base = upstream.raw_path.rstrip("/")
+        return URL.build(
+            scheme=upstream.scheme,
+            user=upstream.raw_user,
+            password=upstream.raw_password,
+            host=upstream.raw_host or "",
+            port=upstream.explicit_port,
+            path=base + rel.raw_path,
+            query_string=rel.raw_query_string,
+            encoded=True,
+        )
+
+    def _forward_headers(self, request: web.Request) -> CIMultiDict[str]:
+        named_in_connection = {
+            token.strip().lower()
+            for value in request.headers.getall("Connection", [])
+            for token in value.split(",")
+        }
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in request.headers.items():
+            lower = name.lower()
+            if (
+                lower in _NOT_FORWARDED
+                or lower in named_in_connection
+                or lower.startswith("x-joulegate-")
+            ):
+                continue
+            headers.add(name, value)
+        if self.settings.upstream_api_key:
+            headers["Authorization"] = f"Bearer {self.settings.upstream_api_key}"
+        return headers
+
+    async def _relay(
+        self,
+        request: web.Request,
+        body: bytes,
+        dialect: Dialect | None,
+        window: OpenWindow | None,
+    ) -> web.StreamResponse:
+        exchange = _Exchange(None)
+        try:
+            return await self._exchange(request, body, dialect, window, exchange)
+        except asyncio.CancelledError:
+            exchange.outcome = "cancelled"
+            raise
+        finally:
+            if window is not None:
+                self._finish(window, exchange)
+
+    async def _exchange(
+        self,
+        request: web.Request,
+        body: bytes,
+        dialect: Dialect | None,
+        window: OpenWindow | None,
+        exchange: _Exchange,
+    ) -> web.StreamResponse:
+        session = self._session
+        if session is None:
+            await self.start()
+            session = self._session
+            assert session is not None
+        try:
+            upstream = await session.request(
+                request.method,
+                self._target(request),
+                headers=self._forward_headers(request),
+                data=body or None,
+                allow_redirects=False,
+                skip_auto_headers=_SKIP_AUTO,
+            )
+        except asyncio.TimeoutError:
+            exchange.http_status = 504
+            return json_error(
+                504,
+                "upstream_timeout",
+                f"The upstream LLM server did not answer within "
+                f"{self.settings.read_timeout_s:g} s.",
+            )
+        except aiohttp.ClientError as err:
+            exchange.http_status = 502
+            return json_error(
+                502,
+                "upstream_unavailable",
+                f"The upstream LLM server at {self.settings.upstream} is not reachable: "
+                f"{err.__class__.__name__}.",
+            )
+        try:
+            return await self._stream_back(request, upstream, dialect, window, exchange)
+        finally:
+            upstream.release()
+
+    async def _stream_back(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        dialect: Dialect | None,
+        window: OpenWindow | None,
+        exchange: _Exchange,
+    ) -> web.StreamResponse:
+        exchange.http_status = upstream.status
+        if dialect is not None:
+            exchange.reader = reader_for(
+                dialect,
+                upstream.headers.get("Content-Type"),
+                upstream.headers.get("Content-Encoding"),
+            )
+        reader = exchange.reader
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream.headers.items():
+            if name.lower() not in _HOP_BY_HOP:
+                response.headers.add(name, value)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            upstream.close()
+            exchange.outcome = "cancelled"
+            return response
+        started = window.started_mono if window is not None else 0.0
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except (asyncio.TimeoutError, aiohttp.ClientError) as err:
+                upstream.close()
+                return self._abort(request, response, exchange, err)
+            if not chunk:
+                break
+            if reader is not None and reader.feed(chunk) and exchange.ttft_s is None:
+                exchange.ttft_s = time.monotonic() - started
+            try:
+                await response.write(chunk)
+            except ConnectionError:  # the client went away: stop the upstream too
+                upstream.close()
+                exchange.outcome = "cancelled"
+                return response
+        try:
+            await response.write_eof()
+        except ConnectionError:
+            exchange.outcome = "cancelled"
+            return response
+        exchange.outcome = "ok" if upstream.status < 400 else "error"
+        return response
+
+    @staticmethod
+    def _abort(
+        request: web.Request,
+        response: web.StreamResponse,
+        exchange: _Exchange,
+        err: BaseException,
+    ) -> web.StreamResponse:
+        """The upstream failed mid-response: cut the client's connection so it cannot mistake
+        the truncated body for a complete one."""
+        _LOGGER.warning("Upstream failed mid-response: %r", err)
+        exchange.outcome = "error"
+        response.force_close()
+        if request.transport is not None:
+            request.transport.close()
+        return response
+
+    def _finish(self, window: OpenWindow, exchange: _Exchange) -> None:
+        counts = exchange.reader.finish() if exchange.reader is not None else TokenCounts()
+        ttft = exchange.ttft_s
+        if ttft is None and exchange.outcome == "ok":
+            ttft = counts.upstream_ttft_s
+        self.service.finish_later(
+            window,
+            outcome=exchange.outcome,
+            http_status=exchange.http_status,
+            prompt_tokens=counts.prompt_tokens,
+            output_tokens=counts.output_tokens,
+            tokens_estimated=counts.estimated and counts.output_tokens is not None,
+            ttft_s=ttft,
+            model=counts.model,
+        )
+
+
+def add_proxy_routes(app: web.Application, proxy: Proxy) -> None:
+    """Register the proxy's routes and tie its upstream session to the app's lifetime."""
+    for path in PROXY_PATHS:
+        app.router.add_route("*", path, proxy.handle)
+    app.on_startup.append(proxy.start)
+    app.on_cleanup.append(proxy.close)
+
+
+def proxy_info(proxy: Proxy) -> dict[str, Any]:
+    """A short description of the proxy for logs and `serve`'s banner."""
+    return {
+        "upstream": str(proxy.settings.upstream) if proxy.settings.upstream else None,
+        "max_body_bytes": proxy.settings.max_body_bytes,
+    }

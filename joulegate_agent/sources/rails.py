@@ -1,0 +1,127 @@
+"""Sources made of rails read from files: Jetson INA3221, generic hwmon, power_supply.
+
+They differ only in where the files are and in their units, so one class reads them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from joulegate_agent.sources.base import (
+    MODULE_INPUT,
+    SUM_OF_RAILS,
+    PowerReading,
+    RailInfo,
+    RailReading,
+    SourceInfo,
+)
+from joulegate_agent.sysfs import SysfsRoot
+
+# The only rail names ever hard-coded: the Jetson rails that measure the whole module's input.
+WHOLE_BOARD_RAILS = ("VDD_IN", "POM_5V_IN")
+# Label of an INA3221 channel wired to nothing (AGX Orin).
+NOT_CONNECTED = "NC"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """Where one rail's values are, and how many of each file's units make a V, A or W.
+
+    With a power file, power is read from it; otherwise it is voltage times current.
+    """
+
+    name: str
+    voltage: Path | None = None
+    per_volt: float = 1e3
+    current: Path | None = None
+    per_amp: float = 1e3
+    power: Path | None = None
+    per_watt: float = 1e3
+
+    def read(self, sysfs: SysfsRoot) -> RailReading:
+        volts = _scaled(sysfs, self.voltage, self.per_volt)
+        amps = _scaled(sysfs, self.current, self.per_amp)
+        if self.power is not None:
+            watts = _scaled(sysfs, self.power, self.per_watt)
+        elif volts is not None and amps is not None:
+            watts = abs(volts * amps)  # a discharging battery may report negative current
+        else:
+            watts = None
+        return RailReading(self.name, watts, volts, amps)
+
+
+def _scaled(sysfs: SysfsRoot, path: Path | None, per_unit: float) -> float | None:
+    if path is None:
+        return None
+    value = sysfs.read_float(path)
+    return None if value is None else value / per_unit
+
+
+class RailSource:
+    """Reads every channel; board power is the whole-board rail, or the sum of all rails.
+
+    A sum is None if any rail is unreadable: a partial sum would under-count silently.
+    """
+
+    def __init__(
+        self,
+        sysfs: SysfsRoot,
+        *,
+        kind: str,
+        paths: Iterable[Path],
+        channels: Sequence[Channel],
+        whole: str | None,
+        boundary: str,
+        notes: tuple[str, ...] = (),
+    ) -> None:
+        self._sysfs = sysfs
+        self._channels = tuple(channels)
+        self._whole = whole
+        self._info = SourceInfo(
+            kind=kind,
+            path=", ".join(sysfs.display(p) for p in paths),
+            boundary=boundary,
+            rails=tuple(RailInfo(c.name, c.name == whole) for c in self._channels),
+            notes=notes,
+        )
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def read(self) -> PowerReading:
+        rails = tuple(channel.read(self._sysfs) for channel in self._channels)
+        if self._whole is not None:
+            board = next(r.power_w for r in rails if r.name == self._whole)
+        elif all(r.available for r in rails):
+            board = sum(r.power_w for r in rails if r.power_w is not None)
+        else:
+            board = None
+        return PowerReading(board_w=board, rails=rails)
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+
+def jetson_source(
+    sysfs: SysfsRoot,
+    kind: str,
+    paths: Sequence[Path],
+    channels: Sequence[Channel],
+    notes: tuple[str, ...] = (),
+) -> RailSource:
+    """A Jetson module: VDD_IN / POM_5V_IN is the board if present, else the sum without NC."""
+    connected = [c for c in channels if c.name != NOT_CONNECTED]
+    whole = next((c.name for c in connected if c.name in WHOLE_BOARD_RAILS), None)
+    boundary = f"{MODULE_INPUT} ({whole})" if whole else SUM_OF_RAILS
+    return RailSource(
+        sysfs,
+        kind=kind,
+        paths=paths,
+        channels=connected,
+        whole=whole,
+        boundary=boundary,
+        notes=notes,
+    )

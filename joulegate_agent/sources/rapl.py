@@ -1,0 +1,91 @@
+"""Intel/AMD RAPL energy counters: `/sys/class/powercap/intel-rapl:<n>`.
+
+Top-level zones only (`intel-rapl:0:0` and such are parts of their package). `psys`, where a
+laptop has it, covers the whole platform; otherwise the packages are summed. The counters wrap
+at `max_energy_range_uj` and are often readable only by root.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from joulegate_agent.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
+from joulegate_agent.sources.counter import DeltaPower, WrappingCounter
+from joulegate_agent.sources.errors import NotDetected
+from joulegate_agent.sysfs import SysfsRoot
+
+PATTERN = "/sys/class/powercap/intel-rapl:*"
+PLATFORM = "psys"
+
+
+@dataclass
+class _Zone:
+    name: str
+    energy_file: Path
+    counter: WrappingCounter
+    power: DeltaPower
+
+
+class RaplSource:
+    """Energy is the unwrapped counter since the first read; power is its change between reads."""
+
+    def __init__(
+        self, sysfs: SysfsRoot, zones: list[_Zone], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._sysfs = sysfs
+        self._zones = zones
+        self._clock = clock
+        whole = PLATFORM if any(z.name == PLATFORM for z in zones) else None
+        self._board = [z for z in zones if z.name == whole] if whole else zones
+        self._info = SourceInfo(
+            kind="rapl",
+            path=", ".join(sysfs.display(z.energy_file.parent) for z in zones),
+            boundary="platform (RAPL psys)" if whole else "sum of CPU packages (RAPL)",
+            rails=tuple(RailInfo(z.name, z.name == whole) for z in zones),
+            notes=("RAPL covers the CPU package (psys: the platform), not the whole board",),
+        )
+        self.read()  # the first read only sets the counters' start; the next one has a power
+
+    @property
+    def info(self) -> SourceInfo:
+        return self._info
+
+    def read(self) -> PowerReading:
+        now = self._clock()
+        energies: dict[str, float | None] = {}
+        rails = []
+        for zone in self._zones:
+            raw = self._sysfs.read_int(zone.energy_file)
+            energy = None if raw is None else zone.counter.update(raw) / 1e6
+            energies[zone.name] = energy
+            rails.append(RailReading(zone.name, zone.power.update(now, energy)))
+        board_rails = [r for r in rails if r.name in {z.name for z in self._board}]
+        board_energy = [energies[z.name] for z in self._board]
+        if all(r.available for r in board_rails) and None not in board_energy:
+            return PowerReading(
+                board_w=sum(r.power_w or 0.0 for r in board_rails),
+                rails=tuple(rails),
+                energy_j=sum(e or 0.0 for e in board_energy),
+            )
+        return PowerReading(board_w=None, rails=tuple(rails))
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+
+def detect_rapl(sysfs: SysfsRoot, clock: Callable[[], float] = time.monotonic) -> RaplSource:
+    zones = []
+    for folder in sysfs.glob(PATTERN):
+        if not re.fullmatch(r"intel-rapl:\d+", folder.name):
+            continue
+        name = sysfs.read_text(folder / "name")
+        max_raw = sysfs.read_int(folder / "max_energy_range_uj")
+        if name and max_raw and (folder / "energy_uj").exists():
+            zones.append(_Zone(name, folder / "energy_uj", WrappingCounter(max_raw), DeltaPower()))
+    if not zones:
+        raise NotDetected(f"no top-level RAPL zone with name and energy_uj under {PATTERN}")
+    return RaplSource(sysfs, zones, clock)

@@ -1,0 +1,116 @@
+"""Reading sysfs under a movable root, never raising, logging each bad file once.
+
+Sensors vanish, return garbage or are readable only by root; the agent must keep running and say
+so once, not once per sample. Tests point the root at a temporary tree built to look like a box.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Reader = Callable[[Path], str]
+
+
+def _read_file(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
+
+
+def _natural_key(path: Path) -> list[object]:
+    """hwmon2 before hwmon10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+class OnceLog:
+    """Logs that something went bad once, and that it recovered once, per key."""
+
+    def __init__(self, logger: logging.Logger = _LOGGER) -> None:
+        self._logger = logger
+        self._bad: set[str] = set()
+
+    def failed(self, key: str, why: str) -> None:
+        if key not in self._bad:
+            self._bad.add(key)
+            self._logger.warning("%s: %s", key, why)
+
+    def recovered(self, key: str) -> None:
+        if key in self._bad:
+            self._bad.discard(key)
+            self._logger.info("%s: readable again", key)
+
+
+class SysfsRoot:
+    """The box's `/` (or a test tree) seen through never-raising reads.
+
+    `reader` opens one file; tests inject one that raises PermissionError, as a root-only file
+    does for a normal user (the tests run as root, where chmod 000 changes nothing).
+    """
+
+    def __init__(self, root: Path, *, reader: Reader = _read_file) -> None:
+        self.root = root
+        self._reader = reader
+        self._log = OnceLog()
+        self._denied: set[str] = set()
+
+    @property
+    def denied(self) -> tuple[str, ...]:
+        """Box paths whose last read was refused: readable only by root."""
+        return tuple(sorted(self._denied))
+
+    def path(self, absolute: str) -> Path:
+        """`/sys/class/hwmon` -> the same place under the root."""
+        return self.root / absolute.lstrip("/")
+
+    def display(self, path: Path) -> str:
+        """The path as it is on the box, for logs and `doctor`."""
+        return "/" + path.relative_to(self.root).as_posix()
+
+    def glob(self, pattern: str) -> list[Path]:
+        """Absolute glob pattern, matches in natural order (hwmon2 before hwmon10)."""
+        return sorted(self.root.glob(pattern.lstrip("/")), key=_natural_key)
+
+    def read_text(self, path: Path) -> str | None:
+        return self._read(path, str)
+
+    def read_int(self, path: Path) -> int | None:
+        return self._read(path, int)
+
+    def read_float(self, path: Path) -> float | None:
+        return self._read(path, _finite_float)
+
+    def _read(self, path: Path, parse: Callable[[str], T]) -> T | None:
+        key = self.display(path)
+        try:
+            value = parse(self._reader(path).strip())
+        except PermissionError:
+            self._denied.add(key)
+            self._log.failed(key, "permission denied (readable only by root?)")
+            return None
+        except OSError as err:
+            self._log.failed(key, err.strerror or str(err))
+            return None
+        except ValueError as err:  # includes UnicodeDecodeError
+            self._log.failed(key, f"unreadable value ({err})")
+            return None
+        self._denied.discard(key)
+        self._log.recovered(key)
+        return value
+
+
+def as_sysfs(root: Path | SysfsRoot) -> SysfsRoot:
+    """Accept a plain root directory or an already configured SysfsRoot."""
+    return root if isinstance(root, SysfsRoot) else SysfsRoot(root)
