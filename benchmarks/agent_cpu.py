@@ -57,17 +57,34 @@ def main() -> None:
     orin = work / "orin-root"
     sysfs_trees.orin_nano(orin)
     runs = [
-        Run("fake Orin Nano sysfs, 10 Hz", ["--source", "jetson", "--root", str(orin), "--sample-rate", "10"]),
-        Run("fake Orin Nano sysfs, 1 Hz", ["--source", "jetson", "--root", str(orin), "--sample-rate", "1"]),
+        Run(
+            "fake Orin Nano sysfs, 10 Hz",
+            ["--source", "jetson", "--root", str(orin), "--sample-rate", "10"],
+        ),
+        Run(
+            "fake Orin Nano sysfs, 1 Hz",
+            ["--source", "jetson", "--root", str(orin), "--sample-rate", "1"],
+        ),
         Run("simulated source, 10 Hz", ["--source", "simulated", "--sample-rate", "10"]),
     ]
     for index, run in enumerate(runs):
         command = [
-            sys.executable, "-m", "joulegate_agent", "serve", *run.args,
-            "--host", "127.0.0.1", "--port", str(free_port()),
-            "--data-dir", str(work / f"data{index}"), "--no-zeroconf",
+            sys.executable,
+            "-m",
+            "joulegate_agent",
+            "serve",
+            *run.args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(work / f"data{index}"),
+            "--no-zeroconf",
         ]
-        run.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
     try:
         time.sleep(args.warmup)
         for run in runs:
@@ -85,7 +102,8 @@ def main() -> None:
                 run.process.terminate()
                 run.process.wait(10)
 
-    print(f"Agent CPU use over {wall:.1f} s (after {args.warmup:.0f} s warm-up), one process each, side by side")
+    print(f"Agent CPU use over {wall:.1f} s after {args.warmup:.0f} s warm-up,")
+    print("one process per configuration, all running side by side")
     print()
     print("| configuration | CPU s | share of one core | vs 10 Hz fake Orin |")
     print("|---|---|---|---|")
@@ -95,7 +113,9 @@ def main() -> None:
         print(f"| {run.label} | {used:.2f} | {100 * used / wall:.3f} % | {used / reference:.2f} |")
     print()
     share = 100 * (runs[0].cpu_end - runs[0].cpu_start) / wall
-    print(f"Target 0.5 % of one core at 10 Hz: {'met' if share <= 0.5 else 'MISSED'} ({share:.3f} %)")
+    print(
+        f"Target 0.5 % of one core at 10 Hz: {'met' if share <= 0.5 else 'MISSED'} ({share:.3f} %)"
+    )
 
 
 if __name__ == "__main__":

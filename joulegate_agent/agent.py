@@ -16,7 +16,7 @@ from joulegate_agent.identity import Board, detect_board, load_device_id
 from joulegate_agent.inference import InferenceService
 from joulegate_agent.meter import Meter
 from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources import detect_sources
+from joulegate_agent.sources import CalibratedSource, detect_sources
 from joulegate_agent.sources.base import PowerSource
 from joulegate_agent.sources.simulated import SimulatedOrinNano
 from joulegate_agent.store import Store
@@ -58,7 +58,8 @@ class Agent:
             max_concurrent_inferences=config.max_concurrent_inferences,
             retention_days=config.retention_days,
         )
-        simulated = self.source if isinstance(self.source, SimulatedOrinNano) else None
+        measured = self.source.source if isinstance(self.source, CalibratedSource) else self.source
+        simulated = measured if isinstance(measured, SimulatedOrinNano) else None
         self.thermal_reader = ThermalReader(config.root, simulated=simulated)
         self.thermal: ThermalReading | None = None
         self.started_mono = time.monotonic()
@@ -123,7 +124,9 @@ class Agent:
             None, self.thermal_reader.read, self.meter.in_flight > 0
         )
         if previous_mode is not None and self.thermal.power_mode != previous_mode:
-            _LOGGER.info("Power mode changed to %s; re-learning idle power", self.thermal.power_mode)
+            _LOGGER.info(
+                "Power mode changed to %s; re-learning idle power", self.thermal.power_mode
+            )
             self.meter.idle.reset()
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -9,23 +9,25 @@ import logging
 import sys
 from pathlib import Path
 
-from joulegate_agent import __version__
-from joulegate_agent.config import SOURCE_KINDS, AgentConfig, ConfigError, load_config
-from joulegate_agent.sources import NoPowerSourceError
+from joulegate_agent import __version__, cli_inference
+from joulegate_agent.config import AgentConfig, ConfigError, load_config
+from joulegate_agent.sources import KINDS, NoPowerSourceError
 from joulegate_agent.sources.base import Calibration
 
 DEFAULT_CONFIG = Path("/etc/joulegate/agent.toml")
 
 
 def _add_source_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=SOURCE_KINDS, help="power source (default: auto)")
-    parser.add_argument("--root", type=Path, help="filesystem root to read sysfs under (default: /)")
+    parser.add_argument("--source", choices=KINDS, help="power source (default: auto)")
+    parser.add_argument(
+        "--root", type=Path, help="filesystem root to read sysfs under (default: /)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="joulegate-agent",
-        description="Meter the energy of every inference on this box and serve it to Home Assistant.",
+        description="Meter the energy of every inference on this box; serve it to Home Assistant.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,24 +47,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-zeroconf", action="store_true", help="do not advertise the agent over mDNS"
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    cli_inference.add_proxy_flags(serve)
 
     doctor = commands.add_parser("doctor", help="show what power and heat sensors were found")
     _add_source_flags(doctor)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
 
     measure = commands.add_parser(
-        "measure", help="run a command and report the energy it used", usage="%(prog)s [options] -- CMD ARGS..."
+        "measure",
+        help="run a command and report the energy it used",
+        usage="%(prog)s [options] -- CMD ARGS...",
     )
     _add_source_flags(measure)
     measure.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
     measure.add_argument("--idle", type=float, default=2.0, help="seconds of idle measured first")
     measure.add_argument("--out", type=Path, help="write every sample to this CSV file")
+    cli_inference.add_measure_flags(measure)
     measure.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
 
     token = commands.add_parser("token", help="show the API token, or rotate it")
     token.add_argument("--data-dir", type=Path, default=None, help="agent data directory")
     token.add_argument("--config", type=Path, help="TOML config file naming the data directory")
     token.add_argument("--rotate", action="store_true", help="replace the token with a new one")
+    cli_inference.add_export_parser(commands)
+    cli_inference.add_simulate_parser(commands)
     return parser
 
 
@@ -86,6 +94,7 @@ def _config_for(args: argparse.Namespace) -> AgentConfig:
         sample_rate_hz=getattr(args, "sample_rate_hz", None),
         calibration=calibration,
         zeroconf=False if getattr(args, "no_zeroconf", False) else None,
+        **cli_inference.proxy_overrides(args),
     )
 
 
@@ -119,11 +128,14 @@ def _run_measure(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise ConfigError(f"--interval must be positive, got {args.interval}")
     meter = Meter()
-    source = detect_sources(args.root or Path("/"), args.source or "auto", load=lambda: meter.in_flight)[0]
+    source = detect_sources(
+        args.root or Path("/"), args.source or "auto", load=lambda: meter.in_flight
+    )[0]
     result = measure_command(
         source, meter, command, interval_s=args.interval, idle_s=args.idle, csv_out=args.out
     )
     print(format_summary(result), file=sys.stderr)
+    cli_inference.record_measurement(args, _config_for(args), result, command)
     return result.exit_code
 
 
@@ -141,6 +153,8 @@ _COMMANDS = {
     "doctor": _run_doctor,
     "measure": _run_measure,
     "token": _run_token,
+    "export": lambda args: cli_inference.run_export(args, _config_for(args)),
+    "simulate-llm": cli_inference.run_simulate,
 }
 
 

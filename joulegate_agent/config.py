@@ -12,7 +12,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from joulegate_agent.sources import KINDS as SOURCE_KINDS
+from joulegate_agent.sources import KINDS
 from joulegate_agent.sources.base import Calibration
 
 
@@ -32,6 +32,7 @@ class AgentConfig:
     calibration: Calibration = field(default_factory=Calibration)
     upstream: str | None = None
     upstream_api_key: str | None = None
+    upstream_timeout_s: float = 300.0
     proxy_auth: bool = True
     max_body_bytes: int = 1024 * 1024
     max_concurrent_inferences: int | None = None
@@ -40,12 +41,14 @@ class AgentConfig:
     retention_days: int = 365
 
     def __post_init__(self) -> None:
-        if self.source not in SOURCE_KINDS:
-            raise ConfigError(f"source must be one of {', '.join(SOURCE_KINDS)}, got {self.source!r}")
+        if self.source not in KINDS:
+            raise ConfigError(f"source must be one of {', '.join(KINDS)}, got {self.source!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, got {self.port}")
         if not 0.1 <= self.sample_rate_hz <= 1000:
-            raise ConfigError(f"sample_rate_hz must be between 0.1 and 1000, got {self.sample_rate_hz}")
+            raise ConfigError(
+                f"sample_rate_hz must be between 0.1 and 1000, got {self.sample_rate_hz}"
+            )
         if self.calibration.gain <= 0:
             raise ConfigError(f"calibration gain must be positive, got {self.calibration.gain}")
         if self.max_body_bytes < 1024:
@@ -56,6 +59,10 @@ class AgentConfig:
             raise ConfigError(f"queue_capacity cannot be negative, got {self.queue_capacity}")
         if self.retention_days < 1:
             raise ConfigError(f"retention_days must be at least 1, got {self.retention_days}")
+        if not 0 < self.upstream_timeout_s <= 86400:
+            raise ConfigError(
+                f"upstream_timeout_s must be in (0, 86400], got {self.upstream_timeout_s}"
+            )
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ConfigError(f"upstream must be an http:// or https:// URL, got {self.upstream!r}")
 
@@ -82,6 +89,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "proxy": {
         "upstream": "upstream",
         "upstream_api_key": "upstream_api_key",
+        "upstream_timeout_s": "upstream_timeout_s",
         "auth": "proxy_auth",
         "max_body_bytes": "max_body_bytes",
         "max_concurrent_inferences": "max_concurrent_inferences",
@@ -99,6 +107,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "zeroconf": (bool,),
     "upstream": (str,),
     "upstream_api_key": (str,),
+    "upstream_timeout_s": (int, float),
     "proxy_auth": (bool,),
     "max_body_bytes": (int,),
     "max_concurrent_inferences": (int,),
@@ -126,7 +135,9 @@ def load_config(path: Path | None) -> AgentConfig:
         if table == "calibration":
             unknown = set(content) - {"gain", "offset_w"}
             if unknown:
-                raise ConfigError(f"{path}: unknown key(s) in [calibration]: {', '.join(sorted(unknown))}")
+                raise ConfigError(
+                    f"{path}: unknown key(s) in [calibration]: {', '.join(sorted(unknown))}"
+                )
             gain = _number(path, "calibration.gain", content.get("gain", 1.0))
             offset = _number(path, "calibration.offset_w", content.get("offset_w", 0.0))
             continue
@@ -161,4 +172,7 @@ def _coerce(path: Path, key: str, name: str, value: object) -> object:
     if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
         kind = " or ".join(t.__name__ for t in expected)
         raise ConfigError(f"{path}: {key} must be {kind}, got {value!r}")
-    return float(value) if expected == (int, float) else value
+    if expected == (int, float):
+        assert isinstance(value, (int, float))
+        return float(value)
+    return value

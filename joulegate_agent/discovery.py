@@ -44,7 +44,9 @@ def advertised_addresses(host: str) -> list[str]:
     return [] if address.is_loopback else [str(address)]
 
 
-def service_info(device_id: str, hostname: str, port: int, addresses: list[str]) -> AsyncServiceInfo:
+def service_info(
+    device_id: str, hostname: str, port: int, addresses: list[str]
+) -> AsyncServiceInfo:
     label = "".join(c if c.isalnum() or c == "-" else "-" for c in hostname)[:40] or "joulegate"
     return AsyncServiceInfo(
         SERVICE_TYPE,

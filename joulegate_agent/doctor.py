@@ -18,7 +18,8 @@ from joulegate_agent.thermal import ThermalReader, ThermalReading
 
 ROOT_ONLY_ADVICE = (
     "run the agent as root, or add a udev rule that makes these files readable by the agent's "
-    "user, or run the agent as a systemd service (examples/) that has access to them"
+    "user, or run the agent as a systemd service that has access to them "
+    "(examples/joulegate-agent.service)"
 )
 NO_SENSOR_ADVICE = (
     "check that the sensor's kernel driver is loaded (on a Jetson: the ina3221 / ina3221x "
@@ -133,16 +134,18 @@ def _problems(
     return problems
 
 
-def _number(value: float | None, unit: str) -> str:
-    return "—" if value is None else f"{value:.2f} {unit}"
+def _number(value: float | None, unit: str, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f} {unit}"
 
 
 def format_report(report: dict[str, Any]) -> str:
     """The report for people: sources and rails, heat, power mode, then problems."""
     lines = [f"Joulegate doctor (root {report['root']}, source {report['source_kind']})", ""]
-    if report["sources"]:
-        lines.append("Power sources (the first meters the board):")
-    for number, source in enumerate(report["sources"], start=1):
+    sources = report["sources"]
+    lines.append(
+        "Power sources (the first meters the board):" if sources else "Power sources: none"
+    )
+    for number, source in enumerate(sources, start=1):
         lines.append(f"  {number}. {source['kind']}  {source['path']}")
         lines.append(f"     boundary: {source['boundary']}")
         lines += [f"     note: {note}" for note in source["notes"]]
@@ -150,12 +153,16 @@ def format_report(report: dict[str, Any]) -> str:
             mark = "  (whole board)" if rail["whole_board"] else ""
             lines.append(
                 f"     {rail['name']:<24} {_number(rail['voltage_v'], 'V'):>9} "
-                f"{_number(rail['current_a'], 'A'):>9} {_number(rail['power_w'], 'W'):>9}{mark}"
+                f"{_number(rail['current_a'], 'A', 3):>9} {_number(rail['power_w'], 'W'):>9}{mark}"
             )
         lines.append(f"     board power: {_number(source['board_w'], 'W')}")
     thermal = report["thermal"]
-    lines += ["", f"Temperatures (max {_number(thermal['max_c'], '°C')}):"]
-    lines += [f"  {zone:<24} {celsius:6.1f} °C" for zone, celsius in thermal["zones"].items()]
+    zones = thermal["zones"]
+    lines += [
+        "",
+        f"Temperatures (max {thermal['max_c']:.1f} °C):" if zones else "Temperatures: none",
+    ]
+    lines += [f"  {zone:<24} {celsius:6.1f} °C" for zone, celsius in zones.items()]
     mode = thermal["power_mode"]
     lines.append(f"Power mode: {mode['id']} ({mode['name']})" if mode else "Power mode: unknown")
     lines.append("Throttling: " + (", ".join(thermal["throttling"]) or "none"))

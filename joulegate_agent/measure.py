@@ -1,4 +1,4 @@
-"""`joulegate-agent measure -- CMD`: meter one command, the forum thread's edge_power_logger workflow.
+"""`joulegate-agent measure -- CMD`: meter one command (the forum's edge_power_logger workflow).
 
 Idle power is measured for a few seconds before the command starts, so the summary can say what
 the command cost above what the board draws anyway.

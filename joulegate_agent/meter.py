@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 IDLE_SETTLE_S = 2.0
 IDLE_TIME_CONSTANT_S = 60.0
@@ -178,12 +179,14 @@ class Meter:
                     cuts.add(edge)
         points = sorted(cuts)
         idle_w = self.idle.watts
-        for a, b in zip(points, points[1:]):
+        for a, b in pairwise(points):
             pa = p0 + slope * (a - t0)
             pb = p0 + slope * (b - t0)
             energy = (pa + pb) / 2.0 * (b - a)
             self.total_j += energy
-            active = [w for w in self._windows.values() if w.start <= a and (w.end is None or w.end >= b)]
+            active = [
+                w for w in self._windows.values() if w.start <= a and (w.end is None or w.end >= b)
+            ]
             if not active:
                 if b - self._busy_until >= IDLE_SETTLE_S:
                     self.idle.update(energy / (b - a), b - a)

@@ -61,7 +61,9 @@ class Sampler:
         self._last_t = t
         if reading.board_w is None:
             if not self._unavailable_logged:
-                _LOGGER.warning("Board power is unavailable; energy is not counted until it returns")
+                _LOGGER.warning(
+                    "Board power is unavailable; energy is not counted until it returns"
+                )
                 self._unavailable_logged = True
             self.meter.drop_gap()
             self._last_energy_j = None

@@ -75,7 +75,9 @@ class Store:
         return self._counter(name)
 
     def _counter(self, name: str) -> float:
-        row = self.connection.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        row = self.connection.execute(
+            "SELECT value FROM counters WHERE name = ?", (name,)
+        ).fetchone()
         return float(row[0]) if row else 0.0
 
     def close(self) -> None:

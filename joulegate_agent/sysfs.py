@@ -20,7 +20,9 @@ Reader = Callable[[Path], str]
 
 
 def _read_file(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    # Plain binary read: sysfs files are tiny and this runs many times a second.
+    with open(path, "rb") as handle:
+        return handle.read().decode()
 
 
 def _finite_float(text: str) -> float:
@@ -40,14 +42,14 @@ class OnceLog:
 
     def __init__(self, logger: logging.Logger = _LOGGER) -> None:
         self._logger = logger
-        self._bad: set[str] = set()
+        self._bad: set[object] = set()
 
-    def failed(self, key: str, why: str) -> None:
+    def failed(self, key: object, why: str) -> None:
         if key not in self._bad:
             self._bad.add(key)
             self._logger.warning("%s: %s", key, why)
 
-    def recovered(self, key: str) -> None:
+    def recovered(self, key: object) -> None:
         if key in self._bad:
             self._bad.discard(key)
             self._logger.info("%s: readable again", key)
@@ -65,6 +67,7 @@ class SysfsRoot:
         self._reader = reader
         self._log = OnceLog()
         self._denied: set[str] = set()
+        self._failing: set[Path] = set()
 
     @property
     def denied(self) -> tuple[str, ...]:
@@ -93,22 +96,31 @@ class SysfsRoot:
         return self._read(path, _finite_float)
 
     def _read(self, path: Path, parse: Callable[[str], T]) -> T | None:
-        key = self.display(path)
         try:
             value = parse(self._reader(path).strip())
         except PermissionError:
-            self._denied.add(key)
-            self._log.failed(key, "permission denied (readable only by root?)")
+            self._fail(path, "permission denied (readable only by root?)", denied=True)
             return None
         except OSError as err:
-            self._log.failed(key, err.strerror or str(err))
+            self._fail(path, err.strerror or str(err))
             return None
         except ValueError as err:  # includes UnicodeDecodeError
-            self._log.failed(key, f"unreadable value ({err})")
+            self._fail(path, f"unreadable value ({err})")
             return None
-        self._denied.discard(key)
-        self._log.recovered(key)
+        if self._failing and path in self._failing:
+            # Only a path that failed pays for the display name: this is the sampler's hot path.
+            self._failing.discard(path)
+            key = self.display(path)
+            self._denied.discard(key)
+            self._log.recovered(key)
         return value
+
+    def _fail(self, path: Path, why: str, *, denied: bool = False) -> None:
+        key = self.display(path)
+        self._failing.add(path)
+        if denied:
+            self._denied.add(key)
+        self._log.failed(key, why)
 
 
 def as_sysfs(root: Path | SysfsRoot) -> SysfsRoot:

@@ -22,7 +22,7 @@ PATTERN = "/sys/class/powercap/intel-rapl:*"
 PLATFORM = "psys"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Zone:
     name: str
     energy_file: Path
@@ -56,22 +56,21 @@ class RaplSource:
 
     def read(self) -> PowerReading:
         now = self._clock()
-        energies: dict[str, float | None] = {}
         rails = []
+        board_w, board_j, complete = 0.0, 0.0, True
         for zone in self._zones:
             raw = self._sysfs.read_int(zone.energy_file)
             energy = None if raw is None else zone.counter.update(raw) / 1e6
-            energies[zone.name] = energy
-            rails.append(RailReading(zone.name, zone.power.update(now, energy)))
-        board_rails = [r for r in rails if r.name in {z.name for z in self._board}]
-        board_energy = [energies[z.name] for z in self._board]
-        if all(r.available for r in board_rails) and None not in board_energy:
-            return PowerReading(
-                board_w=sum(r.power_w or 0.0 for r in board_rails),
-                rails=tuple(rails),
-                energy_j=sum(e or 0.0 for e in board_energy),
-            )
-        return PowerReading(board_w=None, rails=tuple(rails))
+            power = zone.power.update(now, energy)
+            rails.append(RailReading(zone.name, power))
+            if zone in self._board:
+                if energy is None or power is None:
+                    complete = False
+                else:
+                    board_w, board_j = board_w + power, board_j + energy
+        if not complete:
+            return PowerReading(board_w=None, rails=tuple(rails))
+        return PowerReading(board_w=board_w, rails=tuple(rails), energy_j=board_j)
 
     def close(self) -> None:
         """Nothing is held open between reads."""

@@ -56,7 +56,7 @@ class SimulatedOrinNano:
         self._load = load
         self._clock = clock
         self._rng = random.Random(seed)  # noqa: S311 - noise, not cryptography
-        self._t: float | None = None
+        self._t = clock()
         self._power_w = IDLE_W
         self._temp_c = IDLE_C
         self._info = SourceInfo(
@@ -94,7 +94,7 @@ class SimulatedOrinNano:
     def _advance(self) -> None:
         """Move power and temperature toward their targets over the time since the last call."""
         now = self._clock()
-        dt = 0.0 if self._t is None else max(0.0, now - self._t)
+        dt = max(0.0, now - self._t)
         self._t = now
         target = target_w(self._load())
         self._power_w = target + (self._power_w - target) * math.exp(-dt / POWER_TAU_S)

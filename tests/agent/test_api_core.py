@@ -110,7 +110,7 @@ async def test_status_reports_the_simulated_board_drawing_idle_power(
     body = await (await api.get("/api/v1/status", headers=auth(agent))).json()
     assert 3.5 < body["power"]["board_w"] < 6.0
     assert body["power"]["boundary"] == "module input rail (VDD_IN)"
-    assert [rail["name"] for rail in body["power"]["rails"]][0] == "VDD_IN"
+    assert body["power"]["rails"][0]["name"] == "VDD_IN"
 
 
 async def test_info_names_the_device_board_and_whole_board_rail(

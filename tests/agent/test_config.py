@@ -66,7 +66,7 @@ def test_unknown_table_is_an_error(tmp_path: Path) -> None:
 
 
 def test_wrong_type_is_an_error_naming_key_and_value(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="agent.port must be int"):
+    with pytest.raises(ConfigError, match=r"agent\.port must be int"):
         load_config(write(tmp_path, '[agent]\nport = "80"\n'))
 
 

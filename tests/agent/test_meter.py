@@ -6,6 +6,7 @@ import asyncio
 import random
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -146,7 +147,7 @@ def test_sum_of_overlapping_window_energies_equals_board_energy_while_busy() -> 
 def ramp_integral(points: list[tuple[float, float]], a: float, b: float) -> float:
     """Exact integral of the piecewise-linear function through `points` over [a, b]."""
     total = 0.0
-    for (t0, p0), (t1, p1) in zip(points, points[1:]):
+    for (t0, p0), (t1, p1) in pairwise(points):
         lo, hi = max(a, t0), min(b, t1)
         if hi <= lo:
             continue
