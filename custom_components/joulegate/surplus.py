@@ -1,0 +1,234 @@
+"""The surplus controller: when may the rig run on sunshine? Pure Python, no Home Assistant.
+
+The integration and the year-long benchmark both call `SurplusController.step`, so what the
+benchmark measures is what users run. Signed flows as Home Assistant reads them:
+grid_w + import / - export, battery_w + discharge / - charge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class GateMode(StrEnum):
+    SOLAR = "solar"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class BatteryPolicy(StrEnum):
+    BATTERY_FIRST = "battery_first"
+    BALANCED = "balanced"
+    INFERENCE_FIRST = "inference_first"
+
+
+class Reason(StrEnum):
+    """Why the gate is as it is; a fixed set, translated in the UI."""
+
+    SURPLUS = "surplus"
+    WAITING_FOR_SURPLUS = "waiting_for_surplus"
+    NO_SURPLUS = "no_surplus"
+    MINIMUM_OFF_TIME = "minimum_off_time"
+    BATTERY_FIRST = "battery_first"
+    BATTERY_RESERVE = "battery_reserve"
+    FORECAST_TOO_LOW = "forecast_too_low"
+    TOO_HOT = "too_hot"
+    THROTTLING = "throttling"
+    INPUT_UNAVAILABLE = "input_unavailable"
+    FORCED_ON = "forced_on"
+    FORCED_OFF = "forced_off"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Controller settings. Defaults chosen with benchmarks/gate_year.py (see README)."""
+
+    mode: GateMode = GateMode.SOLAR
+    policy: BatteryPolicy = BatteryPolicy.BATTERY_FIRST
+    need_w: float = 10.0  # what inference adds above idle; the integration measures it
+    margin_w: float = 0.0  # subtracted from the surplus; the banked-energy wait is the real margin
+    open_after_wh: float = 10.0 * 60 / 3600  # a minute of full-need surplus in hand
+    min_off_s: float = 300.0
+    export_tolerance_w: float = 15.0  # below this, "exporting" is meter noise
+    full_soc: float = 98.0
+    reserve_soc: float = 20.0
+    battery_capacity_wh: float | None = None
+    forecast_factor: float = 1.2  # balanced: forecast must cover the battery's gap this many times
+    thermal_limit_c: float = 75.0
+    thermal_hysteresis_c: float = 5.0
+    fail_open: bool = False  # what an unavailable input means: closed unless the user says so
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """One reading of the world. None means unavailable or stale."""
+
+    now: float
+    grid_w: float | None
+    rig_inference_w: float | None = 0.0  # measured power above the rig's idle baseline
+    has_battery: bool = False
+    battery_w: float | None = None
+    battery_soc: float | None = None
+    forecast_remaining_wh: float | None = None
+    temperature_c: float | None = None
+    throttling: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    open: bool
+    reason: Reason
+    surplus_w: float | None  # what the rig may use now under the active policy
+
+
+@dataclass(slots=True)
+class _State:
+    open: bool = False
+    banked_wh: float = 0.0
+    closed_at: float = -math.inf
+    last_now: float | None = None
+    hot: bool = False
+
+
+@dataclass(slots=True)
+class SurplusController:
+    settings: Settings = field(default_factory=Settings)
+    _state: _State = field(default_factory=_State)
+
+    @property
+    def is_open(self) -> bool:
+        return self._state.open
+
+    def update_settings(self, **changes: object) -> None:
+        self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+
+    def step(self, inputs: Inputs) -> Decision:
+        state = self._state
+        dt = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
+        state.last_now = inputs.now
+        decision = self._decide(inputs, dt)
+        if state.open and not decision.open:
+            state.closed_at = inputs.now
+            state.banked_wh = 0.0
+        state.open = decision.open
+        return decision
+
+    def _decide(self, inputs: Inputs, dt: float) -> Decision:
+        settings = self.settings
+        if settings.mode is GateMode.NEVER:
+            return Decision(False, Reason.FORCED_OFF, None)
+        hot = self._too_hot(inputs.temperature_c)
+        if hot:
+            return Decision(False, Reason.TOO_HOT, None)
+        if inputs.throttling:
+            return Decision(False, Reason.THROTTLING, None)
+        if settings.mode is GateMode.ALWAYS:
+            return Decision(True, Reason.FORCED_ON, None)
+        surplus, blocked = self.surplus(inputs)
+        if surplus is None:
+            return Decision(settings.fail_open, Reason.INPUT_UNAVAILABLE, None)
+        state = self._state
+        need = settings.need_w
+        if state.open:
+            if surplus >= need:
+                return Decision(True, Reason.SURPLUS, surplus)
+            return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
+        clipped = max(-need, min(need, surplus - need))
+        state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
+        if surplus < need:
+            return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
+        if inputs.now - state.closed_at < settings.min_off_s:
+            return Decision(False, Reason.MINIMUM_OFF_TIME, surplus)
+        if state.banked_wh < settings.open_after_wh:
+            return Decision(False, Reason.WAITING_FOR_SURPLUS, surplus)
+        return Decision(True, Reason.SURPLUS, surplus)
+
+    def surplus(self, inputs: Inputs) -> tuple[float | None, Reason | None]:
+        """Surplus for the rig under the active policy, and what limits it when not pure PV.
+
+        Inference first: S = -P_grid - P_batt + P_inf - margin. Battery first: S - C, with C the
+        charge power the battery could still absorb now (0 when full).
+        """
+        settings = self.settings
+        if inputs.grid_w is None or inputs.rig_inference_w is None:
+            return None, None
+        own = max(0.0, inputs.rig_inference_w)
+        without_battery = -inputs.grid_w + own - settings.margin_w
+        if not inputs.has_battery:
+            return without_battery, None
+        if inputs.battery_w is None or inputs.battery_soc is None:
+            return None, None
+        inference_first = without_battery - inputs.battery_w
+        policy = self._policy(inputs)
+        if policy is None:
+            return None, None
+        if policy is BatteryPolicy.INFERENCE_FIRST:
+            if inputs.battery_soc >= settings.reserve_soc:
+                return inference_first, None
+            return inference_first - self._absorbable(inputs, own), Reason.BATTERY_RESERVE
+        reason = Reason.BATTERY_FIRST
+        if settings.policy is BatteryPolicy.BALANCED:
+            reason = Reason.FORECAST_TOO_LOW
+        return inference_first - self._absorbable(inputs, own), reason
+
+    def _policy(self, inputs: Inputs) -> BatteryPolicy | None:
+        settings = self.settings
+        if settings.policy is not BatteryPolicy.BALANCED:
+            return settings.policy
+        if inputs.forecast_remaining_wh is None or inputs.battery_soc is None:
+            return None
+        capacity = settings.battery_capacity_wh or 0.0
+        gap_wh = max(0.0, settings.full_soc - inputs.battery_soc) / 100.0 * capacity
+        if inputs.forecast_remaining_wh >= gap_wh * settings.forecast_factor:
+            return BatteryPolicy.INFERENCE_FIRST
+        return BatteryPolicy.BATTERY_FIRST
+
+    def _absorbable(self, inputs: Inputs, own_w: float) -> float:
+        """C: what the battery could still take now. Full: nothing. Exporting (even without the
+        rig's own draw): it is at its limit, so just what it takes now. Otherwise: everything.
+        """
+        if inputs.battery_w is None or inputs.battery_soc is None:
+            return math.inf
+        if inputs.battery_soc >= self.settings.full_soc:
+            return 0.0
+        exporting = -(inputs.grid_w or 0.0) + own_w > self.settings.export_tolerance_w
+        if exporting:
+            return max(0.0, -inputs.battery_w)
+        return math.inf
+
+    def _too_hot(self, temperature_c: float | None) -> bool:
+        state = self._state
+        if temperature_c is None:
+            return state.hot
+        limit = self.settings.thermal_limit_c
+        if state.hot:
+            state.hot = temperature_c >= limit - self.settings.thermal_hysteresis_c
+        else:
+            state.hot = temperature_c > limit
+        return state.hot
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Where the rig's energy came from, as the last load in the house."""
+
+    solar: float
+    battery: float
+    grid: float
+
+
+def attribute(rig_w: float, grid_w: float, battery_w: float | None = None) -> Attribution:
+    """Split the rig's power into solar, battery and grid parts (the rig is the last load).
+
+    What would have been exported or charged without the rig counts as solar; what is left comes
+    from battery discharge, then grid import. The parts add up to rig_w exactly.
+    """
+    rig = max(0.0, rig_w)
+    battery = battery_w or 0.0
+    surplus_without_rig = -grid_w - battery + rig
+    solar = min(rig, max(0.0, surplus_without_rig))
+    rest = rig - solar
+    from_battery = min(rest, max(0.0, battery))
+    return Attribution(solar=solar, battery=from_battery, grid=rest - from_battery)

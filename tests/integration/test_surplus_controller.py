@@ -1,0 +1,293 @@
+"""The surplus controller and the attribution of inference energy (pure Python, no HA)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custom_components.joulegate.surplus import (
+    BatteryPolicy,
+    Decision,
+    GateMode,
+    Inputs,
+    Reason,
+    Settings,
+    SurplusController,
+    attribute,
+)
+
+NEED_W = 10.0
+STEP_S = 10.0
+
+
+def run(controller: SurplusController, readings: list[Inputs]) -> list[Decision]:
+    return [controller.step(r) for r in readings]
+
+
+def export_only(seconds: float, export_w: float, start: float = 0.0) -> list[Inputs]:
+    """A house exporting `export_w` before the rig's own draw, no battery; the rig draws NEED_W
+    whenever the gate is open (fed back in by `simulate`)."""
+    return [Inputs(now=start + i * STEP_S, grid_w=-export_w) for i in range(int(seconds / STEP_S))]
+
+
+def simulate(
+    controller: SurplusController,
+    seconds: float,
+    export_w: float,
+    *,
+    battery_w: float | None = None,
+    soc: float | None = None,
+) -> list[Decision]:
+    """Close the loop: when the gate is open the rig draws NEED_W, which the meters see."""
+    decisions = []
+    for i in range(int(seconds / STEP_S)):
+        rig = NEED_W if controller.is_open else 0.0
+        has_battery = battery_w is not None
+        if has_battery:
+            assert battery_w is not None
+            grid, battery = rig - export_w, battery_w
+            if battery_w > 0:  # a battery holding the grid at zero covers the rig too
+                grid, battery = 0.0, battery_w + rig
+        else:
+            grid, battery = rig - export_w, None
+        decisions.append(
+            controller.step(
+                Inputs(
+                    now=i * STEP_S,
+                    grid_w=grid,
+                    rig_inference_w=rig,
+                    has_battery=has_battery,
+                    battery_w=battery,
+                    battery_soc=soc,
+                )
+            )
+        )
+    return decisions
+
+
+def test_constant_surplus_of_1_2_times_the_rig_opens_the_gate_and_keeps_it_open() -> None:
+    decisions = simulate(SurplusController(Settings(need_w=NEED_W)), 3600, 1.2 * NEED_W)
+    first_open = next(i for i, d in enumerate(decisions) if d.open)
+    assert all(d.open for d in decisions[first_open:])
+    assert first_open * STEP_S <= 600
+
+
+def test_without_the_add_back_the_rigs_own_draw_would_erase_the_surplus() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    decisions = simulate(controller, 3600, 1.2 * NEED_W)
+    assert decisions[-1].surplus_w == pytest.approx(1.2 * NEED_W)
+
+
+def test_at_night_a_battery_holding_the_grid_at_zero_keeps_the_gate_closed() -> None:
+    for policy in BatteryPolicy:
+        if policy is BatteryPolicy.BALANCED:
+            continue
+        controller = SurplusController(Settings(need_w=NEED_W, policy=policy))
+        decisions = simulate(controller, 4 * 3600, 0.0, battery_w=300.0, soc=80.0)
+        assert not any(d.open for d in decisions), policy
+
+
+def test_battery_first_stays_closed_while_the_battery_can_absorb_the_surplus() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, policy=BatteryPolicy.BATTERY_FIRST))
+    decisions = simulate(controller, 3600, 0.0, battery_w=-1500.0, soc=60.0)
+    assert not any(d.open for d in decisions)
+    assert decisions[-1].reason is Reason.BATTERY_FIRST
+
+
+def test_battery_first_opens_when_the_battery_is_full() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, policy=BatteryPolicy.BATTERY_FIRST))
+    decisions = simulate(controller, 3600, 50.0, battery_w=0.0, soc=100.0)
+    assert decisions[-1].open
+
+
+def test_battery_first_opens_on_export_the_charging_battery_cannot_take() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, policy=BatteryPolicy.BATTERY_FIRST))
+    decisions = simulate(controller, 3600, 200.0, battery_w=-3000.0, soc=60.0)
+    assert decisions[-1].open
+
+
+def test_inference_first_runs_on_the_batterys_charge_power() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, policy=BatteryPolicy.INFERENCE_FIRST))
+    decisions = simulate(controller, 3600, 0.0, battery_w=-1500.0, soc=60.0)
+    assert decisions[-1].open
+
+
+def test_inference_first_below_the_reserve_leaves_the_battery_alone() -> None:
+    settings_ = Settings(need_w=NEED_W, policy=BatteryPolicy.INFERENCE_FIRST, reserve_soc=30.0)
+    decisions = simulate(SurplusController(settings_), 3600, 0.0, battery_w=-1500.0, soc=20.0)
+    assert not decisions[-1].open
+    assert decisions[-1].reason is Reason.BATTERY_RESERVE
+
+
+@pytest.mark.parametrize(("forecast_wh", "opens"), [(20_000.0, True), (500.0, False)])
+def test_balanced_runs_inference_first_only_while_the_forecast_fills_the_battery(
+    forecast_wh: float, opens: bool
+) -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, policy=BatteryPolicy.BALANCED, battery_capacity_wh=10_000.0)
+    )
+    for i in range(360):
+        rig = NEED_W if controller.is_open else 0.0
+        decision = controller.step(
+            Inputs(
+                now=i * STEP_S,
+                grid_w=0.0,
+                rig_inference_w=rig,
+                has_battery=True,
+                battery_w=-1500.0 + rig,
+                battery_soc=50.0,
+                forecast_remaining_wh=forecast_wh,
+            )
+        )
+    assert decision.open is opens
+    if not opens:
+        assert decision.reason is Reason.FORECAST_TOO_LOW
+
+
+def test_balanced_without_a_forecast_is_an_unavailable_input() -> None:
+    controller = SurplusController(Settings(policy=BatteryPolicy.BALANCED))
+    decision = controller.step(
+        Inputs(now=0, grid_w=-500, has_battery=True, battery_w=0.0, battery_soc=50.0)
+    )
+    assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
+
+
+def test_the_gate_closes_at_the_first_reading_with_too_little_surplus() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    simulate(controller, 1800, 100.0)
+    assert controller.is_open
+    decision = controller.step(Inputs(now=1800, grid_w=50.0, rig_inference_w=NEED_W))
+    assert (decision.open, decision.reason) == (False, Reason.NO_SURPLUS)
+
+
+def test_the_gate_waits_the_minimum_off_time_before_reopening() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, min_off_s=300.0))
+    simulate(controller, 1800, 100.0)
+    controller.step(Inputs(now=1800, grid_w=50.0, rig_inference_w=NEED_W))
+    decision = controller.step(Inputs(now=1810, grid_w=-500.0, rig_inference_w=0.0))
+    assert decision.reason is Reason.MINIMUM_OFF_TIME
+
+
+def test_a_stale_grid_reading_closes_the_gate_and_says_so() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    simulate(controller, 1800, 100.0)
+    decision = controller.step(Inputs(now=1800, grid_w=None, rig_inference_w=NEED_W))
+    assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
+
+
+def test_a_user_can_choose_to_fail_open() -> None:
+    controller = SurplusController(Settings(fail_open=True))
+    assert controller.step(Inputs(now=0, grid_w=None)).open
+
+
+def test_too_hot_closes_and_reopens_only_below_the_hysteresis() -> None:
+    controller = SurplusController(
+        Settings(mode=GateMode.ALWAYS, thermal_limit_c=70.0, thermal_hysteresis_c=5.0)
+    )
+    temps = [60.0, 71.0, 68.0, 66.0, 64.0]
+    opened = [
+        controller.step(Inputs(now=i, grid_w=0.0, temperature_c=t)).open
+        for i, t in enumerate(temps)
+    ]
+    assert opened == [True, False, False, False, True]
+
+
+def test_throttling_closes_the_gate() -> None:
+    controller = SurplusController(Settings(mode=GateMode.ALWAYS))
+    decision = controller.step(Inputs(now=0, grid_w=0.0, throttling=True))
+    assert (decision.open, decision.reason) == (False, Reason.THROTTLING)
+
+
+def test_modes_always_and_never_force_the_gate() -> None:
+    assert (
+        SurplusController(Settings(mode=GateMode.ALWAYS)).step(Inputs(now=0, grid_w=500)).reason
+        is Reason.FORCED_ON
+    )
+    never = SurplusController(Settings(mode=GateMode.NEVER)).step(Inputs(now=0, grid_w=-5000))
+    assert (never.open, never.reason) == (False, Reason.FORCED_OFF)
+
+
+readings = st.lists(
+    st.tuples(
+        st.floats(min_value=1.0, max_value=120.0),
+        st.one_of(st.none(), st.floats(min_value=-5000, max_value=5000)),
+        st.floats(min_value=0, max_value=20),
+    ),
+    min_size=1,
+    max_size=200,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(readings)
+def test_never_open_while_a_required_input_is_stale(
+    steps: list[tuple[float, float | None, float]],
+) -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    now = 0.0
+    for dt, grid, rig in steps:
+        now += dt
+        decision = controller.step(Inputs(now=now, grid_w=grid, rig_inference_w=rig))
+        if grid is None:
+            assert not decision.open
+
+
+@settings(max_examples=200, deadline=None)
+@given(readings, st.floats(min_value=0, max_value=900))
+def test_never_reopens_sooner_than_the_minimum_off_time(
+    steps: list[tuple[float, float | None, float]], min_off: float
+) -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, min_off_s=min_off))
+    now = 0.0
+    closed_at = -math.inf
+    was_open = False
+    for dt, grid, rig in steps:
+        now += dt
+        decision = controller.step(Inputs(now=now, grid_w=grid, rig_inference_w=rig))
+        if was_open and not decision.open:
+            closed_at = now
+        if decision.open and not was_open:
+            assert now - closed_at >= min_off
+        was_open = decision.open
+
+
+def test_attribution_of_a_rig_on_export_is_all_solar() -> None:
+    assert attribute(10.0, grid_w=-490.0) == attribute(10.0, grid_w=-490.0, battery_w=0.0)
+    parts = attribute(10.0, grid_w=-490.0)
+    assert (parts.solar, parts.battery, parts.grid) == (10.0, 0.0, 0.0)
+
+
+def test_attribution_splits_a_partial_surplus_between_solar_and_grid() -> None:
+    parts = attribute(10.0, grid_w=6.0)
+    assert (parts.solar, parts.battery, parts.grid) == pytest.approx((4.0, 0.0, 6.0))
+
+
+def test_attribution_at_night_comes_from_the_discharging_battery() -> None:
+    parts = attribute(10.0, grid_w=0.0, battery_w=300.0)
+    assert (parts.solar, parts.battery, parts.grid) == pytest.approx((0.0, 10.0, 0.0))
+
+
+def test_attribution_takes_battery_then_grid_when_the_battery_cannot_cover_it() -> None:
+    parts = attribute(10.0, grid_w=7.0, battery_w=3.0)
+    assert (parts.solar, parts.battery, parts.grid) == pytest.approx((0.0, 3.0, 7.0))
+
+
+def test_attribution_of_charge_power_the_rig_took_is_solar() -> None:
+    parts = attribute(10.0, grid_w=0.0, battery_w=-1490.0)
+    assert parts.solar == pytest.approx(10.0)
+
+
+@given(
+    st.floats(min_value=0, max_value=100),
+    st.floats(min_value=-10000, max_value=10000),
+    st.one_of(st.none(), st.floats(min_value=-5000, max_value=5000)),
+)
+def test_attribution_parts_always_add_up_to_the_rigs_power(
+    rig: float, grid: float, battery: float | None
+) -> None:
+    parts = attribute(rig, grid, battery)
+    assert min(parts.solar, parts.battery, parts.grid) >= 0
+    assert parts.solar + parts.battery + parts.grid == pytest.approx(rig)
