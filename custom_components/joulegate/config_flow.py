@@ -1,0 +1,264 @@
+"""Config flow for the Joulegate integration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import (
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.core import callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+
+from .api import (
+    Info,
+    JoulegateAuthenticationError,
+    JoulegateClient,
+    JoulegateConnectionError,
+    JoulegateError,
+    JoulegateNotAgentError,
+)
+from .const import (
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_PORT,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    MAX_UPDATE_INTERVAL,
+    MIN_UPDATE_INTERVAL,
+)
+from .coordinator import JoulegateConfigEntry
+
+ZEROCONF_SUFFIX = "._joulegate._tcp.local."
+
+HOST_SELECTOR = TextSelector(TextSelectorConfig(autocomplete="off"))
+PORT_SELECTOR = NumberSelector(
+    NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+)
+TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+def _host_port_schema(host: str | None, port: int) -> dict[vol.Marker, Any]:
+    return {
+        vol.Required(CONF_HOST, default=host or vol.UNDEFINED): HOST_SELECTOR,
+        vol.Required(CONF_PORT, default=port): PORT_SELECTOR,
+    }
+
+
+class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Adds a Joulegate agent: by hand, or when zeroconf finds one."""
+
+    VERSION = 1
+
+    _discovered_host: str
+    _discovered_port: int
+    _discovered_name: str
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: JoulegateConfigEntry) -> JoulegateOptionsFlow:
+        """Return the options flow."""
+        return JoulegateOptionsFlow()
+
+    async def _async_validate(
+        self, host: str, port: int, token: str, errors: dict[str, str]
+    ) -> Info | None:
+        """Connect to the agent and check the token; fill `errors` if that fails."""
+        client = JoulegateClient(host, port, token, async_get_clientsession(self.hass))
+        try:
+            await client.health()
+            return await client.info()
+        except JoulegateAuthenticationError:
+            errors[CONF_TOKEN] = "invalid_auth"
+        except JoulegateNotAgentError:
+            errors["base"] = "not_joulegate_agent"
+        except JoulegateConnectionError:
+            errors["base"] = "cannot_connect"
+        except JoulegateError:
+            LOGGER.exception("Unexpected answer from the Joulegate agent at %s:%s", host, port)
+            errors["base"] = "unknown"
+        return None
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the agent's address and token."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            host = user_input[CONF_HOST].strip()
+            port = int(user_input[CONF_PORT])
+            token = user_input[CONF_TOKEN].strip()
+            if info := await self._async_validate(host, port, token, errors):
+                await self.async_set_unique_id(info.device_id, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=info.hostname,
+                    data={CONF_HOST: host, CONF_PORT: port, CONF_TOKEN: token},
+                )
+        else:
+            user_input = {}
+
+        return self.async_show_form(
+            step_id="user",
+            data_schema=vol.Schema(
+                {
+                    **_host_port_schema(
+                        user_input.get(CONF_HOST), int(user_input.get(CONF_PORT, DEFAULT_PORT))
+                    ),
+                    vol.Required(CONF_TOKEN): TOKEN_SELECTOR,
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """Handle an agent announced over mDNS as `_joulegate._tcp`."""
+        host = discovery_info.host
+        port = discovery_info.port or DEFAULT_PORT
+        properties = discovery_info.properties
+        device_id = properties.get("device_id") or properties.get("id")
+        if not device_id:
+            # Older announcements lack the id: the health route has it, no token needed.
+            client = JoulegateClient(host, port, None, async_get_clientsession(self.hass))
+            try:
+                device_id = (await client.health()).device_id
+            except JoulegateNotAgentError:
+                return self.async_abort(reason="not_joulegate_agent")
+            except JoulegateError:
+                return self.async_abort(reason="cannot_connect")
+
+        await self.async_set_unique_id(str(device_id))
+        # A known agent with a new address: follow it (and reload its entry).
+        self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port})
+
+        self._discovered_host = host
+        self._discovered_port = port
+        self._discovered_name = str(
+            properties.get("hostname") or discovery_info.name.removesuffix(ZEROCONF_SUFFIX)
+        )
+        self.context["title_placeholders"] = {"name": self._discovered_name}
+        self.context["configuration_url"] = f"http://{host}:{port}"
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the token of a discovered agent."""
+        errors: dict[str, str] = {}
+        host, port = self._discovered_host, self._discovered_port
+        if user_input is not None:
+            token = user_input[CONF_TOKEN].strip()
+            if info := await self._async_validate(host, port, token, errors):
+                await self.async_set_unique_id(info.device_id, raise_on_progress=False)
+                self._abort_if_unique_id_configured(updates={CONF_HOST: host, CONF_PORT: port})
+                return self.async_create_entry(
+                    title=info.hostname,
+                    data={CONF_HOST: host, CONF_PORT: port, CONF_TOKEN: token},
+                )
+
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            description_placeholders={
+                "name": self._discovered_name,
+                "host": host,
+                "port": str(port),
+            },
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The agent refused the token."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the agent's current token."""
+        errors: dict[str, str] = {}
+        entry = self._get_reauth_entry()
+        if user_input is not None:
+            token = user_input[CONF_TOKEN].strip()
+            if info := await self._async_validate(
+                entry.data[CONF_HOST], entry.data[CONF_PORT], token, errors
+            ):
+                await self.async_set_unique_id(info.device_id)
+                self._abort_if_unique_id_mismatch(reason="different_device")
+                return self.async_update_reload_and_abort(entry, data_updates={CONF_TOKEN: token})
+
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): TOKEN_SELECTOR}),
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Point an entry at the agent's new address."""
+        errors: dict[str, str] = {}
+        entry = self._get_reconfigure_entry()
+        host: str = entry.data[CONF_HOST]
+        port: int = entry.data[CONF_PORT]
+        if user_input is not None:
+            host = user_input[CONF_HOST].strip()
+            port = int(user_input[CONF_PORT])
+            info = await self._async_validate(host, port, entry.data[CONF_TOKEN], errors)
+            if CONF_TOKEN in errors:
+                # No token field on this form: the agent there has another token.
+                errors = {"base": "invalid_auth"}
+            if info:
+                await self.async_set_unique_id(info.device_id)
+                self._abort_if_unique_id_mismatch(reason="different_device")
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_HOST: host, CONF_PORT: port}
+                )
+
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(_host_port_schema(host, port)),
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
+
+class JoulegateOptionsFlow(OptionsFlowWithReload):
+    """How often Home Assistant polls the agent."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the update interval."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL])}
+            )
+
+        interval = self.config_entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_UPDATE_INTERVAL, default=interval): NumberSelector(
+                        NumberSelectorConfig(
+                            min=MIN_UPDATE_INTERVAL,
+                            max=MAX_UPDATE_INTERVAL,
+                            step=1,
+                            unit_of_measurement="s",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                }
+            ),
+        )

@@ -1,0 +1,218 @@
+"""Data update coordinator for the Joulegate integration."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+
+from .api import (
+    Inference,
+    Info,
+    JoulegateAuthenticationError,
+    JoulegateClient,
+    JoulegateError,
+    JoulegateResponseError,
+    Status,
+)
+from .const import (
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_UPDATE_INTERVAL,
+    DOMAIN,
+    EVENT_INFERENCE,
+    EVENT_REFRESH_COOLDOWN,
+    EVENT_STREAM_BACKOFF_MAX,
+    EVENT_STREAM_BACKOFF_MIN,
+    LEDGER_MAX_PAGES_PER_UPDATE,
+    LEDGER_PAGE_SIZE,
+    LEDGER_STORAGE_VERSION,
+    LOGGER,
+    ROLLING_WINDOW,
+)
+from .ledger import InferenceLedger, LedgerSummary
+
+
+@dataclass(kw_only=True)
+class JoulegateData:
+    """What a loaded config entry holds at runtime."""
+
+    client: JoulegateClient
+    info: Info
+    coordinator: JoulegateDataUpdateCoordinator
+
+
+type JoulegateConfigEntry = ConfigEntry[JoulegateData]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoulegateState:
+    """One refresh: the agent's status and the integration's ledger figures."""
+
+    status: Status
+    ledger: LedgerSummary
+
+    @property
+    def last_inference(self) -> Inference | None:
+        """The newest inference known, from the ledger or the status."""
+        candidates = [row for row in (self.ledger.last, self.status.inference.last) if row]
+        return max(candidates, key=lambda row: row.id, default=None)
+
+
+def ledger_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """The store that keeps an entry's ledger cursor across restarts."""
+    return Store(hass, LEDGER_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.ledger")
+
+
+class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
+    """Polls the agent's status and takes in new ledger rows.
+
+    The agent's event stream, when it offers one, triggers an immediate refresh
+    when an inference finishes or the gate changes; polling continues at the
+    configured interval either way (power changes all the time).
+    """
+
+    config_entry: JoulegateConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: JoulegateConfigEntry,
+        client: JoulegateClient,
+        info: Info,
+    ) -> None:
+        """Initialise the coordinator for one agent."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"Joulegate {entry.title}",
+            update_interval=timedelta(
+                seconds=entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
+            ),
+            request_refresh_debouncer=Debouncer(
+                hass,
+                LOGGER,
+                cooldown=EVENT_REFRESH_COOLDOWN.total_seconds(),
+                immediate=True,
+            ),
+        )
+        self.client = client
+        self.info = info
+        self.ledger = InferenceLedger(window=ROLLING_WINDOW)
+        self.event_stream: str = "not started"
+        self._store = ledger_store(hass, entry.entry_id)
+        self._ledger_lock = asyncio.Lock()
+
+    async def _async_setup(self) -> None:
+        """Restore the ledger cursor saved before the last stop."""
+        stored = await self._store.async_load()
+        if stored and stored.get("device_id") == self.info.device_id:
+            self.ledger = InferenceLedger.from_dict(stored, window=ROLLING_WINDOW)
+
+    async def _async_update_data(self) -> JoulegateState:
+        """Fetch the status, then every ledger row after the cursor."""
+        try:
+            status = await self.client.status()
+            await self._async_sync_ledger(status)
+        except JoulegateAuthenticationError as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="authentication_error"
+            ) from err
+        except JoulegateError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="communication_error",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        return JoulegateState(status=status, ledger=self.ledger.summary())
+
+    async def _async_sync_ledger(self, status: Status) -> None:
+        async with self._ledger_lock:
+            newest = status.inference.last
+            if self.ledger.cursor is None:
+                await self._async_seed_ledger(newest)
+                return
+            if (newest.id if newest else 0) < self.ledger.cursor:
+                LOGGER.warning(
+                    "The ledger of Joulegate agent %s starts over (newest row %s, "
+                    "Home Assistant had read up to %s); reading it from the start",
+                    self.config_entry.title,
+                    newest.id if newest else None,
+                    self.ledger.cursor,
+                )
+                self.ledger.reset()
+                await self._async_save_ledger()
+            for _ in range(LEDGER_MAX_PAGES_PER_UPDATE):
+                page = await self.client.inferences(
+                    after=self.ledger.cursor or 0, limit=LEDGER_PAGE_SIZE
+                )
+                if new := self.ledger.add(page.items):
+                    # Saved before it is announced: a crash in between can at worst
+                    # leave a row unannounced, never announce it twice.
+                    await self._async_save_ledger()
+                    for row in new:
+                        self._fire_inference_event(row)
+                if not page.has_more or not page.items:
+                    break
+
+    async def _async_seed_ledger(self, newest: Inference | None) -> None:
+        """First start for this agent: read recent history, announce none of it."""
+        rows: tuple[Inference, ...] = ()
+        cursor = newest.id if newest else 0
+        if newest is not None:
+            page = await self.client.inferences(
+                after=max(0, newest.id - ROLLING_WINDOW), limit=ROLLING_WINDOW
+            )
+            rows = page.items
+        self.ledger.seed(rows, cursor)
+        await self._async_save_ledger()
+
+    async def _async_save_ledger(self) -> None:
+        await self._store.async_save({"device_id": self.info.device_id, **self.ledger.as_dict()})
+
+    def _fire_inference_event(self, row: Inference) -> None:
+        self.hass.bus.async_fire(
+            EVENT_INFERENCE,
+            {
+                "config_entry_id": self.config_entry.entry_id,
+                "agent_device_id": self.info.device_id,
+                **row.raw,
+            },
+        )
+
+    async def async_listen_events(self) -> None:
+        """Follow the agent's event stream for as long as the entry is loaded."""
+        backoff = EVENT_STREAM_BACKOFF_MIN
+        while True:
+            self.event_stream = "connecting"
+            try:
+                async for _event in self.client.events():
+                    self.event_stream = "connected"
+                    backoff = EVENT_STREAM_BACKOFF_MIN
+                    await self.async_request_refresh()
+            except JoulegateAuthenticationError:
+                # The next poll fails the same way and starts reauthentication.
+                self.event_stream = "stopped: authentication failed"
+                return
+            except JoulegateResponseError as err:
+                if err.status == 404:
+                    LOGGER.info(
+                        "Joulegate agent %s offers no event stream; polling only",
+                        self.config_entry.title,
+                    )
+                    self.event_stream = "unsupported"
+                    return
+                LOGGER.debug("Event stream of %s failed: %s", self.config_entry.title, err)
+            except JoulegateError as err:
+                LOGGER.debug("Event stream of %s lost: %s", self.config_entry.title, err)
+            self.event_stream = "reconnecting"
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, EVENT_STREAM_BACKOFF_MAX)

@@ -1,0 +1,250 @@
+"""Sensors of a Joulegate agent: power, energy, inference work and its cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import EntityCategory, UnitOfEnergy, UnitOfPower, UnitOfTemperature
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .const import (
+    UNIT_INFERENCES,
+    UNIT_J_PER_TOKEN,
+    UNIT_REQUESTS,
+    UNIT_TOKENS,
+    UNIT_TOKENS_PER_SECOND,
+    UNIT_WH_PER_INFERENCE,
+)
+from .coordinator import JoulegateConfigEntry, JoulegateState
+from .entity import JoulegateEntity
+
+# All entities read the coordinator's data; nothing is polled per entity.
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class JoulegateSensorEntityDescription(SensorEntityDescription):
+    """Describes a Joulegate sensor."""
+
+    value_fn: Callable[[JoulegateState], StateType]
+    attributes_fn: Callable[[JoulegateState], Mapping[str, Any] | None] | None = None
+
+
+def _last_inference_attributes(state: JoulegateState) -> Mapping[str, Any] | None:
+    if (row := state.last_inference) is None:
+        return None
+    return {
+        "inference_id": row.id,
+        "output_tokens": row.output_tokens,
+        "duration_s": row.duration_s,
+        "j_per_token": row.j_per_token,
+        "model": row.model,
+        "outcome": row.outcome,
+        "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+    }
+
+
+def _last_inference_wh(state: JoulegateState) -> StateType:
+    return row.wh if (row := state.last_inference) else None
+
+
+SENSORS: tuple[JoulegateSensorEntityDescription, ...] = (
+    JoulegateSensorEntityDescription(
+        key="board_power",
+        translation_key="board_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda state: state.status.power.board_w,
+    ),
+    JoulegateSensorEntityDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state: state.status.energy.board_wh,
+    ),
+    JoulegateSensorEntityDescription(
+        key="idle_power",
+        translation_key="idle_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda state: state.status.idle_baseline_w,
+    ),
+    JoulegateSensorEntityDescription(
+        key="power_mode",
+        translation_key="power_mode",
+        value_fn=lambda state: mode.name if (mode := state.status.power_mode) else None,
+    ),
+    JoulegateSensorEntityDescription(
+        key="inferences",
+        translation_key="inferences",
+        native_unit_of_measurement=UNIT_INFERENCES,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state: state.status.inference.count,
+    ),
+    JoulegateSensorEntityDescription(
+        key="output_tokens",
+        translation_key="output_tokens",
+        native_unit_of_measurement=UNIT_TOKENS,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state: state.status.inference.output_tokens,
+    ),
+    JoulegateSensorEntityDescription(
+        key="inference_energy",
+        translation_key="inference_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_display_precision=3,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state: state.status.energy.inference_wh,
+    ),
+    JoulegateSensorEntityDescription(
+        key="marginal_inference_energy",
+        translation_key="marginal_inference_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_display_precision=3,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda state: state.status.energy.marginal_inference_wh,
+    ),
+    JoulegateSensorEntityDescription(
+        key="last_inference_energy",
+        translation_key="last_inference_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_display_precision=4,
+        value_fn=_last_inference_wh,
+        attributes_fn=_last_inference_attributes,
+    ),
+    # Energy per unit of work: no device class (none fits a ratio), state class
+    # measurement so that Home Assistant keeps long-term statistics.
+    JoulegateSensorEntityDescription(
+        key="energy_per_inference",
+        translation_key="energy_per_inference",
+        native_unit_of_measurement=UNIT_WH_PER_INFERENCE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=4,
+        value_fn=lambda state: state.ledger.energy_per_inference_wh,
+    ),
+    JoulegateSensorEntityDescription(
+        key="energy_per_token",
+        translation_key="energy_per_token",
+        native_unit_of_measurement=UNIT_J_PER_TOKEN,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=3,
+        value_fn=lambda state: state.ledger.energy_per_token_j,
+    ),
+    JoulegateSensorEntityDescription(
+        key="tokens_per_second",
+        translation_key="tokens_per_second",
+        native_unit_of_measurement=UNIT_TOKENS_PER_SECOND,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda state: state.ledger.tokens_per_second,
+    ),
+    JoulegateSensorEntityDescription(
+        key="deferred_requests",
+        translation_key="deferred_requests",
+        native_unit_of_measurement=UNIT_REQUESTS,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: state.status.queue.length,
+        attributes_fn=lambda state: {"capacity": state.status.queue.capacity},
+    ),
+    JoulegateSensorEntityDescription(
+        key="max_temperature",
+        translation_key="max_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.status.thermal.max_c,
+    ),
+)
+
+
+def _rail_sensor(name: str) -> JoulegateSensorEntityDescription:
+    def value(state: JoulegateState) -> StateType:
+        rail = state.status.power.rail(name)
+        return rail.power_w if rail and rail.available else None
+
+    return JoulegateSensorEntityDescription(
+        key=f"rail_power_{name}",
+        translation_key="rail_power",
+        translation_placeholders={"rail": name},
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=value,
+    )
+
+
+def _zone_sensor(zone: str) -> JoulegateSensorEntityDescription:
+    return JoulegateSensorEntityDescription(
+        key=f"temperature_{zone}",
+        translation_key="zone_temperature",
+        translation_placeholders={"zone": zone},
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda state: state.status.thermal.zones.get(zone),
+    )
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: JoulegateConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Set up the sensors of one agent; rails and zones are those it reports."""
+    coordinator = entry.runtime_data.coordinator
+    status = coordinator.data.status
+    descriptions = [
+        *SENSORS,
+        *(_rail_sensor(rail.name) for rail in status.power.rails),
+        *(_zone_sensor(zone) for zone in sorted(status.thermal.zones)),
+    ]
+    async_add_entities(
+        JoulegateSensorEntity(coordinator, description) for description in descriptions
+    )
+
+
+class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
+    """A sensor of a Joulegate agent."""
+
+    entity_description: JoulegateSensorEntityDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the sensor's value."""
+        return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return the sensor's attributes, if it has any."""
+        if (attributes_fn := self.entity_description.attributes_fn) is None:
+            return None
+        return attributes_fn(self.coordinator.data)

@@ -1,0 +1,1 @@
+"""Tests of the Joulegate Home Assistant integration."""

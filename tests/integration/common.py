@@ -1,0 +1,56 @@
+"""Helpers shared by the Joulegate integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Mapping
+from ipaddress import ip_address
+from typing import Any
+
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+
+DEVICE_ID = "3f2a9c0d1e7b4a51"
+ENTRY_ID = "01JOULEGATETESTENTRY000001"
+
+
+async def wait_until(predicate: Callable[[], Any], within: float = 5.0) -> None:
+    """Let the event loop run until `predicate()` is true (event-stream work).
+
+    Polling is the point: the state it waits for is made by Home Assistant's own
+    background tasks, which offer nothing to wait on.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+def form_defaults(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults a flow's form offers, by field."""
+    return {
+        str(key): key.default() for key in result["data_schema"].schema if callable(key.default)
+    }
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def zeroconf_info(port: int, properties: dict[str, Any] | None = None) -> ZeroconfServiceInfo:
+    """An mDNS announcement of the agent, as Home Assistant's zeroconf hands it over."""
+    address = ip_address("127.0.0.1")
+    return ZeroconfServiceInfo(
+        ip_address=address,
+        ip_addresses=[address],
+        port=port,
+        hostname="orin-rooftop.local.",
+        type="_joulegate._tcp.local.",
+        name="orin-rooftop._joulegate._tcp.local.",
+        properties={"device_id": DEVICE_ID, "api_version": "1"}
+        if properties is None
+        else properties,
+    )

@@ -1,0 +1,92 @@
+"""Fixtures for the Joulegate integration tests.
+
+Importing the integration here, at module level, puts this repository's
+`custom_components` package in place before the test plugin's own one (which
+would otherwise shadow it, and setup would fail with "Integration not found").
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+from unittest.mock import PropertyMock, patch
+
+import pytest
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.joulegate.const import DOMAIN
+
+from .common import DEVICE_ID, ENTRY_ID
+from .fake_agent import FakeAgent
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load integrations from custom_components/."""
+
+
+@pytest.fixture(autouse=True)
+def fast_event_stream_backoff() -> Generator[None]:
+    """Reconnect the event stream quickly in tests."""
+    with (
+        patch("custom_components.joulegate.coordinator.EVENT_STREAM_BACKOFF_MIN", 0.01),
+        patch("custom_components.joulegate.coordinator.EVENT_STREAM_BACKOFF_MAX", 0.05),
+    ):
+        yield
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Generator[None]:
+    """Create every entity enabled, those disabled by default included."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        return_value=True,
+        new_callable=PropertyMock,
+    ):
+        yield
+
+
+@pytest.fixture
+async def agent(hass: HomeAssistant, socket_enabled: None) -> AsyncGenerator[FakeAgent]:
+    """A Joulegate agent API on 127.0.0.1, stopped before Home Assistant.
+
+    Sockets stay limited to 127.0.0.1 (the test plugin's host allow-list).
+    """
+    fake = FakeAgent()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+def mock_config_entry(agent: FakeAgent) -> MockConfigEntry:
+    """A config entry pointing at the test agent."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="orin-rooftop",
+        unique_id=DEVICE_ID,
+        entry_id=ENTRY_ID,
+        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
+    )
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The platforms to set up (all by default)."""
+    return [Platform.BINARY_SENSOR, Platform.SENSOR]
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    agent: FakeAgent,
+    platforms: list[Platform],
+) -> AsyncGenerator[MockConfigEntry]:
+    """Set up the integration against the test agent."""
+    mock_config_entry.add_to_hass(hass)
+    with patch("custom_components.joulegate.PLATFORMS", platforms):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+        yield mock_config_entry

@@ -1,0 +1,214 @@
+"""A stand-in for `joulegate-agent`: the v1 API of docs/api-contract.md on 127.0.0.1.
+
+It serves the JSON shapes kept in fixtures/, keeps a ledger that grows when a test
+finishes an inference, and streams server-sent events, so the integration talks
+real HTTP (and real SSE) through Home Assistant's own aiohttp session. The
+end-to-end tests run the real agent instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOKEN = "s3cret-token-for-tests"
+
+
+def load_json(name: str) -> Any:
+    """Load one of the JSON fixtures."""
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+class FakeAgent:
+    """The agent's API with mutable state and switches for failure modes."""
+
+    def __init__(self) -> None:
+        """Start from the fixtures."""
+        self.token = TOKEN
+        self.health: dict[str, Any] = load_json("health.json")
+        self.info: dict[str, Any] = load_json("info.json")
+        self.status: dict[str, Any] = load_json("status.json")
+        self.rows: list[dict[str, Any]] = load_json("inferences.json")["items"]
+        self.gate: dict[str, Any] = load_json("gate.json")
+        # Switches a test flips.
+        self.fail_status: int | None = None  # authenticated routes answer this status
+        self.health_override: Callable[[], web.Response] | None = None
+        self.events_enabled = True
+        self.max_page = 1000
+        # Observations.
+        self.inference_queries: list[tuple[int, int]] = []
+        self.gate_puts: list[dict[str, Any]] = []
+        self.stream_connections = 0
+        self._streams: list[asyncio.Queue[str | None]] = []
+        self.stream_connected = asyncio.Event()
+        self.server: TestServer | None = None
+        self._stopping = False
+
+    # -- state changes ------------------------------------------------------
+
+    def finish_inference(
+        self, *, output_tokens: int = 64, energy_j: float = 20.0
+    ) -> dict[str, Any]:
+        """Append a ledger row, update the counters, and announce it on the stream."""
+        last = self.rows[-1] if self.rows else None
+        row = copy.deepcopy(last) if last else load_json("inferences.json")["items"][-1]
+        row_id = (last["id"] if last else 0) + 1
+        duration = 2.0
+        row.update(
+            id=row_id,
+            window_id=f"window-{row_id}",
+            output_tokens=output_tokens,
+            energy_j=energy_j,
+            wh=energy_j / 3600,
+            duration_s=duration,
+            j_per_token=energy_j / output_tokens if output_tokens else None,
+            tokens_per_s=output_tokens / duration,
+            outcome="ok",
+        )
+        self.rows.append(row)
+        inference = self.status["inference"]
+        inference["count"] += 1
+        inference["output_tokens"] += output_tokens
+        inference["last"] = row
+        energy = self.status["energy"]
+        energy["inference_wh"] = round(energy["inference_wh"] + energy_j / 3600, 6)
+        energy["board_wh"] = round(energy["board_wh"] + energy_j / 3600, 6)
+        self.publish("inference", row)
+        return row
+
+    def publish(self, event: str, data: Any) -> None:
+        """Send an event to every open stream."""
+        frame = f"event: {event}\ndata: {json.dumps(data)}\n\n"
+        for queue in self._streams:
+            queue.put_nowait(frame)
+
+    def close_streams(self) -> None:
+        """End every open event stream (the agent restarting, or the test ending)."""
+        for queue in self._streams:
+            queue.put_nowait(None)
+
+    # -- HTTP ---------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/api/v1/health":
+            return await handler(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "unauthorized", "Missing or wrong bearer token")
+        if self.fail_status is not None:
+            return _error(self.fail_status, "failure", "Injected failure")
+        return await handler(request)
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/api/v1/health", self._health)
+        app.router.add_get("/api/v1/info", self._info)
+        app.router.add_get("/api/v1/status", self._status)
+        app.router.add_get("/api/v1/inferences", self._inferences)
+        app.router.add_get("/api/v1/gate", self._gate)
+        app.router.add_put("/api/v1/gate", self._put_gate)
+        app.router.add_get("/api/v1/events", self._events)
+        return app
+
+    async def _health(self, _: web.Request) -> web.Response:
+        if self.health_override is not None:
+            return self.health_override()
+        return web.json_response(self.health)
+
+    async def _info(self, _: web.Request) -> web.Response:
+        return web.json_response(self.info)
+
+    async def _status(self, _: web.Request) -> web.Response:
+        return web.json_response(self.status)
+
+    async def _gate(self, _: web.Request) -> web.Response:
+        return web.json_response(self.gate)
+
+    async def _inferences(self, request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "0"))
+        limit = min(int(request.query.get("limit", "100")), self.max_page)
+        self.inference_queries.append((after, limit))
+        newer = [row for row in self.rows if row["id"] > after]
+        items = newer[:limit]
+        return web.json_response(
+            {
+                "items": items,
+                "cursor": items[-1]["id"] if items else after,
+                "has_more": len(newer) > limit,
+            }
+        )
+
+    async def _put_gate(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.gate_puts.append(body)
+        self.gate.update(
+            open=body["open"],
+            source="lease",
+            reason=body["reason"],
+            lease_remaining_s=float(body["lease_s"]),
+            lease_expires_at="2026-11-26T13:46:00+00:00",
+        )
+        self.publish("gate", self.gate)
+        return web.json_response(self.gate)
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        if not self.events_enabled:
+            return _error(404, "not_found", "No such route")
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        if self._stopping:
+            queue.put_nowait(None)
+        self._streams.append(queue)
+        try:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(b": keepalive\n\n")
+            self.stream_connections += 1
+            self.stream_connected.set()
+            while (frame := await queue.get()) is not None:
+                await response.write(frame.encode())
+        finally:
+            self._streams.remove(queue)
+            if not self._streams:
+                self.stream_connected.clear()
+        return response
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self, port: int | None = None) -> None:
+        """Serve on 127.0.0.1 (a free port unless one is given)."""
+        self.server = TestServer(self.app(), host="127.0.0.1", port=port, shutdown_timeout=1.0)
+        await self.server.start_server()
+
+    async def stop(self) -> None:
+        """Stop serving (the agent going away)."""
+        self._stopping = True
+        self.close_streams()
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+        self._stopping = False
+
+    @property
+    def host(self) -> str:
+        """Where it listens."""
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        assert self.server is not None
+        assert self.server.port is not None
+        return self.server.port

@@ -1,0 +1,377 @@
+"""Tests of the Joulegate config flow: user, zeroconf, reauth, reconfigure, options."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from unittest.mock import AsyncMock, patch
+
+import pytest
+from aiohttp import web
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.joulegate.const import CONF_UPDATE_INTERVAL, DEFAULT_PORT, DOMAIN
+
+from .common import DEVICE_ID, form_defaults, free_port, zeroconf_info
+from .fake_agent import FakeAgent
+
+
+@pytest.fixture
+def mock_setup_entry() -> Generator[AsyncMock]:
+    """Keep created entries from being set up: these tests are about the flow."""
+    with patch("custom_components.joulegate.async_setup_entry", return_value=True) as mock_setup:
+        yield mock_setup
+
+
+def _user_input(agent: FakeAgent, **overrides: object) -> dict[str, object]:
+    return {CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token} | overrides
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
+    """The user enters host, port and token; the entry is created after a real connection."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+
+    # Surrounding whitespace (a pasted token) is dropped; the port arrives as a float.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _user_input(agent, **{CONF_HOST: f" {agent.host} ", CONF_PORT: float(agent.port)})
+        | {CONF_TOKEN: f"{agent.token}\n"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "orin-rooftop"
+    assert result["data"] == {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: agent.port,
+        CONF_TOKEN: agent.token,
+    }
+    assert result["result"].unique_id == DEVICE_ID
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    ("breakage", "errors"),
+    [
+        ("token", {CONF_TOKEN: "invalid_auth"}),
+        ("port", {"base": "cannot_connect"}),
+        ("other_service", {"base": "not_joulegate_agent"}),
+        ("no_health_route", {"base": "not_joulegate_agent"}),
+        ("html", {"base": "not_joulegate_agent"}),
+        ("server_error", {"base": "unknown"}),
+    ],
+)
+async def test_user_flow_errors(
+    hass: HomeAssistant, agent: FakeAgent, breakage: str, errors: dict[str, str]
+) -> None:
+    """Each failure gives its own error, keeps what was typed, and the user can recover."""
+    user_input = _user_input(agent)
+    if breakage == "token":
+        user_input[CONF_TOKEN] = "wrong"
+    elif breakage == "port":
+        user_input[CONF_PORT] = free_port()
+    elif breakage == "other_service":
+        agent.health = agent.health | {"service": "some-other-daemon"}
+    elif breakage == "no_health_route":
+        agent.health_override = lambda: web.Response(status=404, text="Not Found")
+    elif breakage == "html":
+        agent.health_override = lambda: web.Response(
+            text="<html>router</html>", content_type="text/html"
+        )
+    elif breakage == "server_error":
+        agent.fail_status = 500
+
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    # What the user typed is offered again.
+    assert form_defaults(result)[CONF_HOST] == agent.host
+
+    # Fix the problem, submit again: the entry is created.
+    agent.health = agent.health | {"service": "joulegate-agent"}
+    agent.health_override = None
+    agent.fail_status = None
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(agent))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow_already_configured(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """The same agent (same device id) cannot be added twice."""
+    mock_config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(agent))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_flow_several_agents(hass: HomeAssistant, agent: FakeAgent) -> None:
+    """Two agents (two device ids) give two entries."""
+    second = FakeAgent()
+    second.info = second.info | {"device_id": "0000000000000002", "hostname": "xavier-shed"}
+    await second.start()
+    try:
+        for target in (agent, second):
+            result = await hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": SOURCE_USER}
+            )
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], _user_input(target)
+            )
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+    finally:
+        await second.stop()
+    entries = hass.config_entries.async_entries(DOMAIN)
+    assert sorted((entry.title, entry.unique_id) for entry in entries) == [
+        ("orin-rooftop", DEVICE_ID),
+        ("xavier-shed", "0000000000000002"),
+    ]
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_form_defaults(hass: HomeAssistant) -> None:
+    """The form proposes the agent's default port."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert form_defaults(result) == {CONF_PORT: DEFAULT_PORT}
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_zeroconf_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
+    """A discovered agent only needs its token."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent.port)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "zeroconf_confirm"
+    assert result["description_placeholders"] == {
+        "name": "orin-rooftop",
+        "host": "127.0.0.1",
+        "port": str(agent.port),
+    }
+    flow = hass.config_entries.flow.async_get(result["flow_id"])
+    assert flow["context"]["title_placeholders"] == {"name": "orin-rooftop"}
+    assert flow["context"]["unique_id"] == DEVICE_ID
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "wrong"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: agent.token}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "orin-rooftop"
+    assert result["data"] == {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: agent.port,
+        CONF_TOKEN: agent.token,
+    }
+    assert result["result"].unique_id == DEVICE_ID
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_zeroconf_without_device_id(hass: HomeAssistant, agent: FakeAgent) -> None:
+    """An announcement without the device id: the health route supplies it."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_ZEROCONF},
+        data=zeroconf_info(agent.port, properties={"hostname": "rig"}),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["description_placeholders"]["name"] == "rig"
+    flow = hass.config_entries.flow.async_get(result["flow_id"])
+    assert flow["context"]["unique_id"] == DEVICE_ID
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [("port", "cannot_connect"), ("other_service", "not_joulegate_agent")],
+)
+async def test_zeroconf_without_device_id_abort(
+    hass: HomeAssistant, agent: FakeAgent, breakage: str, reason: str
+) -> None:
+    """Without an id in the announcement, a dead or foreign service aborts discovery."""
+    port = agent.port
+    if breakage == "port":
+        port = free_port()
+    else:
+        agent.health = agent.health | {"service": "printer"}
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(port, properties={})
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_zeroconf_confirm_cannot_connect(hass: HomeAssistant, agent: FakeAgent) -> None:
+    """The agent goes away between discovery and the token."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent.port)
+    )
+    await agent.stop()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "whatever"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_zeroconf_updates_known_agent(
+    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+) -> None:
+    """A configured agent announced at a new address: the entry follows it."""
+    moved = FakeAgent()
+    await moved.start()
+    new_port = moved.port
+    try:
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(new_port)
+        )
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
+        assert init_integration.data[CONF_PORT] == new_port
+    finally:
+        await moved.stop()
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reauth_flow(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """A rotated token: the user enters the new one."""
+    mock_config_entry.add_to_hass(hass)
+    agent.token = "rotated-token"
+    result = await mock_config_entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reauth_confirm"
+    assert result["description_placeholders"] == {"name": "orin-rooftop"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "still-wrong"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: "rotated-token"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert mock_config_entry.data[CONF_TOKEN] == "rotated-token"
+    assert mock_config_entry.data[CONF_HOST] == agent.host
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reauth_flow_different_device(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """Another agent now answers at the address: the token is not stored."""
+    mock_config_entry.add_to_hass(hass)
+    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    result = await mock_config_entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: agent.token}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "different_device"
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reconfigure_flow(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """The agent moved to another port: the entry is updated, the token kept."""
+    mock_config_entry.add_to_hass(hass)
+    moved = FakeAgent()
+    await moved.start()
+    new_port = moved.port
+    try:
+        result = await mock_config_entry.start_reconfigure_flow(hass)
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "reconfigure"
+
+        # Nothing listens there: an error, and the form keeps the new values.
+        dead_port = free_port()
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: dead_port}
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"base": "cannot_connect"}
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: moved.port}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+    finally:
+        await moved.stop()
+    assert mock_config_entry.data == {
+        CONF_HOST: "127.0.0.1",
+        CONF_PORT: new_port,
+        CONF_TOKEN: agent.token,
+    }
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    ("breakage", "outcome"),
+    [("other_device", "different_device"), ("other_token", "invalid_auth")],
+)
+async def test_reconfigure_flow_refused(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    breakage: str,
+    outcome: str,
+) -> None:
+    """Reconfigure only points the entry at the same agent, with its saved token."""
+    mock_config_entry.add_to_hass(hass)
+    if breakage == "other_device":
+        agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    else:
+        agent.token = "another"
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: agent.host, CONF_PORT: agent.port}
+    )
+    if outcome == "different_device":
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == outcome
+    else:
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"base": outcome}
+
+
+async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """The update interval is an option; changing it reloads the entry with it."""
+    coordinator = init_integration.runtime_data.coordinator
+    assert coordinator.update_interval == timedelta(seconds=10)
+
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_UPDATE_INTERVAL: 30.0}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert init_integration.options == {CONF_UPDATE_INTERVAL: 30}
+    reloaded = init_integration.runtime_data.coordinator
+    assert reloaded is not coordinator
+    assert reloaded.update_interval == timedelta(seconds=30)

@@ -1,0 +1,96 @@
+"""Tests of setting up, unloading and removing a Joulegate config entry."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import CONF_PORT, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.joulegate.const import DOMAIN
+
+from .common import DEVICE_ID, free_port
+from .fake_agent import FakeAgent
+
+LEDGER_KEY = f"{DOMAIN}.{{}}.ledger"
+
+
+async def test_load_unload(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The entry loads, describes the agent as a device, and unloads."""
+    assert init_integration.state is ConfigEntryState.LOADED
+    device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
+    assert device is not None
+    assert device.manufacturer == "NVIDIA"
+    assert device.model == "NVIDIA Jetson Orin Nano"
+    assert device.name == "orin-rooftop"
+    assert device.sw_version == "0.1.0"
+    assert device.configuration_url == f"http://127.0.0.1:{agent.port}"
+
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert init_integration.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get("sensor.orin_rooftop_board_power").state == "unavailable"
+
+
+async def test_setup_retries_while_agent_unreachable(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """Nothing listens at the address: Home Assistant retries later."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, CONF_PORT: free_port()}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_setup_retries_when_first_refresh_fails(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """The agent answers its info but not its status."""
+    agent.status = {"unexpected": True}
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_setup_with_rejected_token_starts_reauth(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """A token the agent refuses: setup fails and reauthentication starts."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, CONF_TOKEN: "old"}
+    )
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_setup_refuses_another_agent(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """Another agent answers at the entry's address: wait for the right one."""
+    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_remove_entry_deletes_ledger_cursor(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_storage: dict[str, object]
+) -> None:
+    """Removing the entry removes its saved ledger cursor."""
+    key = LEDGER_KEY.format(init_integration.entry_id)
+    assert key in hass_storage
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert key not in hass_storage

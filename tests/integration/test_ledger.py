@@ -1,0 +1,103 @@
+"""Unit tests of the ledger cursor and rolling means (no Home Assistant needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from custom_components.joulegate.api import Inference
+from custom_components.joulegate.ledger import InferenceLedger
+
+
+def _row(row_id: int, **fields: Any) -> Inference:
+    base: dict[str, Any] = {
+        "id": row_id,
+        "duration_s": 2.0,
+        "energy_j": 36.0,
+        "output_tokens": 100,
+        "outcome": "ok",
+    }
+    return Inference.from_dict(base | fields)
+
+
+def test_add_takes_each_row_once_in_order() -> None:
+    """Rows arrive unordered and repeated; each is taken once, oldest first."""
+    ledger = InferenceLedger(window=5, cursor=0)
+    assert [row.id for row in ledger.add([_row(2), _row(1)])] == [1, 2]
+    assert [row.id for row in ledger.add([_row(2), _row(3), _row(1)])] == [3]
+    assert ledger.cursor == 3
+    assert [row.id for row in ledger.recent] == [1, 2, 3]
+
+
+def test_window_keeps_the_newest_rows() -> None:
+    """The rolling window is bounded."""
+    ledger = InferenceLedger(window=2, cursor=0)
+    ledger.add([_row(1), _row(2), _row(3)])
+    assert [row.id for row in ledger.recent] == [2, 3]
+
+
+def test_seed_ignores_rows_beyond_the_cursor() -> None:
+    """Seeding takes history up to the cursor; later rows stay new."""
+    ledger = InferenceLedger(window=5)
+    ledger.seed([_row(3), _row(1), _row(2)], cursor=2)
+    assert ledger.cursor == 2
+    assert [row.id for row in ledger.recent] == [1, 2]
+    assert [row.id for row in ledger.add([_row(3)])] == [3]
+
+
+def test_summary() -> None:
+    """Means are ratios of sums; refused requests and token-less rows are left out
+    where they do not belong."""
+    ledger = InferenceLedger(window=10, cursor=0)
+    ledger.add(
+        [
+            _row(1, energy_j=36.0, output_tokens=100, duration_s=4.0),
+            _row(2, energy_j=0.0, output_tokens=0, duration_s=0.0, outcome="refused"),
+            _row(3, energy_j=18.0, output_tokens=0, duration_s=1.0, outcome="error"),
+            _row(4, energy_j=18.0, output_tokens=50, duration_s=1.0),
+        ]
+    )
+    summary = ledger.summary()
+    assert summary.cursor == 4
+    assert summary.last is not None
+    assert summary.last.id == 4
+    assert summary.rows == 3
+    assert summary.energy_per_inference_wh == pytest.approx((36 + 18 + 18) / 3 / 3600)
+    assert summary.energy_per_token_j == pytest.approx((36 + 18) / 150)
+    assert summary.tokens_per_second == pytest.approx(150 / 5)
+
+
+def test_summary_of_nothing() -> None:
+    """No rows: no figures."""
+    summary = InferenceLedger(window=3).summary()
+    assert summary.cursor == 0
+    assert summary.last is None
+    assert summary.energy_per_inference_wh is None
+    assert summary.energy_per_token_j is None
+    assert summary.tokens_per_second is None
+
+
+def test_round_trip_and_damaged_state() -> None:
+    """Saved state restores; unreadable rows and cursors are dropped."""
+    ledger = InferenceLedger(window=3, cursor=0)
+    ledger.add([_row(1), _row(2)])
+    restored = InferenceLedger.from_dict(ledger.as_dict(), window=3)
+    assert restored.cursor == 2
+    assert [row.id for row in restored.recent] == [1, 2]
+
+    damaged = InferenceLedger.from_dict(
+        {"cursor": True, "recent": [{"id": "x"}, None, ledger.as_dict()["recent"][0]]}, window=3
+    )
+    assert damaged.cursor is None
+    assert [row.id for row in damaged.recent] == [1]
+    assert InferenceLedger.from_dict({}, window=3).cursor is None
+
+
+def test_reset() -> None:
+    """Reset forgets the rows and starts the cursor at zero."""
+    ledger = InferenceLedger(window=3, cursor=0)
+    ledger.add([_row(5)])
+    ledger.reset()
+    assert ledger.cursor == 0
+    assert ledger.recent == ()

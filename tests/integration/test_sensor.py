@@ -1,0 +1,79 @@
+"""Tests of the Joulegate sensors."""
+
+from __future__ import annotations
+
+import pytest
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.joulegate.const import DOMAIN
+
+from .common import DEVICE_ID
+from .fake_agent import FakeAgent
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """Only the sensor platform."""
+    return [Platform.SENSOR]
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default", "init_integration")
+async def test_entities(
+    hass: HomeAssistant,
+    snapshot: SnapshotAssertion,
+    entity_registry: er.EntityRegistry,
+    device_registry: dr.DeviceRegistry,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """Every sensor, its registry entry and its state."""
+    await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
+
+    device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
+    assert device is not None
+    for entity in er.async_entries_for_config_entry(entity_registry, mock_config_entry.entry_id):
+        assert entity.device_id == device.id
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_diagnostic_sensors_disabled_by_default(
+    hass: HomeAssistant, entity_registry: er.EntityRegistry
+) -> None:
+    """Per-rail power and per-zone temperatures are diagnostics, off by default."""
+    for entity_id in (
+        "sensor.orin_rooftop_vdd_in_power",
+        "sensor.orin_rooftop_cpu_thermal_temperature",
+    ):
+        entry = entity_registry.async_get(entity_id)
+        assert entry is not None
+        assert entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert entry.entity_category == "diagnostic"
+        assert hass.states.get(entity_id) is None
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_missing_values_are_unknown(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """No power mode, a rail that stopped answering, no inference yet: unknown."""
+    agent.status["power_mode"] = None
+    agent.status["inference"]["last"] = None
+    agent.status["power"]["rails"] = agent.status["power"]["rails"][:1]
+    agent.rows = []
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.orin_rooftop_power_mode").state == "unknown"
+    last = hass.states.get("sensor.orin_rooftop_last_inference_energy")
+    assert last.state == "unknown"
+    assert "output_tokens" not in last.attributes
+
+    # A rail the agent stops reporting reads unknown, not stale.
+    agent.status["power"]["rails"] = []
+    await mock_config_entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.orin_rooftop_vdd_in_power").state == "unknown"
