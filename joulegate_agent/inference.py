@@ -204,8 +204,6 @@ class InferenceService:
         self._explicit: dict[str, OpenWindow] = {}
         self._pending: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
-        self._last: InferenceRow | None = None
-        self._last_loaded = False
         self._remove_gate_listener = self.gate.add_listener(self._on_gate)
 
     @property
@@ -369,10 +367,8 @@ class InferenceService:
     # -- status ---------------------------------------------------------------------------------
 
     def last(self) -> InferenceRow | None:
-        if not self._last_loaded:
-            self._last = self.ledger.last()
-            self._last_loaded = True
-        return self._last
+        """The newest row (read each time: `measure` in another process may have added one)."""
+        return self.ledger.last()
 
     def status_inference(self) -> dict[str, Any]:
         """The `inference` object of /api/v1/status."""
@@ -435,8 +431,6 @@ class InferenceService:
     async def _commit(self, row: InferenceRow) -> InferenceRow:
         loop = asyncio.get_running_loop()
         committed = await loop.run_in_executor(None, self.ledger.record, row)
-        self._last = committed
-        self._last_loaded = True
         self.events.publish("inference", committed.to_json())
         return committed
 
@@ -464,7 +458,6 @@ class InferenceService:
                         pruned,
                         self.ledger.retention_days,
                     )
-                    self._last_loaded = False
                 self._end_stale_windows()
             except Exception:
                 _LOGGER.exception("Ledger housekeeping failed")

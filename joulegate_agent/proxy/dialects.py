@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,13 @@ MAX_BUFFER_BYTES = 8 * 1024 * 1024
 """Largest single line / JSON body the reader keeps to parse; beyond it the reader gives up."""
 
 CHARS_PER_TOKEN_ESTIMATE = 4
+
+# A streamed event that carries generated text (or a tool call), found without parsing it. Inside
+# a JSON string every quote is escaped, so these patterns only match real keys.
+_CONTENT_RE = re.compile(
+    rb'"(?:content|text|response|thinking|reasoning_content)"\s*:\s*"(?!")'
+    rb'|"tool_calls"\s*:\s*\[\s*\{'
+)
 
 
 class Dialect(enum.Enum):
@@ -128,11 +136,17 @@ class TokenReader:
     """Incremental token-count reader; one per response. Subclasses know one dialect's fields."""
 
     dialect: Dialect
+    count_markers: tuple[bytes, ...] = ()
+    """Byte strings found in every streamed event that may carry counts. Only those events (and
+    the first, for the model name) are parsed as JSON; elsewhere the reader only counts content
+    fields with one pattern over each block of complete lines, which keeps it far cheaper than
+    the relay it rides along."""
 
     def __init__(
         self, content_type: str | None = None, content_encoding: str | None = None
     ) -> None:
         self._framing = _framing_for(content_type)
+        self._markers = re.compile(b"|".join(re.escape(m) for m in self.count_markers) or b"$^")
         self._seen = _Seen()
         self._buffer = bytearray()
         self._event_data: list[bytes] = []
@@ -188,38 +202,52 @@ class TokenReader:
         self._event_data.clear()
 
     def _drain_lines(self) -> None:
-        start = 0
         buf = self._buffer
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            line = bytes(buf[start:end]).rstrip(b"\r")
-            start = end + 1
-            if self._framing is _Framing.SSE:
-                self._sse_line(line)
-            else:
-                self._json_text(line)
-        del buf[:start]
+        end = buf.rfind(b"\n")
+        if end < 0:
+            if len(buf) > MAX_BUFFER_BYTES:
+                self._give_up()
+            return
+        block = bytes(buf[:end])
+        del buf[: end + 1]
+        if self._seen.objects and not self._event_data and self._markers.search(block) is None:
+            # Fast path, taken for nearly every block: complete lines, no event half-read, and
+            # nothing here can carry a count, so only the content fields need counting.
+            self._seen.content_events += len(_CONTENT_RE.findall(block))
+            return
+        lines = block.split(b"\n")
+        if self._framing is _Framing.SSE:
+            data = self._event_data
+            for line in lines:  # runs for every streamed line: kept inline
+                if line.endswith(b"\r"):
+                    line = line[:-1]  # noqa: PLW2901
+                if not line:
+                    if data:
+                        self._end_sse_event()
+                elif line.startswith(b"data:"):
+                    data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+        else:
+            for line in lines:
+                self._stream_event(line)
         if len(buf) > MAX_BUFFER_BYTES:
             self._give_up()
 
-    def _sse_line(self, line: bytes) -> None:
-        if not line:
-            self._end_sse_event()
-            return
-        if line.startswith(b"data:"):
-            data = line[5:]
-            self._event_data.append(data[1:] if data.startswith(b" ") else data)
-
     def _end_sse_event(self) -> None:
-        if not self._event_data:
+        events = self._event_data
+        if not events:
             return
-        data = b"\n".join(self._event_data)
-        self._event_data.clear()
-        if data.strip() == b"[DONE]":
+        data = events[0] if len(events) == 1 else b"\n".join(events)
+        events.clear()
+        if data == b"[DONE]" or data.strip() == b"[DONE]":
             return
-        self._json_text(data)
+        self._stream_event(data)
+
+    def _stream_event(self, text: bytes) -> None:
+        """One SSE event's data or one NDJSON line."""
+        if self._seen.objects == 0 or self._markers.search(text) is not None:
+            self._json_text(text)
+        elif _CONTENT_RE.search(text) is not None:
+            self._seen.content_events += 1
 
     def _finish_json(self) -> None:
         body = bytes(self._buffer)
@@ -338,6 +366,7 @@ class LlamaCppReader(TokenReader):
     """llama.cpp native `/completion`: `tokens_predicted`, `tokens_evaluated`, `timings`."""
 
     dialect = Dialect.LLAMA_CPP
+    count_markers = (b'"timings"', b'"tokens_predicted"', b'"tokens_evaluated"', b'"usage"')
 
     def take(self, obj: dict[str, Any], seen: _Seen) -> int:
         self._take_timings(obj, seen)
@@ -356,6 +385,7 @@ class OpenAIReader(TokenReader):
     """OpenAI-compatible `/v1/*`: `usage`, and llama.cpp's top-level `timings` when present."""
 
     dialect = Dialect.OPENAI
+    count_markers = (b'"usage"', b'"timings"')
 
     def take(self, obj: dict[str, Any], seen: _Seen) -> int:
         self._take_timings(obj, seen)
@@ -378,6 +408,7 @@ class OllamaReader(TokenReader):
     """Ollama `/api/generate` and `/api/chat`: counts on the `done: true` object."""
 
     dialect = Dialect.OLLAMA
+    count_markers = (b'"done":true', b'"done": true', b'"done_reason"', b'"eval_count"')
 
     def take(self, obj: dict[str, Any], seen: _Seen) -> int:
         if obj.get("done") is True:

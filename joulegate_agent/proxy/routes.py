@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -103,7 +103,7 @@ class ProxySettings:
             upstream=URL(config.upstream) if config.upstream else None,
             upstream_api_key=config.upstream_api_key or None,
             max_body_bytes=config.max_body_bytes,
-            read_timeout_s=float(getattr(config, "upstream_timeout_s", DEFAULT_READ_TIMEOUT_S)),
+            read_timeout_s=config.upstream_timeout_s,
         )
 
 
@@ -469,11 +469,3 @@ def add_proxy_routes(app: web.Application, proxy: Proxy) -> None:
         app.router.add_route("*", path, proxy.handle)
     app.on_startup.append(proxy.start)
     app.on_cleanup.append(proxy.close)
-
-
-def proxy_info(proxy: Proxy) -> dict[str, Any]:
-    """A short description of the proxy for logs and `serve`'s banner."""
-    return {
-        "upstream": str(proxy.settings.upstream) if proxy.settings.upstream else None,
-        "max_body_bytes": proxy.settings.max_body_bytes,
-    }
