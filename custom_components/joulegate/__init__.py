@@ -5,9 +5,13 @@ from __future__ import annotations
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
 
 from .api import JoulegateAuthenticationError, JoulegateClient, JoulegateError
+from .binary_sensor import INFERENCE_ALLOWED
 from .const import DOMAIN
 from .coordinator import (
     JoulegateConfigEntry,
@@ -15,10 +19,36 @@ from .coordinator import (
     JoulegateDataUpdateCoordinator,
     ledger_store,
 )
+from .gate import GateRunner, accounting_store, gate_store
+from .inputs import GateConfig
+from .issues import delete_issues
+from .number import NUMBERS
+from .select import BATTERY_POLICY, GATE_MODE
+from .sensor import GATE_SENSORS
+from .services import async_setup_services
 
-# The gate controls (select, number, switch) join this list with the surplus
-# controller.
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+# Select and number hold the surplus gate's settings; they have entities only
+# once the gate's inputs are chosen in the options.
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+# Every entity the surplus gate may have; which ones an entry has depends on its inputs.
+GATE_ENTITY_KEYS = frozenset(
+    description.key
+    for description in (*GATE_SENSORS, *NUMBERS, GATE_MODE, BATTERY_POLICY, INFERENCE_ALLOWED)
+)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (they answer for every entry)."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> bool:
@@ -51,10 +81,24 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
         )
 
     coordinator = JoulegateDataUpdateCoordinator(hass, entry, client, info)
-    await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = JoulegateData(client=client, info=info, coordinator=coordinator)
+    gate: GateRunner | None = None
+    if gate_config := GateConfig.from_options(entry.options):
+        # Listening before the first refresh: rows that finished while Home
+        # Assistant was down are announced then, and must be counted too.
+        gate = GateRunner(hass, entry, coordinator, gate_config)
+        await gate.async_load()
+    try:
+        await coordinator.async_config_entry_first_refresh()
+    except Exception:
+        if gate is not None:
+            await gate.async_unload()
+        raise
+    entry.runtime_data = JoulegateData(client=client, info=info, coordinator=coordinator, gate=gate)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    _remove_stale_gate_entities(hass, entry, gate.entity_keys if gate else set())
+    if gate is not None:
+        gate.async_start()
 
     entry.async_create_background_task(
         hass,
@@ -64,11 +108,32 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
     return True
 
 
+def _remove_stale_gate_entities(
+    hass: HomeAssistant, entry: JoulegateConfigEntry, provided: set[str]
+) -> None:
+    """Remove gate entities the entry's inputs no longer give (the gate or battery removed)."""
+    registry = er.async_get(hass)
+    prefix = f"{entry.runtime_data.info.device_id}_"
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        key = entity.unique_id.removeprefix(prefix)
+        if key in GATE_ENTITY_KEYS and key not in provided:
+            registry.async_remove(entity.entity_id)
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> bool:
-    """Unload a Joulegate config entry (its event stream task is cancelled with it)."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    """Unload a Joulegate config entry (its event stream task and gate timer go with it).
+
+    The agent's gate is left as it is: its lease runs out and the agent falls back to its own
+    default.
+    """
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded and (gate := entry.runtime_data.gate) is not None:
+        await gate.async_unload()
+    return unloaded
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> None:
-    """Delete the saved ledger cursor of a removed entry."""
-    await ledger_store(hass, entry.entry_id).async_remove()
+    """Delete what a removed entry saved: ledger cursor, gate settings, accounting, issues."""
+    for store in (ledger_store, gate_store, accounting_store):
+        await store(hass, entry.entry_id).async_remove()
+    delete_issues(hass, entry.entry_id)

@@ -1,4 +1,4 @@
-"""Binary sensors of a Joulegate agent: throttling and the inference gate."""
+"""Binary sensors of a Joulegate agent: throttling, the agent's gate, the surplus gate's verdict."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import JoulegateConfigEntry, JoulegateState
-from .entity import JoulegateEntity
+from .entity import JoulegateEntity, JoulegateGateEntity
 
 PARALLEL_UPDATES = 0
 
@@ -55,16 +55,26 @@ BINARY_SENSORS: tuple[JoulegateBinarySensorEntityDescription, ...] = (
 )
 
 
+# The surplus gate's own verdict (what Home Assistant leases to the agent); the
+# agent's "Inference gate" above shows what the agent enforces.
+INFERENCE_ALLOWED = BinarySensorEntityDescription(
+    key="inference_allowed",
+    translation_key="inference_allowed",
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: JoulegateConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the binary sensors of one agent."""
+    """Set up the binary sensors of one agent, and of its surplus gate when there is one."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities(
         JoulegateBinarySensorEntity(coordinator, description) for description in BINARY_SENSORS
     )
+    if (gate := entry.runtime_data.gate) is not None:
+        async_add_entities([JoulegateInferenceAllowedEntity(gate, INFERENCE_ALLOWED)])
 
 
 class JoulegateBinarySensorEntity(JoulegateEntity, BinarySensorEntity):
@@ -83,3 +93,21 @@ class JoulegateBinarySensorEntity(JoulegateEntity, BinarySensorEntity):
     def extra_state_attributes(self) -> Mapping[str, Any]:
         """Return the sensor's attributes."""
         return self.entity_description.attributes_fn(self.coordinator.data)
+
+
+class JoulegateInferenceAllowedEntity(JoulegateGateEntity, BinarySensorEntity):
+    """On while the surplus gate allows inference."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return whether inference is allowed (unknown before the first cycle)."""
+        return self.gate.state.open
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        """Return why, and whether the agent took the lease."""
+        state = self.gate.state
+        return {
+            "reason": state.reason.value if state.reason else None,
+            "agent_updated": state.agent_updated,
+        }

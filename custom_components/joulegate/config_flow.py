@@ -6,11 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import (
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlowWithReload,
-)
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -32,16 +28,9 @@ from .api import (
     JoulegateError,
     JoulegateNotAgentError,
 )
-from .const import (
-    CONF_UPDATE_INTERVAL,
-    DEFAULT_PORT,
-    DEFAULT_UPDATE_INTERVAL,
-    DOMAIN,
-    LOGGER,
-    MAX_UPDATE_INTERVAL,
-    MIN_UPDATE_INTERVAL,
-)
+from .const import DEFAULT_PORT, DOMAIN, LOGGER
 from .coordinator import JoulegateConfigEntry
+from .options_flow import JoulegateOptionsFlow
 
 ZEROCONF_SUFFIX = "._joulegate._tcp.local."
 
@@ -232,33 +221,4 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=vol.Schema(_host_port_schema(host, port)),
             description_placeholders={"name": entry.title},
             errors=errors,
-        )
-
-
-class JoulegateOptionsFlow(OptionsFlowWithReload):
-    """How often Home Assistant polls the agent."""
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the update interval."""
-        if user_input is not None:
-            return self.async_create_entry(
-                data={CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL])}
-            )
-
-        interval = self.config_entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
-        return self.async_show_form(
-            step_id="init",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_UPDATE_INTERVAL, default=interval): NumberSelector(
-                        NumberSelectorConfig(
-                            min=MIN_UPDATE_INTERVAL,
-                            max=MAX_UPDATE_INTERVAL,
-                            step=1,
-                            unit_of_measurement="s",
-                            mode=NumberSelectorMode.BOX,
-                        )
-                    ),
-                }
-            ),
         )

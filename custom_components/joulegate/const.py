@@ -45,3 +45,106 @@ UNIT_REQUESTS: Final = "requests"
 UNIT_WH_PER_INFERENCE: Final = "Wh/inference"
 UNIT_J_PER_TOKEN: Final = "J/token"  # noqa: S105 (a unit, not a secret)
 UNIT_TOKENS_PER_SECOND: Final = "tokens/s"
+
+# --------------------------------------------------------------------------- #
+# The solar surplus gate (options, set in the options flow's "gate" branch).
+
+# Where the grid flow comes from.
+CONF_GRID_SOURCE: Final = "grid_source"
+GRID_SOURCE_NONE: Final = "none"  # no gate: Home Assistant leaves the agent's gate alone
+GRID_SOURCE_SIGNED: Final = "signed"  # one signed grid power sensor
+GRID_SOURCE_IMPORT_EXPORT: Final = "import_export"  # separate import and export sensors
+GRID_SOURCE_PV_LOAD: Final = "pv_load"  # PV power and house consumption
+GRID_SOURCES: Final = (
+    GRID_SOURCE_NONE,
+    GRID_SOURCE_SIGNED,
+    GRID_SOURCE_IMPORT_EXPORT,
+    GRID_SOURCE_PV_LOAD,
+)
+CONF_GRID_POWER: Final = "grid_power"
+CONF_GRID_SIGN: Final = "grid_sign"
+SIGN_IMPORT_POSITIVE: Final = "import_positive"
+SIGN_EXPORT_POSITIVE: Final = "export_positive"
+CONF_GRID_IMPORT: Final = "grid_import"
+CONF_GRID_EXPORT: Final = "grid_export"
+CONF_PV_POWER: Final = "pv_power"
+CONF_LOAD_POWER: Final = "load_power"
+
+# The home battery.
+CONF_BATTERY_SOURCE: Final = "battery_source"
+BATTERY_SOURCE_NONE: Final = "none"
+BATTERY_SOURCE_SIGNED: Final = "signed"
+BATTERY_SOURCE_CHARGE_DISCHARGE: Final = "charge_discharge"
+BATTERY_SOURCES: Final = (
+    BATTERY_SOURCE_NONE,
+    BATTERY_SOURCE_SIGNED,
+    BATTERY_SOURCE_CHARGE_DISCHARGE,
+)
+CONF_BATTERY_POWER: Final = "battery_power"
+CONF_BATTERY_SIGN: Final = "battery_sign"
+SIGN_DISCHARGE_POSITIVE: Final = "discharge_positive"
+SIGN_CHARGE_POSITIVE: Final = "charge_positive"
+CONF_BATTERY_CHARGE: Final = "battery_charge"
+CONF_BATTERY_DISCHARGE: Final = "battery_discharge"
+CONF_BATTERY_SOC: Final = "battery_soc"
+CONF_BATTERY_CAPACITY: Final = "battery_capacity"  # kWh
+
+# Optional inputs.
+CONF_PV_FORECAST: Final = "pv_forecast"  # energy the PV still makes today
+CONF_PV_ENERGY: Final = "pv_energy"  # PV energy meter, for today's yield
+CONF_CARBON_INTENSITY: Final = "carbon_intensity"  # gCO2e/kWh of grid power
+
+# Behaviour.
+CONF_STALE_AFTER: Final = "stale_after"
+DEFAULT_STALE_AFTER: Final = 300
+MIN_STALE_AFTER: Final = 30
+MAX_STALE_AFTER: Final = 3600
+CONF_FAIL_OPEN: Final = "fail_open"
+CONF_INFERENCE_POWER: Final = "inference_power"  # W above idle, until the ledger measures it
+DEFAULT_INFERENCE_POWER: Final = 10.0
+
+# Every option key the gate branch owns (cleared when the gate is switched off).
+GATE_OPTION_KEYS: Final = (
+    CONF_GRID_SOURCE,
+    CONF_GRID_POWER,
+    CONF_GRID_SIGN,
+    CONF_GRID_IMPORT,
+    CONF_GRID_EXPORT,
+    CONF_PV_POWER,
+    CONF_LOAD_POWER,
+    CONF_BATTERY_SOURCE,
+    CONF_BATTERY_POWER,
+    CONF_BATTERY_SIGN,
+    CONF_BATTERY_CHARGE,
+    CONF_BATTERY_DISCHARGE,
+    CONF_BATTERY_SOC,
+    CONF_BATTERY_CAPACITY,
+    CONF_PV_FORECAST,
+    CONF_PV_ENERGY,
+    CONF_CARBON_INTENSITY,
+    CONF_STALE_AFTER,
+    CONF_FAIL_OPEN,
+    CONF_INFERENCE_POWER,
+)
+
+# The controller cycle. The agent's lease covers three cycles, so one lost
+# request does not close the gate, and a stopped Home Assistant lets it lapse
+# to the agent's fallback within half a minute.
+GATE_CYCLE: Final = timedelta(seconds=10)
+LEASE_CYCLES: Final = 3
+# Recent flows kept for attributing ledger rows that arrive after their time.
+FLOW_HISTORY: Final = 360  # samples: an hour at one per cycle
+FLOW_MATCH_TOLERANCE: Final = timedelta(seconds=60)
+GATE_STORAGE_VERSION: Final = 1
+ACCOUNTING_STORAGE_VERSION: Final = 1
+ACCOUNTING_SAVE_DELAY: Final = 10  # seconds; Home Assistant's final write flushes it on stop
+
+# Actions.
+SERVICE_ALLOW_INFERENCE: Final = "allow_inference"
+SERVICE_BLOCK_INFERENCE: Final = "block_inference"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_DURATION: Final = "duration"
+MAX_OVERRIDE: Final = timedelta(days=7)
+
+UNIT_INFERENCES_PER_HOUR: Final = "inferences/h"
+UNIT_G_CO2E_PER_INFERENCE: Final = "gCO2e/inference"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -39,6 +39,9 @@ from .const import (
 )
 from .ledger import InferenceLedger, LedgerSummary
 
+if TYPE_CHECKING:
+    from .gate import GateRunner
+
 
 @dataclass(kw_only=True)
 class JoulegateData:
@@ -47,6 +50,7 @@ class JoulegateData:
     client: JoulegateClient
     info: Info
     coordinator: JoulegateDataUpdateCoordinator
+    gate: GateRunner | None = None  # the surplus gate, once its inputs are chosen
 
 
 type JoulegateConfigEntry = ConfigEntry[JoulegateData]

@@ -1,7 +1,8 @@
-"""Diagnostics for the Joulegate integration (the token is redacted)."""
+"""Diagnostics for the Joulegate integration: agent, ledger, gate (the token is redacted)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -9,6 +10,8 @@ from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
 from .coordinator import JoulegateConfigEntry
+from .gate import GateRunner
+from .surplus import BatteryPolicy, GateMode
 
 TO_REDACT = {CONF_TOKEN}
 
@@ -32,4 +35,55 @@ async def async_get_config_entry_diagnostics(
         },
         "event_stream": coordinator.event_stream,
         "last_update_success": coordinator.last_update_success,
+        "gate": None if data.gate is None else _gate_diagnostics(data.gate),
+    }
+
+
+def _gate_diagnostics(gate: GateRunner) -> dict[str, Any]:
+    """The gate's configuration, settings and latest decision (no secrets here)."""
+    config = gate.config
+    state = gate.state
+    settings = {
+        key: value.value if isinstance(value, GateMode | BatteryPolicy) else value
+        for key, value in asdict(gate.settings).items()
+    }
+    return {
+        "config": {
+            "grid_source": config.grid_source,
+            "grid_sign": config.grid_sign,
+            "battery_source": config.battery_source,
+            "battery_sign": config.battery_sign,
+            "entities": dict(config.entities),
+            "battery_capacity_wh": config.battery_capacity_wh,
+            "stale_after_s": config.stale_after.total_seconds(),
+            "fail_open": config.fail_open,
+            "inference_power_w": config.inference_power_w,
+        },
+        "mode": gate.mode.value,
+        "settings": settings,
+        "override": None
+        if gate.override is None
+        else {"open": gate.override.open, "until": gate.override.until.isoformat()},
+        "state": {
+            "open": state.open,
+            "reason": state.reason.value if state.reason else None,
+            "surplus_w": state.surplus_w,
+            "need_w": state.need_w,
+            "energy_per_inference_wh": state.energy_per_inference_wh,
+            "problems": dict(state.problems),
+            "agent_updated": state.agent_updated,
+            "last_push_error": gate.last_push_error,
+        },
+        "flows": None
+        if gate.flows is None
+        else {
+            "grid_w": gate.flows.grid_w,
+            "battery_w": gate.flows.battery_w,
+            "battery_soc": gate.flows.battery_soc,
+            "forecast_remaining_wh": gate.flows.forecast_remaining_wh,
+            "pv_energy_wh": gate.flows.pv_energy_wh,
+            "carbon_g_per_kwh": gate.flows.carbon_g_per_kwh,
+        },
+        "flow_samples": len(gate.history),
+        "accounting": gate.accounting.as_dict(),
     }

@@ -1,4 +1,4 @@
-"""Sensors of a Joulegate agent: power, energy, inference work and its cost."""
+"""Sensors of a Joulegate agent: power, energy, inference work and its cost; the surplus gate."""
 
 from __future__ import annotations
 
@@ -12,13 +12,23 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfEnergy, UnitOfPower, UnitOfTemperature
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfEnergy,
+    UnitOfPower,
+    UnitOfTemperature,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .const import (
+    CONF_CARBON_INTENSITY,
+    CONF_PV_ENERGY,
+    UNIT_G_CO2E_PER_INFERENCE,
     UNIT_INFERENCES,
+    UNIT_INFERENCES_PER_HOUR,
     UNIT_J_PER_TOKEN,
     UNIT_REQUESTS,
     UNIT_TOKENS,
@@ -26,7 +36,9 @@ from .const import (
     UNIT_WH_PER_INFERENCE,
 )
 from .coordinator import JoulegateConfigEntry, JoulegateState
-from .entity import JoulegateEntity
+from .entity import JoulegateEntity, JoulegateGateEntity
+from .gate import GateRunner
+from .surplus import Reason
 
 # All entities read the coordinator's data; nothing is polled per entity.
 PARALLEL_UPDATES = 0
@@ -214,12 +226,137 @@ def _zone_sensor(zone: str) -> JoulegateSensorEntityDescription:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class JoulegateGateSensorEntityDescription(SensorEntityDescription):
+    """Describes a sensor of the surplus gate; `exists_fn` says whether the inputs allow it."""
+
+    value_fn: Callable[[GateRunner], StateType]
+    attributes_fn: Callable[[GateRunner], Mapping[str, Any] | None] | None = None
+    exists_fn: Callable[[GateRunner], bool] = lambda _: True
+
+
+def _reason_attributes(gate: GateRunner) -> Mapping[str, Any]:
+    state = gate.state
+    override = state.override
+    return {
+        "input_problems": dict(state.problems),
+        "override": None if override is None else ("allow" if override.open else "block"),
+        "override_until": None if override is None else override.until.isoformat(),
+    }
+
+
+def _battery_per_100(gate: GateRunner) -> StateType:
+    per_inference = gate.summary.battery_wh_per_inference
+    capacity = gate.config.battery_capacity_wh
+    if per_inference is None or not capacity:
+        return None
+    return 100 * per_inference / capacity * 100
+
+
+def _energy_total(
+    key: str, value_fn: Callable[[GateRunner], StateType], **kwargs: Any
+) -> JoulegateGateSensorEntityDescription:
+    """A lifetime total of inference energy from one source."""
+    return JoulegateGateSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=5,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=value_fn,
+        **kwargs,
+    )
+
+
+GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
+    JoulegateGateSensorEntityDescription(
+        key="gate_reason",
+        translation_key="gate_reason",
+        device_class=SensorDeviceClass.ENUM,
+        options=[reason.value for reason in Reason],
+        value_fn=lambda gate: gate.state.reason.value if gate.state.reason else None,
+        attributes_fn=_reason_attributes,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="surplus_power",
+        translation_key="surplus_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda gate: gate.state.surplus_w,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="affordable_inferences",
+        translation_key="affordable_inferences",
+        native_unit_of_measurement=UNIT_INFERENCES_PER_HOUR,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda gate: gate.state.inferences_per_hour,
+    ),
+    _energy_total("inference_energy_solar", lambda gate: gate.summary.solar_wh),
+    _energy_total(
+        "inference_energy_battery",
+        lambda gate: gate.summary.battery_wh,
+        exists_fn=lambda gate: gate.config.has_battery,
+    ),
+    _energy_total(
+        "inference_energy_grid",
+        lambda gate: gate.summary.grid_wh,
+        attributes_fn=lambda gate: {"unattributed_wh": gate.summary.unattributed_wh},
+    ),
+    # Ratios over the most recent inferences (as the other per-inference means).
+    JoulegateGateSensorEntityDescription(
+        key="solar_share",
+        translation_key="solar_share",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=lambda gate: gate.summary.solar_share_pct,
+        attributes_fn=lambda gate: {"inferences": gate.summary.recent},
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="carbon_per_inference",
+        translation_key="carbon_per_inference",
+        native_unit_of_measurement=UNIT_G_CO2E_PER_INFERENCE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=3,
+        value_fn=lambda gate: gate.summary.carbon_g_per_inference,
+        exists_fn=lambda gate: CONF_CARBON_INTENSITY in gate.config.entities,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="battery_per_100_inferences",
+        translation_key="battery_per_100_inferences",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=3,
+        value_fn=_battery_per_100,
+        exists_fn=lambda gate: bool(gate.config.has_battery and gate.config.battery_capacity_wh),
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="pv_yield_share",
+        translation_key="pv_yield_share",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=3,
+        value_fn=lambda gate: gate.summary.pv_yield_share_pct,
+        attributes_fn=lambda gate: {
+            "inference_wh_today": gate.summary.inference_wh_today,
+            "pv_yield_today_wh": gate.summary.pv_yield_today_wh,
+        },
+        exists_fn=lambda gate: CONF_PV_ENERGY in gate.config.entities,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: JoulegateConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the sensors of one agent; rails and zones are those it reports."""
+    """Set up the sensors of one agent (rails and zones are those it reports), and its gate's."""
     coordinator = entry.runtime_data.coordinator
     status = coordinator.data.status
     descriptions = [
@@ -230,6 +367,12 @@ async def async_setup_entry(
     async_add_entities(
         JoulegateSensorEntity(coordinator, description) for description in descriptions
     )
+    if (gate := entry.runtime_data.gate) is not None:
+        async_add_entities(
+            JoulegateGateSensorEntity(gate, description)
+            for description in GATE_SENSORS
+            if description.exists_fn(gate)
+        )
 
 
 class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
@@ -248,3 +391,21 @@ class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
         if (attributes_fn := self.entity_description.attributes_fn) is None:
             return None
         return attributes_fn(self.coordinator.data)
+
+
+class JoulegateGateSensorEntity(JoulegateGateEntity, SensorEntity):
+    """A sensor of the surplus gate."""
+
+    entity_description: JoulegateGateSensorEntityDescription
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the sensor's value."""
+        return self.entity_description.value_fn(self.gate)
+
+    @property
+    def extra_state_attributes(self) -> Mapping[str, Any] | None:
+        """Return the sensor's attributes, if it has any."""
+        if (attributes_fn := self.entity_description.attributes_fn) is None:
+            return None
+        return attributes_fn(self.gate)

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+MAX_STEP_S = 60.0
+
 
 class GateMode(StrEnum):
     SOLAR = "solar"
@@ -106,7 +108,9 @@ class SurplusController:
 
     def step(self, inputs: Inputs) -> Decision:
         state = self._state
-        dt = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
+        # A pause in cycling (a suspended host) must not bank surplus nobody saw: cap the step.
+        gap = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
+        dt = min(gap, MAX_STEP_S)
         state.last_now = inputs.now
         decision = self._decide(inputs, dt)
         if state.open and not decision.open:
@@ -167,11 +171,14 @@ class SurplusController:
         if policy is BatteryPolicy.INFERENCE_FIRST:
             if inputs.battery_soc >= settings.reserve_soc:
                 return inference_first, None
-            return inference_first - self._absorbable(inputs, own), Reason.BATTERY_RESERVE
-        reason = Reason.BATTERY_FIRST
-        if settings.policy is BatteryPolicy.BALANCED:
+            reason = Reason.BATTERY_RESERVE
+        elif settings.policy is BatteryPolicy.BALANCED:
             reason = Reason.FORECAST_TOO_LOW
-        return inference_first - self._absorbable(inputs, own), reason
+        else:
+            reason = Reason.BATTERY_FIRST
+        # The policy is the reason only where it, not the sun, keeps the rig out.
+        limiting = inference_first >= settings.need_w
+        return inference_first - self._absorbable(inputs, own), reason if limiting else None
 
     def _policy(self, inputs: Inputs) -> BatteryPolicy | None:
         settings = self.settings

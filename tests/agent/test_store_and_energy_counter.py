@@ -18,7 +18,9 @@ def test_counters_accumulate_and_persist(tmp_path: Path) -> None:
     store.add_counter("x", 1.5)
     store.add_counter("x", 2.0)
     store.close()
-    assert Store(tmp_path / "db").counter("x") == pytest.approx(3.5)
+    reopened = Store(tmp_path / "db")
+    assert reopened.counter("x") == pytest.approx(3.5)
+    reopened.close()
 
 
 def test_a_counter_refuses_to_go_down(tmp_path: Path) -> None:
@@ -27,11 +29,14 @@ def test_a_counter_refuses_to_go_down(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="can only grow"):
         store.add_counter("x", -0.5)
     assert store.counter("x") == 1.0
+    store.close()
 
 
 def test_database_is_in_wal_mode(tmp_path: Path) -> None:
     Store(tmp_path / "db").close()
-    mode = sqlite3.connect(tmp_path / "db").execute("PRAGMA journal_mode").fetchone()[0]
+    connection = sqlite3.connect(tmp_path / "db")
+    mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    connection.close()
     assert mode == "wal"
 
 

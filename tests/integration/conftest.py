@@ -8,6 +8,8 @@ would otherwise shadow it, and setup would fail with "Integration not found").
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
+from pathlib import Path
+from typing import Any
 from unittest.mock import PropertyMock, patch
 
 import pytest
@@ -19,6 +21,7 @@ from custom_components.joulegate.const import DOMAIN
 
 from .common import DEVICE_ID, ENTRY_ID
 from .fake_agent import FakeAgent
+from .real_agent import RealAgent, running_agent
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +63,22 @@ async def agent(hass: HomeAssistant, socket_enabled: None) -> AsyncGenerator[Fak
 
 
 @pytest.fixture
-def mock_config_entry(agent: FakeAgent) -> MockConfigEntry:
+async def real_agent(
+    hass: HomeAssistant, socket_enabled: None, tmp_path: Path
+) -> AsyncGenerator[RealAgent]:
+    """The real agent, simulated source, serving its app on 127.0.0.1."""
+    async with running_agent(tmp_path) as agent:
+        yield agent
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    """The entry's options (none by default: no surplus gate)."""
+    return {}
+
+
+@pytest.fixture
+def mock_config_entry(agent: FakeAgent, options: dict[str, Any]) -> MockConfigEntry:
     """A config entry pointing at the test agent."""
     return MockConfigEntry(
         domain=DOMAIN,
@@ -68,13 +86,23 @@ def mock_config_entry(agent: FakeAgent) -> MockConfigEntry:
         unique_id=DEVICE_ID,
         entry_id=ENTRY_ID,
         data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
+        options=options,
     )
+
+
+@pytest.fixture
+def no_gate_timer() -> Generator[None]:
+    """Run gate cycles only when a test asks (it drives the time itself)."""
+    with patch(
+        "custom_components.joulegate.gate.async_track_time_interval", return_value=lambda: None
+    ):
+        yield
 
 
 @pytest.fixture
 def platforms() -> list[Platform]:
     """The platforms to set up (all by default)."""
-    return [Platform.BINARY_SENSOR, Platform.SENSOR]
+    return [Platform.BINARY_SENSOR, Platform.NUMBER, Platform.SELECT, Platform.SENSOR]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import asyncio
 import copy
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,22 @@ class FakeAgent:
     # -- state changes ------------------------------------------------------
 
     def finish_inference(
-        self, *, output_tokens: int = 64, energy_j: float = 20.0
+        self,
+        *,
+        output_tokens: int = 64,
+        energy_j: float = 20.0,
+        marginal_j: float | None = None,
+        ended_at: datetime | None = None,
+        duration: float = 2.0,
+        outcome: str = "ok",
     ) -> dict[str, Any]:
-        """Append a ledger row, update the counters, and announce it on the stream."""
+        """Append a ledger row, update the counters, and announce it on the stream.
+
+        The row's marginal energy and times are the previous row's unless given.
+        """
         last = self.rows[-1] if self.rows else None
         row = copy.deepcopy(last) if last else load_json("inferences.json")["items"][-1]
         row_id = (last["id"] if last else 0) + 1
-        duration = 2.0
         row.update(
             id=row_id,
             window_id=f"window-{row_id}",
@@ -75,8 +85,13 @@ class FakeAgent:
             duration_s=duration,
             j_per_token=energy_j / output_tokens if output_tokens else None,
             tokens_per_s=output_tokens / duration,
-            outcome="ok",
+            outcome=outcome,
         )
+        if marginal_j is not None:
+            row["marginal_j"] = marginal_j
+        if ended_at is not None:
+            row["started_at"] = (ended_at - timedelta(seconds=duration)).isoformat()
+            row["ended_at"] = ended_at.isoformat()
         self.rows.append(row)
         inference = self.status["inference"]
         inference["count"] += 1

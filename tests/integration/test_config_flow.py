@@ -363,9 +363,15 @@ async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEnt
     assert coordinator.update_interval == timedelta(seconds=10)
 
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "init"
+    assert result["menu_options"] == ["polling", "gate"]
 
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "polling"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "polling"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_UPDATE_INTERVAL: 30.0}
     )

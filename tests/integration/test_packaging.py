@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from homeassistant.helpers import selector
 
-from custom_components.joulegate.binary_sensor import BINARY_SENSORS
+from custom_components.joulegate.binary_sensor import BINARY_SENSORS, INFERENCE_ALLOWED
 from custom_components.joulegate.const import DOMAIN
-from custom_components.joulegate.sensor import SENSORS, _rail_sensor, _zone_sensor
+from custom_components.joulegate.inputs import LASTING_PROBLEMS, Kind
+from custom_components.joulegate.number import NUMBERS
+from custom_components.joulegate.select import BATTERY_POLICY, GATE_MODE
+from custom_components.joulegate.sensor import GATE_SENSORS, SENSORS, _rail_sensor, _zone_sensor
+from custom_components.joulegate.surplus import BatteryPolicy, GateMode, Reason
 
 INTEGRATION = Path(__file__).parents[2] / "custom_components" / DOMAIN
 
@@ -48,13 +53,22 @@ def test_manifest() -> None:
 def test_translations_cover_every_key() -> None:
     """Every entity, error, abort and exception the code uses has English text."""
     english = _json("translations/en.json")
-    sensor_keys = {d.translation_key for d in (*SENSORS, _rail_sensor("X"), _zone_sensor("Y"))}
-    assert sensor_keys == set(english["entity"]["sensor"])
-    assert {d.translation_key for d in BINARY_SENSORS} == set(english["entity"]["binary_sensor"])
+    entities = english["entity"]
+    sensors = (*SENSORS, *GATE_SENSORS, _rail_sensor("X"), _zone_sensor("Y"))
+    assert {d.translation_key for d in sensors} == set(entities["sensor"])
+    binary_sensors = (*BINARY_SENSORS, INFERENCE_ALLOWED)
+    assert {d.translation_key for d in binary_sensors} == set(entities["binary_sensor"])
+    assert {d.translation_key for d in NUMBERS} == set(entities["number"])
+    assert {GATE_MODE.translation_key, BATTERY_POLICY.translation_key} == set(entities["select"])
+    assert set(entities["select"]["gate_mode"]["state"]) == set(GateMode)
+    assert set(entities["select"]["battery_policy"]["state"]) == set(BatteryPolicy)
+    assert set(entities["sensor"]["gate_reason"]["state"]) == set(Reason)
 
     source = "\n".join(path.read_text(encoding="utf-8") for path in INTEGRATION.glob("*.py"))
-    used_errors = set(re.findall(r'errors\[[^\]]+\] = "(\w+)"', source))
-    used_errors |= set(re.findall(r'\{"base": "(\w+)"\}', source))
+    config_flow = (INTEGRATION / "config_flow.py").read_text(encoding="utf-8")
+    options_flow = (INTEGRATION / "options_flow.py").read_text(encoding="utf-8")
+    used_errors = set(re.findall(r'errors\[[^\]]+\] = "(\w+)"', config_flow))
+    used_errors |= set(re.findall(r'\{"base": "(\w+)"\}', config_flow))
     assert used_errors <= set(english["config"]["error"])
     used_aborts = set(re.findall(r'reason="(\w+)"', source)) | {"already_configured"}
     assert used_aborts <= set(english["config"]["abort"])
@@ -62,9 +76,21 @@ def test_translations_cover_every_key() -> None:
         re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', source)
     )
     assert used_exceptions == set(english["exceptions"])
-    steps = set(re.findall(r'step_id="(\w+)"', source))
-    assert steps - {"init"} == set(english["config"]["step"])
-    assert set(english["options"]["step"]) == {"init"}
+    assert set(re.findall(r'step_id="(\w+)"', config_flow)) == set(english["config"]["step"])
+    assert set(re.findall(r'step_id="(\w+)"', options_flow)) == set(english["options"]["step"])
+    # The options flow's errors: "entity_missing", "not_numeric", "unit_<kind>".
+    option_errors = {"entity_missing", "not_numeric"} | {f"unit_{kind}" for kind in Kind}
+    assert option_errors == set(english["options"]["error"])
+    for key in ("grid_source", "battery_source", "grid_sign", "battery_sign"):
+        assert key in english["selector"], key
+    issues = {f"input_{problem}" for problem in LASTING_PROBLEMS}
+    assert issues == set(english["issues"])
+    services = yaml.safe_load((INTEGRATION / "services.yaml").read_text(encoding="utf-8"))
+    assert set(services) == set(english["services"]) == set(_json("icons.json")["services"])
+    for name, service in services.items():
+        assert set(service["fields"]) == set(english["services"][name]["fields"]), name
+        for field in service["fields"].values():
+            selector.validate_selector(field["selector"])
 
 
 def test_icons_name_known_entities() -> None:
@@ -73,6 +99,9 @@ def test_icons_name_known_entities() -> None:
     english = _json("translations/en.json")["entity"]
     for platform, keys in icons.items():
         assert set(keys) <= set(english[platform]), platform
+        for key, icon in keys.items():
+            states = set(english[platform][key].get("state", {})) | {"on", "off"}
+            assert set(icon.get("state", {})) <= states, key
 
 
 def test_brand_icon() -> None:

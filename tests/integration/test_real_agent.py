@@ -1,88 +1,22 @@
 """The integration against the real `joulegate-agent` (simulated power source) on 127.0.0.1.
 
 Only the world at the agent's edges is simulated (its power source); the API,
-ledger, event stream and token are the agent's own.
+ledger, event stream and token are the agent's own (see real_agent.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from pathlib import Path
-from typing import Any
-
-import pytest
-from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 
-from .common import free_port, wait_until
-
-agent_module = pytest.importorskip("joulegate_agent.agent")
-app_module = pytest.importorskip("joulegate_agent.api.app")
-config_module = pytest.importorskip("joulegate_agent.config")
-
-
-class RealAgent:
-    """A running agent and its address."""
-
-    def __init__(self, agent: Any, port: int) -> None:
-        """Keep the agent and where it listens."""
-        self.agent = agent
-        self.port = port
-
-    @property
-    def token(self) -> str:
-        """The agent's bearer token."""
-        token: str = self.agent.token
-        return token
-
-    async def meter_inference(self, hass: HomeAssistant, output_tokens: int) -> dict[str, Any]:
-        """Meter an inference through the explicit-window API, as a non-HTTP runtime does."""
-        session = async_get_clientsession(hass)
-        headers = {"Authorization": f"Bearer {self.token}"}
-        base = f"http://127.0.0.1:{self.port}/api/v1"
-        async with session.post(f"{base}/windows", json={"model": "test"}, headers=headers) as r:
-            assert r.status == 201
-            window = await r.json()
-        async with session.post(
-            f"{base}/windows/{window['window_id']}/end",
-            json={"output_tokens": output_tokens, "outcome": "ok"},
-            headers=headers,
-        ) as r:
-            assert r.status == 200
-            row: dict[str, Any] = await r.json()
-        return row
-
-
-@pytest.fixture
-async def real_agent(
-    hass: HomeAssistant, socket_enabled: None, tmp_path: Path
-) -> AsyncGenerator[RealAgent]:
-    """The agent, simulated source, serving its real app on 127.0.0.1."""
-    port = free_port()
-    config = config_module.AgentConfig(
-        host="127.0.0.1",
-        port=port,
-        data_dir=tmp_path / "agent",
-        source="simulated",
-        zeroconf=False,
-    )
-    agent = agent_module.Agent(config)
-    await agent.start()
-    runner = web.AppRunner(app_module.build_app(agent), shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield RealAgent(agent, port)
-    await agent.inference.stop()  # ends event streams, so the server can close
-    await runner.cleanup()
-    await agent.stop()
+from .common import wait_until
+from .real_agent import RealAgent
 
 
 async def test_real_agent_end_to_end(

@@ -291,3 +291,60 @@ def test_attribution_parts_always_add_up_to_the_rigs_power(
     parts = attribute(rig, grid, battery)
     assert min(parts.solar, parts.battery, parts.grid) >= 0
     assert parts.solar + parts.battery + parts.grid == pytest.approx(rig)
+
+
+@pytest.mark.parametrize(
+    ("policy", "forecast_wh"),
+    [
+        (BatteryPolicy.BATTERY_FIRST, None),
+        (BatteryPolicy.INFERENCE_FIRST, None),  # below the reserve too
+        (BatteryPolicy.BALANCED, 0.0),  # and a forecast too low
+    ],
+)
+def test_at_night_the_reason_is_no_surplus_not_the_battery_policy(
+    policy: BatteryPolicy, forecast_wh: float | None
+) -> None:
+    """The policy is the reason only where the sun would otherwise have paid for the rig."""
+    controller = SurplusController(
+        Settings(need_w=NEED_W, policy=policy, reserve_soc=30.0, battery_capacity_wh=10_000.0)
+    )
+    night = Inputs(
+        now=0,
+        grid_w=0.0,
+        rig_inference_w=0.0,
+        has_battery=True,
+        battery_w=300.0,
+        battery_soc=20.0,
+        forecast_remaining_wh=forecast_wh,
+    )
+    assert controller.step(night).reason is Reason.NO_SURPLUS
+    # The same battery charging on sunshine: now the policy is what keeps the gate closed.
+    day = Inputs(
+        now=10,
+        grid_w=0.0,
+        rig_inference_w=0.0,
+        has_battery=True,
+        battery_w=-1500.0,
+        battery_soc=20.0,
+        forecast_remaining_wh=forecast_wh,
+    )
+    assert controller.step(day).reason in {
+        Reason.BATTERY_FIRST,
+        Reason.BATTERY_RESERVE,
+        Reason.FORECAST_TOO_LOW,
+    }
+
+
+def test_an_unknown_battery_reading_is_an_unavailable_input() -> None:
+    controller = SurplusController(Settings(policy=BatteryPolicy.INFERENCE_FIRST))
+    decision = controller.step(
+        Inputs(now=0, grid_w=-500, has_battery=True, battery_w=None, battery_soc=50.0)
+    )
+    assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
+
+
+def test_a_long_pause_between_readings_banks_no_more_than_a_minute_of_surplus() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, open_after_wh=NEED_W * 120 / 3600))
+    controller.step(Inputs(now=0.0, grid_w=-500.0))
+    decision = controller.step(Inputs(now=3600.0, grid_w=-500.0))
+    assert (decision.open, decision.reason) == (False, Reason.WAITING_FOR_SURPLUS)

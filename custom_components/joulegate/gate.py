@@ -1,0 +1,424 @@
+"""The surplus gate in Home Assistant: read the home, step the controller, lease the agent's gate.
+
+Every cycle (10 s) the runner reads the input entities, the rig's power above idle from the
+status coordinator, and the measured power of inference; steps `SurplusController`; and renews
+the agent's lease (`PUT /api/v1/gate`) for three cycles. When Home Assistant stops, nothing is
+sent: the lease runs out and the agent falls back to its own default. Each new ledger row is
+split into solar, battery and grid energy with the flows of its time (`accounting`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
+from .api import Inference, JoulegateError
+from .const import (
+    ACCOUNTING_SAVE_DELAY,
+    ACCOUNTING_STORAGE_VERSION,
+    CONF_PV_FORECAST,
+    DOMAIN,
+    EVENT_INFERENCE,
+    FLOW_HISTORY,
+    FLOW_MATCH_TOLERANCE,
+    GATE_CYCLE,
+    GATE_STORAGE_VERSION,
+    LEASE_CYCLES,
+    LOGGER,
+    ROLLING_WINDOW,
+)
+from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
+from .inputs import Flows, GateConfig
+from .issues import InputIssues
+from .ledger import OUTCOME_REFUSED
+from .surplus import (
+    BatteryPolicy,
+    Decision,
+    GateMode,
+    Inputs,
+    Reason,
+    Settings,
+    SurplusController,
+)
+
+# The settings that entities change, with the controller's defaults.
+NUMBER_SETTINGS = ("reserve_soc", "margin_w", "thermal_limit_c")
+
+
+def gate_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """The store of an entry's gate settings (mode, policy, numbers, override)."""
+    return Store(hass, GATE_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.gate")
+
+
+def accounting_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
+    """The store of an entry's inference energy accounting."""
+    return Store(hass, ACCOUNTING_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.accounting")
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """An action's temporary override of the gate mode."""
+
+    open: bool
+    until: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateState:
+    """The outcome of the latest cycle, for the entities."""
+
+    open: bool | None = None  # None: no cycle yet
+    reason: Reason | None = None
+    surplus_w: float | None = None  # what the rig may use now (never below 0)
+    need_w: float | None = None  # what inference adds above idle, measured or configured
+    energy_per_inference_wh: float | None = None  # above idle, measured
+    problems: Mapping[str, str] = field(default_factory=dict)  # role -> problem
+    override: Override | None = None
+    agent_updated: bool = False  # the agent took the latest lease
+
+    @property
+    def inferences_per_hour(self) -> float | None:
+        """How many inferences an hour the present surplus pays for."""
+        if self.surplus_w is None or not self.energy_per_inference_wh:
+            return None
+        return self.surplus_w / self.energy_per_inference_wh
+
+
+class GateRunner:
+    """Runs one agent's surplus gate."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: JoulegateConfigEntry,
+        coordinator: JoulegateDataUpdateCoordinator,
+        config: GateConfig,
+    ) -> None:
+        """Prepare the runner; `async_load` restores its settings and totals."""
+        self.hass = hass
+        self.entry = entry
+        self.coordinator = coordinator
+        self.config = config
+        self.controller = SurplusController()
+        self.mode = GateMode.SOLAR
+        self.override: Override | None = None
+        self.state = GateState()
+        self.accounting = Accounting(ROLLING_WINDOW)
+        self.flows: Flows | None = None
+        self.history = FlowHistory(FLOW_HISTORY, FLOW_MATCH_TOLERANCE)
+        self.last_push_error: str | None = None
+        self._settings_store = gate_store(hass, entry.entry_id)
+        self._accounting_store = accounting_store(hass, entry.entry_id)
+        self._issues = InputIssues(hass, entry, config.stale_after)
+        self._listeners: list[CALLBACK_TYPE] = []
+        self._lock = asyncio.Lock()
+        self.entity_keys: set[str] = set()  # the keys of the entities the platforms added
+        self._accounting_save_pending = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def async_load(self) -> None:
+        """Restore settings and totals, and count every ledger row from now on."""
+        stored = await self._settings_store.async_load() or {}
+        defaults = Settings()
+        try:
+            self.mode = GateMode(stored.get("mode", GateMode.SOLAR))
+        except ValueError:
+            self.mode = GateMode.SOLAR
+        try:
+            policy = BatteryPolicy(stored.get("policy", defaults.policy))
+        except ValueError:
+            policy = defaults.policy
+        if policy not in self.policies:
+            policy = BatteryPolicy.BATTERY_FIRST
+        numbers = {
+            key: float(stored[key]) if isinstance(stored.get(key), int | float) else None
+            for key in NUMBER_SETTINGS
+        }
+        self.controller.update_settings(
+            mode=self.mode,
+            policy=policy,
+            need_w=self.config.inference_power_w,
+            battery_capacity_wh=self.config.battery_capacity_wh,
+            fail_open=self.config.fail_open,
+            **{key: value for key, value in numbers.items() if value is not None},
+        )
+        if isinstance(override := stored.get("override"), dict):
+            until = dt_util.parse_datetime(str(override.get("until")))
+            if until is not None:
+                self.override = Override(open=bool(override.get("open")), until=until)
+        self.accounting = Accounting.from_dict(
+            await self._accounting_store.async_load() or {}, ROLLING_WINDOW
+        )
+        self.entry.async_on_unload(
+            self.hass.bus.async_listen(
+                EVENT_INFERENCE, self._async_on_inference, event_filter=self._is_ours
+            )
+        )
+
+    @callback
+    def async_start(self) -> None:
+        """Run a first cycle now, then one every GATE_CYCLE."""
+        self.entry.async_on_unload(
+            async_track_time_interval(
+                self.hass,
+                self._async_timer,
+                GATE_CYCLE,
+                name=f"Joulegate {self.entry.title} gate",
+                cancel_on_shutdown=True,
+            )
+        )
+        self.entry.async_create_task(
+            self.hass, self.async_run_cycle(), f"Joulegate {self.entry.title} first gate cycle"
+        )
+
+    async def async_unload(self) -> None:
+        """Save the totals and drop this entry's input issues; the agent's lease runs out."""
+        await self._accounting_store.async_save(self.accounting.as_dict())
+        self._issues.clear()
+
+    # -- settings --------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The controller's settings."""
+        return self.controller.settings
+
+    @property
+    def policies(self) -> list[BatteryPolicy]:
+        """The battery policies this home's inputs allow (balanced needs a forecast)."""
+        if not self.config.has_battery:
+            return []
+        policies = [BatteryPolicy.BATTERY_FIRST]
+        if CONF_PV_FORECAST in self.config.entities and self.config.battery_capacity_wh:
+            policies.append(BatteryPolicy.BALANCED)
+        return [*policies, BatteryPolicy.INFERENCE_FIRST]
+
+    async def async_set_mode(self, mode: GateMode) -> None:
+        """Choose the gate mode; it ends a temporary override."""
+        self.mode = mode
+        self.override = None
+        await self._async_save_settings()
+        await self.async_run_cycle()
+
+    async def async_set_policy(self, policy: BatteryPolicy) -> None:
+        """Choose the battery policy."""
+        self.controller.update_settings(policy=policy)
+        await self._async_save_settings()
+        await self.async_run_cycle()
+
+    async def async_set_number(self, key: str, value: float) -> None:
+        """Change one of NUMBER_SETTINGS."""
+        self.controller.update_settings(**{key: value})
+        await self._async_save_settings()
+        await self.async_run_cycle()
+
+    async def async_override(self, *, open_: bool, duration: timedelta | None) -> bool:
+        """Allow or block inference: for `duration`, else by setting the mode.
+
+        Returns whether the agent took the resulting lease.
+        """
+        if duration is None:
+            self.mode = GateMode.ALWAYS if open_ else GateMode.NEVER
+            self.override = None
+        else:
+            self.override = Override(open=open_, until=dt_util.utcnow() + duration)
+        await self._async_save_settings()
+        await self.async_run_cycle()
+        return self.state.agent_updated
+
+    async def _async_save_settings(self) -> None:
+        settings = self.settings
+        await self._settings_store.async_save(
+            {
+                "mode": self.mode.value,
+                "policy": settings.policy.value,
+                **{key: getattr(settings, key) for key in NUMBER_SETTINGS},
+                "override": None
+                if self.override is None
+                else {"open": self.override.open, "until": self.override.until.isoformat()},
+            }
+        )
+
+    # -- listeners -------------------------------------------------------------
+
+    @callback
+    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update` after every cycle and every counted inference."""
+        self._listeners.append(update)
+
+        @callback
+        def remove() -> None:
+            self._listeners.remove(update)
+
+        return remove
+
+    @callback
+    def _notify(self) -> None:
+        for update in list(self._listeners):
+            update()
+
+    # -- the cycle -------------------------------------------------------------
+
+    async def _async_timer(self, now: datetime) -> None:
+        await self.async_run_cycle(now)
+
+    async def async_run_cycle(self, now: datetime | None = None) -> None:
+        """Read, decide, lease. `now` is the cycle's time (the timer's, or the present)."""
+        async with self._lock:
+            now = now or dt_util.utcnow()
+            if self.override is not None and now >= self.override.until:
+                self.override = None
+                await self._async_save_settings()
+            flows = self.config.read(self.hass, now)
+            self.flows = flows
+            status = self.coordinator.data.status if self.coordinator.last_update_success else None
+            rig_w: float | None = None
+            if status is not None and status.power.board_w is not None:
+                # No baseline yet (an agent just started): count the rig as idle.
+                baseline = status.idle_baseline_w
+                rig_w = 0.0 if baseline is None else max(0.0, status.power.board_w - baseline)
+            need_w, per_inference_wh = self._measured_inference()
+            mode = self.mode
+            if self.override is not None:
+                mode = GateMode.ALWAYS if self.override.open else GateMode.NEVER
+            self.controller.update_settings(mode=mode, need_w=need_w)
+            inputs = Inputs(
+                now=now.timestamp(),
+                grid_w=flows.grid_w,
+                rig_inference_w=rig_w,
+                has_battery=self.config.has_battery,
+                battery_w=flows.battery_w,
+                battery_soc=flows.battery_soc,
+                forecast_remaining_wh=flows.forecast_remaining_wh,
+                temperature_c=status.thermal.max_c if status else None,
+                throttling=status.throttling.active if status else False,
+            )
+            decision = self.controller.step(inputs)
+            self._record(now, flows, rig_w)
+            self._issues.update(flows, now)
+            pushed = await self._async_push(decision)
+            self.state = GateState(
+                open=decision.open,
+                reason=decision.reason,
+                surplus_w=self._surplus(decision, inputs),
+                need_w=need_w,
+                energy_per_inference_wh=per_inference_wh,
+                problems={role: str(r.problem) for role, r in flows.problems.items()},
+                override=self.override,
+                agent_updated=pushed,
+            )
+        self._notify()
+
+    def _surplus(self, decision: Decision, inputs: Inputs) -> float | None:
+        surplus = decision.surplus_w
+        if surplus is None:
+            surplus, _ = self.controller.surplus(inputs)
+        if surplus is None:
+            return None
+        return max(0.0, surplus) if math.isfinite(surplus) else 0.0
+
+    def _measured_inference(self) -> tuple[float, float | None]:
+        """Average power above idle while inference runs, and energy above idle per inference."""
+        rows = [r for r in self.coordinator.ledger.recent if r.outcome != OUTCOME_REFUSED]
+        timed = [r for r in rows if r.marginal_j is not None and r.duration_s > 0]
+        seconds = sum(r.duration_s for r in timed)
+        joules = sum(r.marginal_j or 0.0 for r in timed)
+        need_w = joules / seconds if seconds > 0 and joules > 0 else self.config.inference_power_w
+        per_inference = sum(_marginal_j(r) for r in rows) / len(rows) / 3600 if rows else None
+        return need_w, per_inference or None
+
+    def _record(self, now: datetime, flows: Flows, rig_w: float | None) -> None:
+        """Keep the flows for attributing ledger rows; follow the PV energy meter."""
+        known_battery = not self.config.has_battery or flows.battery_w is not None
+        if flows.grid_w is not None and known_battery:
+            self.history.add(
+                FlowSample(
+                    at=now,
+                    grid_w=flows.grid_w,
+                    battery_w=flows.battery_w,
+                    rig_w=rig_w or 0.0,
+                    carbon_g_per_kwh=flows.carbon_g_per_kwh,
+                )
+            )
+        before = self.accounting.pv_yield_today_wh
+        self.accounting.update_pv(dt_util.as_local(now).date(), flows.pv_energy_wh)
+        if self.accounting.pv_yield_today_wh != before:
+            self._save_accounting()
+
+    async def _async_push(self, decision: Decision) -> bool:
+        lease_s = max(1, round(GATE_CYCLE.total_seconds() * LEASE_CYCLES))
+        try:
+            await self.coordinator.client.set_gate(
+                open=decision.open, lease_s=lease_s, reason=decision.reason.value
+            )
+        except JoulegateError as err:
+            if self.last_push_error is None:
+                LOGGER.warning(
+                    "Could not set the gate of Joulegate agent %s: %s", self.entry.title, err
+                )
+            self.last_push_error = str(err)
+            return False
+        if self.last_push_error is not None:
+            LOGGER.info("The gate of Joulegate agent %s is set again", self.entry.title)
+            self.last_push_error = None
+        return True
+
+    # -- accounting ------------------------------------------------------------
+
+    @callback
+    def _is_ours(self, event_data: Mapping[str, Any]) -> bool:
+        return event_data.get("config_entry_id") == self.entry.entry_id
+
+    @callback
+    def _async_on_inference(self, event: Event[Mapping[str, Any]]) -> None:
+        """Split a new ledger row's energy above idle by where it came from."""
+        try:
+            row = Inference.from_dict(dict(event.data))
+        except (ValueError, TypeError):
+            LOGGER.debug("Unreadable inference event: %s", event.data)
+            return
+        if row.outcome == OUTCOME_REFUSED:
+            return
+        ended = row.ended_at or dt_util.utcnow()
+        started = row.started_at or ended - timedelta(seconds=row.duration_s)
+        split = split_energy(
+            _marginal_j(row) / 3600, row.duration_s, self.history.around(started, ended)
+        )
+        self.accounting.add(split, dt_util.as_local(ended).date())
+        self._save_accounting()
+        self._notify()
+
+    def _save_accounting(self) -> None:
+        """Save within ACCOUNTING_SAVE_DELAY: at most one write per delay, however many changes.
+
+        (A new delayed save would postpone a pending one, and the PV meter changes every cycle.)
+        """
+        if self._accounting_save_pending:
+            return
+        self._accounting_save_pending = True
+        self._accounting_store.async_delay_save(self._accounting_data, ACCOUNTING_SAVE_DELAY)
+
+    def _accounting_data(self) -> dict[str, Any]:
+        self._accounting_save_pending = False
+        return self.accounting.as_dict()
+
+    @property
+    def summary(self) -> AccountingSummary:
+        """The accounting figures."""
+        return self.accounting.summary()
+
+
+def _marginal_j(row: Inference) -> float:
+    """A row's energy above idle (its whole energy where the agent gives no marginal figure)."""
+    return max(0.0, row.marginal_j if row.marginal_j is not None else row.energy_j)

@@ -1,0 +1,263 @@
+"""Options of a Joulegate agent: how often to poll it, and the surplus gate's inputs.
+
+The gate branch asks, in three forms: where the grid flow comes from (and whether there is a home
+battery); which entities measure it (filtered by device class, with the Energy dashboard's power
+sensors as defaults); then the optional inputs and the fail-safe. Every entity is checked: a unit
+that cannot be converted or a state that is not a number is refused with a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+)
+
+from .const import (
+    BATTERY_SOURCE_CHARGE_DISCHARGE,
+    BATTERY_SOURCE_NONE,
+    BATTERY_SOURCE_SIGNED,
+    BATTERY_SOURCES,
+    CONF_BATTERY_CAPACITY,
+    CONF_BATTERY_SIGN,
+    CONF_BATTERY_SOURCE,
+    CONF_FAIL_OPEN,
+    CONF_GRID_SIGN,
+    CONF_GRID_SOURCE,
+    CONF_INFERENCE_POWER,
+    CONF_STALE_AFTER,
+    CONF_UPDATE_INTERVAL,
+    DEFAULT_INFERENCE_POWER,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_UPDATE_INTERVAL,
+    GATE_OPTION_KEYS,
+    GRID_SOURCE_NONE,
+    GRID_SOURCE_SIGNED,
+    GRID_SOURCES,
+    MAX_STALE_AFTER,
+    MAX_UPDATE_INTERVAL,
+    MIN_STALE_AFTER,
+    MIN_UPDATE_INTERVAL,
+    SIGN_CHARGE_POSITIVE,
+    SIGN_DISCHARGE_POSITIVE,
+    SIGN_EXPORT_POSITIVE,
+    SIGN_IMPORT_POSITIVE,
+)
+from .dashboard import async_dashboard_defaults
+from .inputs import ROLE_KINDS, GateConfig, Kind, flow_error
+
+# Roles that the "extras" form asks for; the others are on the "sensors" form.
+OPTIONAL_ROLES = GateConfig.roles(GRID_SOURCE_NONE, None)
+
+_DEVICE_CLASS = {
+    Kind.POWER: "power",
+    Kind.PERCENT: "battery",
+    Kind.ENERGY: "energy",
+}
+
+
+def _entity_selector(role: str) -> EntitySelector:
+    kind = ROLE_KINDS[role]
+    config = EntitySelectorConfig(domain="sensor")
+    if device_class := _DEVICE_CLASS.get(kind):
+        config["device_class"] = device_class
+    return EntitySelector(config)
+
+
+def _choice(options: tuple[str, ...] | list[str], key: str) -> SelectSelector:
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=list(options), translation_key=key, mode=SelectSelectorMode.LIST
+        )
+    )
+
+
+def _number(low: float, high: float, step: float, unit: str) -> NumberSelector:
+    return NumberSelector(
+        NumberSelectorConfig(
+            min=low, max=high, step=step, unit_of_measurement=unit, mode=NumberSelectorMode.BOX
+        )
+    )
+
+
+class JoulegateOptionsFlow(OptionsFlowWithReload):
+    """Polling interval, and the surplus gate's inputs."""
+
+    _options: dict[str, Any]
+    _suggested: dict[str, Any]
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """What to change."""
+        return self.async_show_menu(step_id="init", menu_options=["polling", "gate"])
+
+    async def async_step_polling(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the update interval."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={
+                    **self.config_entry.options,
+                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
+                }
+            )
+
+        interval = self.config_entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
+        return self.async_show_form(
+            step_id="polling",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_UPDATE_INTERVAL, default=interval): _number(
+                        MIN_UPDATE_INTERVAL, MAX_UPDATE_INTERVAL, 1, "s"
+                    ),
+                }
+            ),
+        )
+
+    async def async_step_gate(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Where the grid flow comes from, and the home battery."""
+        if user_input is not None:
+            if user_input[CONF_GRID_SOURCE] == GRID_SOURCE_NONE:
+                # No gate: Home Assistant stops leasing, the agent keeps its own default.
+                return self.async_create_entry(
+                    data={
+                        key: value
+                        for key, value in self.config_entry.options.items()
+                        if key not in GATE_OPTION_KEYS
+                    }
+                )
+            self._options.update(user_input)
+            return await self.async_step_sensors()
+
+        current = dict(self.config_entry.options)
+        self._options = current
+        # What the user chose before wins over what the Energy dashboard names.
+        self._suggested = await async_dashboard_defaults(self.hass) | current
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_GRID_SOURCE,
+                    default=self._suggested.get(CONF_GRID_SOURCE, GRID_SOURCE_SIGNED),
+                ): _choice(GRID_SOURCES, CONF_GRID_SOURCE),
+                vol.Required(
+                    CONF_BATTERY_SOURCE,
+                    default=self._suggested.get(CONF_BATTERY_SOURCE, BATTERY_SOURCE_NONE),
+                ): _choice(BATTERY_SOURCES, CONF_BATTERY_SOURCE),
+            }
+        )
+        return self.async_show_form(step_id="gate", data_schema=schema)
+
+    def _check(self, user_input: dict[str, Any], roles: list[str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for role in roles:
+            if (entity_id := user_input.get(role)) and (
+                error := flow_error(self.hass, entity_id, ROLE_KINDS[role])
+            ):
+                errors[role] = error
+        return errors
+
+    async def async_step_sensors(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The entities that measure the flows."""
+        grid_source = self._options[CONF_GRID_SOURCE]
+        battery_source = self._options[CONF_BATTERY_SOURCE]
+        roles = [
+            role
+            for role in GateConfig.roles(grid_source, battery_source)
+            if role not in OPTIONAL_ROLES
+        ]
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = self._check(user_input, roles)
+            if not errors:
+                self._options.update(user_input)
+                return await self.async_step_extras()
+
+        fields: dict[vol.Marker, Any] = {}
+        for role in roles:
+            fields[vol.Required(role)] = _entity_selector(role)
+        if grid_source == GRID_SOURCE_SIGNED:
+            fields[
+                vol.Required(
+                    CONF_GRID_SIGN,
+                    default=self._suggested.get(CONF_GRID_SIGN, SIGN_IMPORT_POSITIVE),
+                )
+            ] = _choice((SIGN_IMPORT_POSITIVE, SIGN_EXPORT_POSITIVE), CONF_GRID_SIGN)
+        if battery_source == BATTERY_SOURCE_SIGNED:
+            fields[
+                vol.Required(
+                    CONF_BATTERY_SIGN,
+                    default=self._suggested.get(CONF_BATTERY_SIGN, SIGN_DISCHARGE_POSITIVE),
+                )
+            ] = _choice((SIGN_DISCHARGE_POSITIVE, SIGN_CHARGE_POSITIVE), CONF_BATTERY_SIGN)
+        return self.async_show_form(
+            step_id="sensors",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), user_input or self._suggested
+            ),
+            errors=errors,
+        )
+
+    async def async_step_extras(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Optional inputs, and how the gate behaves."""
+        has_battery = self._options[CONF_BATTERY_SOURCE] in (
+            BATTERY_SOURCE_SIGNED,
+            BATTERY_SOURCE_CHARGE_DISCHARGE,
+        )
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = self._check(user_input, OPTIONAL_ROLES)
+            if not errors:
+                options = {
+                    key: value
+                    for key, value in self._options.items()
+                    if key not in (*OPTIONAL_ROLES, CONF_BATTERY_CAPACITY)
+                }
+                options.update(user_input)
+                options[CONF_STALE_AFTER] = int(user_input[CONF_STALE_AFTER])
+                # Keep only what the chosen sources use.
+                used = set(
+                    GateConfig.roles(options[CONF_GRID_SOURCE], options[CONF_BATTERY_SOURCE])
+                )
+                if options[CONF_GRID_SOURCE] != GRID_SOURCE_SIGNED:
+                    options.pop(CONF_GRID_SIGN, None)
+                if options[CONF_BATTERY_SOURCE] != BATTERY_SOURCE_SIGNED:
+                    options.pop(CONF_BATTERY_SIGN, None)
+                options = {
+                    key: value
+                    for key, value in options.items()
+                    if key not in ROLE_KINDS or key in used
+                }
+                return self.async_create_entry(data=options)
+
+        fields: dict[vol.Marker, Any] = {
+            vol.Optional(role): _entity_selector(role) for role in OPTIONAL_ROLES
+        }
+        if has_battery:
+            fields[vol.Optional(CONF_BATTERY_CAPACITY)] = _number(0.1, 1000, 0.1, "kWh")
+        fields[vol.Required(CONF_STALE_AFTER, default=DEFAULT_STALE_AFTER)] = _number(
+            MIN_STALE_AFTER, MAX_STALE_AFTER, 1, "s"
+        )
+        fields[vol.Required(CONF_INFERENCE_POWER, default=DEFAULT_INFERENCE_POWER)] = _number(
+            0.1, 1000, 0.1, "W"
+        )
+        fields[vol.Required(CONF_FAIL_OPEN, default=False)] = BooleanSelector()
+        return self.async_show_form(
+            step_id="extras",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(fields), user_input or self._suggested
+            ),
+            errors=errors,
+        )
