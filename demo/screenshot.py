@@ -1,0 +1,61 @@
+"""`python -m demo.screenshot [--out docs/screenshot.png]`: a picture of the running demo.
+
+Logs into the demo's Home Assistant (started by `./scripts/demo`, credentials from its data
+folder) in headless Chromium and saves the Joulegate dashboard as a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from demo.browser import chromium_page, dashboard_cards, ensure_chromium, log_in
+from demo.ha_config import DASHBOARD_URL_PATH
+from demo.procs import REPO_ROOT
+from demo.stack import Credentials
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.screenshot")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".demo-data")
+    parser.add_argument("--ha-port", type=int, default=8123)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1000)
+    args = parser.parse_args(argv)
+
+    creds = Credentials.load(args.data_dir / "credentials.json")
+    if creds is None:
+        print(
+            f"no demo credentials in {args.data_dir}: start ./scripts/demo first", file=sys.stderr
+        )
+        return 1
+    chromium, how = ensure_chromium()
+    if chromium is None:
+        print(f"no Chromium: {how}", file=sys.stderr)
+        return 1
+    with chromium_page(chromium, width=args.width, height=args.height) as page:
+        log_in(
+            page,
+            f"http://127.0.0.1:{args.ha_port}",
+            f"/{DASHBOARD_URL_PATH}/joulegate",
+            creds.username,
+            creds.password,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tiles = [c for c in dashboard_cards(page) if c.type == "hui-tile-card"]
+            if tiles and all(c.text != (c.title or "") for c in tiles):
+                break
+            page.wait_for_timeout(1000)
+        page.wait_for_timeout(4000)  # the graphs
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.out), full_page=True)
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
