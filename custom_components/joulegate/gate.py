@@ -52,7 +52,7 @@ from .surplus import (
 )
 
 # The settings that entities change, with the controller's defaults.
-NUMBER_SETTINGS = ("reserve_soc", "margin_w", "thermal_limit_c")
+NUMBER_SETTINGS = ("reserve_soc", "margin_w", "thermal_limit_c", "min_off_s")
 
 
 def gate_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:

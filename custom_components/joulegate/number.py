@@ -1,4 +1,4 @@
-"""Numbers of the surplus gate: battery reserve, margin and thermal limit."""
+"""Numbers of the surplus gate: battery reserve, margin, thermal limit, minimum off time."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from homeassistant.components.number import (
     NumberEntityDescription,
     NumberMode,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfPower, UnitOfTemperature
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfPower,
+    UnitOfTemperature,
+    UnitOfTime,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -64,6 +70,18 @@ NUMBERS: tuple[JoulegateNumberEntityDescription, ...] = (
         native_min_value=30,
         native_max_value=110,
         native_step=1,
+        mode=NumberMode.BOX,
+    ),
+    JoulegateNumberEntityDescription(
+        key="min_off_time",
+        translation_key="min_off_time",
+        setting="min_off_s",
+        device_class=NumberDeviceClass.DURATION,
+        entity_category=EntityCategory.CONFIG,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        native_min_value=0,
+        native_max_value=3600,
+        native_step=10,
         mode=NumberMode.BOX,
     ),
 )

@@ -259,8 +259,10 @@ async def test_settings_entities_change_the_gate_and_are_kept(
     await number("number.orin_rooftop_battery_reserve", 55)
     await number("number.orin_rooftop_surplus_margin", 25)
     await number("number.orin_rooftop_thermal_limit", 70)
+    await number("number.orin_rooftop_minimum_off_time", 60)
     settings = gate.settings
     assert (settings.reserve_soc, settings.margin_w, settings.thermal_limit_c) == (55, 25, 70)
+    assert settings.min_off_s == 60
     # Below the reserve, inference first leaves the battery's charge alone.
     await gate.async_run_cycle(noon)
     await hass.async_block_till_done()
@@ -273,6 +275,7 @@ async def test_settings_entities_change_the_gate_and_are_kept(
     assert hass.states.get("number.orin_rooftop_battery_reserve").state == "55.0"
     assert hass.states.get("number.orin_rooftop_surplus_margin").state == "25.0"
     assert hass.states.get("number.orin_rooftop_thermal_limit").state == "70.0"
+    assert hass.states.get("number.orin_rooftop_minimum_off_time").state == "60.0"
 
 
 @pytest.mark.parametrize("options", [GATE_OPTIONS | {"fail_open": True}])
