@@ -376,14 +376,7 @@ async def _main(demo: Demo) -> int:
         # Newest first: Home Assistant, then the agent, then the LLM. A second Ctrl-C kills.
         loop.remove_signal_handler(signal.SIGINT)
         loop.add_signal_handler(signal.SIGINT, lambda: _kill_all(demo))
-        # The agent answers the deferrable requests still waiting in its queue before it exits,
-        # which can take up to a minute.
-        queued = ((demo.agent.status or {}).get("queue") or {}).get("length") if demo.agent else 0
-        if queued:
-            _say(
-                f"  the agent first answers the {queued} deferred requests in its queue (<= 1 min)"
-            )
-        await asyncio.to_thread(stop_all, list(reversed(demo.services)), 75.0)
+        await asyncio.to_thread(stop_all, list(reversed(demo.services)), 30.0)
         _say("demo stopped")
     return code
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -64,6 +65,8 @@ class Agent:
         self.thermal: ThermalReading | None = None
         self.started_mono = time.monotonic()
         self._flushed_j = 0.0
+        self._flush_lock = asyncio.Lock()
+        self._flush_failing = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -103,19 +106,39 @@ class Agent:
             source.close()
 
     async def flush_energy(self) -> None:
-        """Persist the energy metered since the last flush; a crash loses at most one interval."""
-        total = self.meter.total_j
-        delta = total - self._flushed_j
-        if delta <= 0:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(
-                None, self.store.add_counter, BOARD_ENERGY, delta
-            )
-        except OSError:
-            _LOGGER.exception("Could not persist the energy counter; will retry")
-            return
-        self._flushed_j = total
+        """Persist the energy metered since the last flush; a crash loses at most one interval.
+
+        Serialised: two flushes at once would both add the same delta.
+        """
+        async with self._flush_lock:
+            total = self.meter.total_j
+            delta = total - self._flushed_j
+            if delta <= 0:
+                return
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.store.add_counter, BOARD_ENERGY, delta
+                )
+            except (OSError, sqlite3.Error) as err:
+                if not self._flush_failing:
+                    self._flush_failing = True
+                    _LOGGER.error(
+                        "Could not persist the energy counter (%s); the API shows the last "
+                        "persisted value until it can, and the flush is retried",
+                        err,
+                    )
+                return
+            if self._flush_failing:
+                self._flush_failing = False
+                _LOGGER.warning("The energy counter is persisted again")
+            self._flushed_j = total
+
+    async def persisted_board_energy_wh(self) -> float:
+        """The lifetime board energy as the API shows it: flushed first and read back from the
+        store, so a value once shown is on disk and no crash can take it back (Home Assistant's
+        total_increasing sensor would read a drop as a meter reset)."""
+        await self.flush_energy()
+        return self.store.counter(BOARD_ENERGY) / 3600.0
 
     async def refresh_thermal(self) -> None:
         loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -65,6 +66,16 @@ class AgentConfig:
             )
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ConfigError(f"upstream must be an http:// or https:// URL, got {self.upstream!r}")
+        try:
+            in_url = self.upstream is not None and urlsplit(self.upstream).username is not None
+        except ValueError as err:
+            raise ConfigError(f"upstream is not a valid URL ({err}): {self.upstream!r}") from err
+        if self.upstream_api_key and in_url:
+            # Both would set the upstream's Authorization header: every request would fail.
+            raise ConfigError(
+                "give the upstream's credentials either in the upstream URL (user:password@) "
+                "or as upstream_api_key, not both"
+            )
 
     def with_overrides(self, **overrides: Any) -> AgentConfig:
         """Apply the flags a user actually gave (None means 'not given')."""

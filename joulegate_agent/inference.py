@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections import deque
@@ -203,6 +204,8 @@ class InferenceService:
         self._boundary = boundary
         self._explicit: dict[str, OpenWindow] = {}
         self._pending: set[asyncio.Task[Any]] = set()
+        self._to_write: list[tuple[InferenceRow, asyncio.Future[InferenceRow]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._remove_gate_listener = self.gate.add_listener(self._on_gate)
 
@@ -429,18 +432,78 @@ class InferenceService:
         )
 
     async def _commit(self, row: InferenceRow) -> InferenceRow:
+        """Queue `row` for the ledger writer; return it once committed (and published)."""
+        future: asyncio.Future[InferenceRow] = asyncio.get_running_loop().create_future()
+        self._to_write.append((row, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await asyncio.shield(future)
+
+    async def _write(self) -> None:
+        """Commit the queued rows, all that queued up meanwhile in one transaction.
+
+        One commit per row (each with its fsync, and each SQLite call waiting for the GIL while
+        the event loop relays streams) fell behind at a few dozen rows a second: rows were shown
+        late and the backlog grew without bound. A group that fails is retried row by row, so
+        one bad row loses only itself.
+        """
+        while self._to_write:
+            batch, self._to_write = self._to_write, []
+            try:
+                await self._write_batch(batch)
+            finally:
+                for _, future in batch:  # only if the writer itself was cancelled
+                    if not future.done():
+                        future.cancel()
+
+    async def _write_batch(
+        self, batch: list[tuple[InferenceRow, asyncio.Future[InferenceRow]]]
+    ) -> None:
         loop = asyncio.get_running_loop()
-        committed = await loop.run_in_executor(None, self.ledger.record, row)
-        self.events.publish("inference", committed.to_json())
-        return committed
+        try:
+            rows = [row for row, _ in batch]
+            committed = await loop.run_in_executor(None, self.ledger.record_many, rows)
+        except Exception as err:
+            if len(batch) == 1:
+                self._fail(batch[0][1], err)
+                return
+            for row, future in batch:
+                try:
+                    [one] = await loop.run_in_executor(None, self.ledger.record_many, [row])
+                except Exception as single:
+                    self._fail(future, single)
+                else:
+                    self._publish(one, future)
+            return
+        for (_, future), row in zip(batch, committed, strict=True):
+            self._publish(row, future)
+
+    def _publish(self, row: InferenceRow, future: asyncio.Future[InferenceRow]) -> None:
+        self.events.publish("inference", row.to_json())
+        if not future.done():
+            future.set_result(row)
+
+    @staticmethod
+    def _fail(future: asyncio.Future[InferenceRow], err: Exception) -> None:
+        if not future.done():
+            future.set_exception(err)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._pending.add(task)
 
         def done(finished: asyncio.Task[Any]) -> None:
             self._pending.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                _LOGGER.error("Could not record an inference window", exc_info=finished.exception())
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if isinstance(error, sqlite3.Error):  # disk full, read-only data directory, ...
+                _LOGGER.error(
+                    "Could not record an inference window in the ledger (%s): its row is lost; "
+                    "rows already recorded are kept",
+                    error,
+                )
+            elif error is not None:
+                _LOGGER.error("Could not record an inference window", exc_info=error)
 
         task.add_done_callback(done)
 

@@ -20,6 +20,14 @@ IDLE_SETTLE_S = 2.0
 IDLE_TIME_CONSTANT_S = 60.0
 IDLE_WARMUP_S = 3.0
 MAX_GAP_S = 5.0
+MAX_BOARD_W = 1e6
+"""No board draws a megawatt: a sensor that says so (or NaN, or less than nothing) is broken, and
+its reading is not energy. Bounding watts also keeps every integral finite."""
+
+
+def plausible_watts(watts: float) -> bool:
+    """A power reading the meter may integrate: a number from 0 to MAX_BOARD_W (not NaN)."""
+    return 0.0 <= watts <= MAX_BOARD_W
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,7 @@ class Meter:
             self._last = (t, watts)
             if last is not None and 0 < t - last[0] <= MAX_GAP_S:
                 t0, p0 = last
-                if segment_j is not None:
+                if segment_j is not None and plausible_watts(segment_j / (t - t0)):
                     p0 = watts = segment_j / (t - t0)
                 self._integrate(t0, p0, t, watts)
             self._finish_ready()

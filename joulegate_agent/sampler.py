@@ -7,11 +7,13 @@ event loop is busy relaying streams.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from joulegate_agent.meter import Meter
+from joulegate_agent.meter import Meter, plausible_watts
 from joulegate_agent.sources.base import PowerReading, PowerSource
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,6 +57,10 @@ class Sampler:
         """Take one sample now; the thread calls this, and so can tests and `measure`."""
         reading = self.source.read()
         t = self._clock()
+        if reading.board_w is not None and not plausible_watts(reading.board_w):
+            # A broken sensor's NaN, infinity, negative or absurd watts: not the board's power,
+            # and no energy is counted from it.
+            reading = replace(reading, board_w=None, energy_j=None)
         self.latest = reading
         if self._last_t is not None:
             self.worst_gap_s = max(self.worst_gap_s, t - self._last_t)
@@ -72,10 +78,13 @@ class Sampler:
             _LOGGER.warning("Board power is available again")
             self._unavailable_logged = False
         segment_j = None
-        if reading.energy_j is not None:
-            if self._last_energy_j is not None:
-                segment_j = reading.energy_j - self._last_energy_j
-            self._last_energy_j = reading.energy_j
+        energy_j = reading.energy_j
+        if energy_j is not None and math.isfinite(energy_j):
+            if self._last_energy_j is not None and energy_j >= self._last_energy_j:
+                segment_j = energy_j - self._last_energy_j  # a counter that ran back is not used
+            self._last_energy_j = energy_j
+        else:
+            self._last_energy_j = None
         self.meter.add_sample(t, reading.board_w, segment_j)
         if self._on_sample is not None:
             self._on_sample(t, reading)

@@ -7,8 +7,10 @@ refuses negative deltas, so nothing can make Home Assistant's total_increasing s
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 MIGRATIONS: list[str] = [
@@ -42,10 +44,29 @@ class Store:
         with self.lock:
             version: int = self.connection.execute("PRAGMA user_version").fetchone()[0]
             for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
-                self.connection.execute("BEGIN IMMEDIATE")
-                self.connection.execute(statement)
-                self.connection.execute(f"PRAGMA user_version={number}")
-                self.connection.execute("COMMIT")
+                with self.transaction_locked() as conn:
+                    conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={number}")
+
+    @contextlib.contextmanager
+    def transaction_locked(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, BEGIN IMMEDIATE to COMMIT, inside `lock` (the caller holds it).
+
+        On any failure, COMMIT included, it rolls back what SQLite has not already rolled back and
+        raises the original error. After "database or disk is full" SQLite has rolled back by
+        itself: a plain ROLLBACK would fail and hide that error behind "cannot rollback - no
+        transaction is active", and a transaction left open would make every later BEGIN fail.
+        """
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
 
     def counter(self, name: str) -> float:
         with self.lock:
@@ -53,15 +74,8 @@ class Store:
 
     def add_counter(self, name: str, delta: float) -> float:
         """Add to a lifetime counter in its own transaction and return the new value."""
-        with self.lock:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
-                value = self.add_counter_locked(name, delta)
-            except BaseException:
-                self.connection.execute("ROLLBACK")
-                raise
-            self.connection.execute("COMMIT")
-            return value
+        with self.lock, self.transaction_locked():
+            return self.add_counter_locked(name, delta)
 
     def add_counter_locked(self, name: str, delta: float) -> float:
         """Add inside a transaction the caller holds (with `lock` taken)."""

@@ -25,6 +25,14 @@ def _read_file(path: Path) -> str:
         return handle.read().decode()
 
 
+def _int64(text: str) -> int:
+    """A sysfs integer: a C long or u64; anything wider is garbage (and would overflow floats)."""
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError(f"out of the 64-bit range: {text[:30]!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -90,7 +98,7 @@ class SysfsRoot:
         return self._read(path, str)
 
     def read_int(self, path: Path) -> int | None:
-        return self._read(path, int)
+        return self._read(path, _int64)
 
     def read_float(self, path: Path) -> float | None:
         return self._read(path, _finite_float)

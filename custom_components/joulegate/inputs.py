@@ -149,7 +149,10 @@ def read_entity(
         return Reading(entity_id, None, Problem.NOT_NUMERIC, state.state)
     if stale_after is not None and now is not None and now - state.last_reported > stale_after:
         return Reading(entity_id, None, Problem.STALE)
-    return Reading(entity_id, convert(raw))
+    value = convert(raw)
+    if not math.isfinite(value):  # 1e308 kW is a finite state but no power in W
+        return Reading(entity_id, None, Problem.NOT_NUMERIC, state.state)
+    return Reading(entity_id, value)
 
 
 def flow_error(hass: HomeAssistant, entity_id: str, kind: Kind) -> str | None:
@@ -210,7 +213,10 @@ class Flows:
 
 
 def _sub(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
+    """a - b, or None when either is unknown or the difference overflows."""
+    if a is None or b is None or not math.isfinite(a - b):
+        return None
+    return a - b
 
 
 @dataclass(frozen=True, kw_only=True)

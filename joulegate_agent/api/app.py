@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -53,6 +54,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         return json_error(err.status, err.code, err.message)
+    except sqlite3.Error as err:  # disk full, read-only data directory, ...: logged where raised
+        return json_error(
+            503,
+            "storage_unavailable",
+            f"The agent cannot write its ledger right now ({err}); rows already recorded are kept.",
+            headers={"Retry-After": "60"},
+        )
     except web.HTTPException as err:
         if err.status < 400:
             raise

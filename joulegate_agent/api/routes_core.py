@@ -67,7 +67,9 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def status_payload(agent: Agent) -> dict[str, Any]:
+def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
+    """The status body; `board_wh` is the persisted lifetime energy
+    (`Agent.persisted_board_energy_wh`), never a value a crash could take back."""
     reading = agent.sampler.latest
     thermal = agent.thermal
     rails = [] if reading is None else reading.rails
@@ -89,7 +91,7 @@ def status_payload(agent: Agent) -> dict[str, Any]:
                 for rail in rails
             ],
         },
-        "energy": {"board_wh": round(agent.board_energy_wh, 6), **agent.inference.status_energy()},
+        "energy": {"board_wh": round(board_wh, 6), **agent.inference.status_energy()},
         "idle": {"baseline_w": _round(agent.meter.idle_w)},
         "thermal": {
             "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
@@ -132,7 +134,9 @@ async def info(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(status_payload(request.app[AGENT_KEY]))
+    agent = request.app[AGENT_KEY]
+    board_wh = await agent.persisted_board_energy_wh()
+    return web.json_response(status_payload(agent, board_wh))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from joulegate_agent.inference import (
     WindowNotFoundError,
 )
 from joulegate_agent.ledger import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Outcome, iso
+from joulegate_agent.proxy.dialects import MAX_COUNT
 from joulegate_agent.proxy.routes import Proxy, ProxySettings, add_proxy_routes
 
 INFERENCE_KEY = web.AppKey("inference", InferenceService)
@@ -43,7 +44,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise _bad("invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise _bad("invalid_body", "The request body must be a JSON object.")
@@ -52,7 +53,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 
 def _query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = request.query.get(name)
-    if text is None or text == "":
+    if text is None:
         return default
     try:
         value = int(text)
@@ -73,11 +74,15 @@ def _optional_text(body: dict[str, Any], name: str) -> str | None:
 
 
 def _optional_count(body: dict[str, Any], name: str) -> int | None:
+    """A token count: an integer (2.0 is one, as in JSON Schema) from 0 to MAX_COUNT; larger
+    would overflow the ledger's INTEGER column."""
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _bad("invalid_body", f"{name} must be a non-negative integer.")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise _bad("invalid_body", f"{name} must be an integer from 0 to {MAX_COUNT}.")
     return value
 
 
@@ -86,6 +91,9 @@ class InferenceRoutes:
         self.service = service
 
     async def inferences(self, request: web.Request) -> web.Response:
+        unknown = sorted(set(request.query) - {"after", "limit"})
+        if unknown:  # a typo such as `?afer=` would otherwise silently read from the start
+            raise _bad("invalid_parameter", f"Unknown query parameter(s): {', '.join(unknown)}.")
         after = _query_int(request, "after", 0, 0, 2**63 - 1)
         limit = _query_int(request, "limit", PAGE_LIMIT_DEFAULT, 1, PAGE_LIMIT_MAX)
         loop = asyncio.get_running_loop()

@@ -29,6 +29,10 @@ MAX_BUFFER_BYTES = 8 * 1024 * 1024
 
 CHARS_PER_TOKEN_ESTIMATE = 4
 
+MAX_COUNT = 2**31 - 1
+"""Largest token count taken from a response (or the API); a larger one is not a count, and would
+overflow the ledger's INTEGER column."""
+
 # A streamed event that carries generated text (or a tool call), found without parsing it. Inside
 # a JSON string every quote is escaped, so these patterns only match real keys.
 _CONTENT_RE = re.compile(
@@ -78,7 +82,7 @@ class TokenCounts:
 def _int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or not 0 <= value <= MAX_COUNT:
         return None
     return int(value)
 
@@ -256,6 +260,8 @@ class TokenReader:
             return
         try:
             parsed = json.loads(body)
+        except RecursionError:  # nested too deep to parse: not a response with counts
+            return
         except ValueError:
             # Some servers send NDJSON under a JSON content type: read it line by line.
             self._streamed = True
@@ -269,7 +275,7 @@ class TokenReader:
             return
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
             return
         self._take_json(parsed)
 
@@ -446,7 +452,7 @@ def model_from_request(body: bytes) -> str | None:
         return None
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return None
     if isinstance(parsed, dict):
         model = parsed.get("model")

@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -134,6 +136,20 @@ def parse_defer_until(value: str, now: datetime | None = None) -> float:
     return max(0.0, seconds)
 
 
+def has_dot_segments(raw_path: str) -> bool:
+    """Whether a path holds `.` or `..` segments, raw or percent-encoded (`%2e%2e`, `..%2f`).
+
+    The upstream resolves them, so they would lead out of the upstream URL's base path (e.g. from
+    `http://host/ollama/` to another application on that host). No LLM API path has them.
+    """
+    for segment in raw_path.split("/"):
+        if "." in unquote(segment) and any(
+            part in (".", "..") for part in re.split(r"[/\\]", unquote(segment))
+        ):
+            return True
+    return False
+
+
 class _Exchange:
     """What happened to one proxied request, for its window's row."""
 
@@ -180,6 +196,10 @@ class Proxy:
                 502,
                 "upstream_not_configured",
                 "No upstream LLM server is configured; start the agent with --upstream URL.",
+            )
+        if has_dot_segments(request.rel_url.raw_path):
+            raise ApiError(
+                400, "invalid_path", "The path may not hold '.' or '..' segments (even encoded)."
             )
         body = await self._read_body(request)
         dialect = dialect_for(request.method, request.path)
@@ -368,11 +388,11 @@ class Proxy:
             )
         except aiohttp.ClientError as err:
             exchange.http_status = 502
-            return json_error(
+            shown = self.settings.upstream.with_user(None) if self.settings.upstream else None
+            return json_error(  # the URL without any user:password it may carry
                 502,
                 "upstream_unavailable",
-                f"The upstream LLM server at {self.settings.upstream} is not reachable: "
-                f"{err.__class__.__name__}.",
+                f"The upstream LLM server at {shown} is not reachable: {err.__class__.__name__}.",
             )
         try:
             return await self._stream_back(request, upstream, dialect, window, exchange)

@@ -15,6 +15,10 @@ class WrappingCounter:
         self._last_raw: int | None = None
         self.total = 0
 
+    @property
+    def max_raw(self) -> int:
+        return self._max_raw
+
     def update(self, raw: int) -> int:
         """Feed the counter's value; returns the total counted since the first value."""
         if self._last_raw is not None:

@@ -5,6 +5,7 @@ They differ only in where the files are and in their units, so one class reads t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ class Channel:
             watts = _scaled(sysfs, self.power, self.per_watt)
         elif volts is not None and amps is not None:
             watts = abs(volts * amps)  # a discharging battery may report negative current
+            if not math.isfinite(watts):  # two absurd values overflowed: not a reading
+                watts = None
         else:
             watts = None
         return RailReading(self.name, watts, volts, amps)

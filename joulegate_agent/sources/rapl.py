@@ -60,6 +60,8 @@ class RaplSource:
         board_w, board_j, complete = 0.0, 0.0, True
         for zone in self._zones:
             raw = self._sysfs.read_int(zone.energy_file)
+            if raw is not None and not 0 <= raw <= zone.counter.max_raw:
+                raw = None  # garbage: it would throw the unwrapped count off for good
             energy = None if raw is None else zone.counter.update(raw) / 1e6
             power = zone.power.update(now, energy)
             rails.append(RailReading(zone.name, power))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -22,11 +23,12 @@ from joulegate_agent.ledger import (
 from joulegate_agent.store import Store
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+_WINDOW_IDS = itertools.count()  # id() of a freed dict can come back: not unique
 
 
 def row(n: int = 0, **changes: object) -> InferenceRow:
     values: dict[str, object] = {
-        "window_id": f"w{n}-{id(changes)}",
+        "window_id": f"w{n}-{next(_WINDOW_IDS)}",
         "started_at": T0 + timedelta(minutes=n),
         "ended_at": T0 + timedelta(minutes=n, seconds=4),
         "duration_s": 4.0,
