@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NoPowerSourceError) as err:
         print(f"joulegate-agent: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        # An unusable data directory or a busy port: say which file or address, no traceback.
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"joulegate-agent: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -87,3 +87,13 @@ def test_serve_with_a_bad_config_file_exits_with_a_clear_message(
     config.write_text("[agent]\nport = 70000\n")
     assert main(["serve", "--config", str(config)]) == 2
     assert "port must be between 1 and 65535" in capsys.readouterr().err
+
+
+def test_serve_with_an_unusable_data_directory_exits_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file, not a folder\n")
+    args = ["serve", "--source", "simulated", "--no-zeroconf", "--data-dir", str(not_a_folder)]
+    assert main(args) == 2
+    assert str(not_a_folder) in capsys.readouterr().err
