@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from demo.procs import free_port  # noqa: E402
 from tests.agent import sysfs_trees  # noqa: E402 - the fake Jetson tree the tests use
 
 RATES_HZ = (1.0, 10.0, 50.0)
@@ -38,12 +38,6 @@ CPU_TARGET_PCT = 0.5  # issue 2: at most 0.5 % of one core at 10 Hz
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,11 @@ import aiohttp
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from demo.procs import free_port  # noqa: E402 - the repository root goes on sys.path first
+
 CHAT_PATH = "/v1/chat/completions"
 MODEL = "llama-3.2-3b-instruct"
 
@@ -110,13 +114,6 @@ def serve_upstream(port: int, events: int) -> None:
 
 
 # -- orchestration -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def wait_until_up(session: aiohttp.ClientSession, url: str, timeout: float = 30.0) -> None:

@@ -30,7 +30,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from demo.procs import free_port  # noqa: E402 - the repository root goes on sys.path first
 
 HOST = "127.0.0.1"
 TOKEN = "soak-token-0123456789abcdef"
@@ -77,13 +82,6 @@ class Result:
     rss_samples_mib: list[float] = field(default_factory=list)
     """Every RSS_EVERY_S after the warm-up."""
     problems: list[str] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def rss_mib(pid: int) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Mapping
 from ipaddress import ip_address
 from typing import Any
@@ -30,14 +29,6 @@ def form_defaults(result: Mapping[str, Any]) -> dict[str, Any]:
     return {
         str(key): key.default() for key in result["data_schema"].schema if callable(key.default)
     }
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 where nothing listens."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def zeroconf_info(port: int, properties: dict[str, Any] | None = None) -> ZeroconfServiceInfo:

@@ -16,7 +16,7 @@ from aiohttp import web
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from .common import free_port
+from demo.procs import free_port
 
 
 class RealAgent:

@@ -24,8 +24,8 @@ from custom_components.joulegate.api import (
     JoulegateResponseError,
     Status,
 )
+from demo.procs import free_port
 
-from .common import free_port
 from .fake_agent import TOKEN, FakeAgent, load_json
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -15,8 +15,9 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import CONF_UPDATE_INTERVAL, DEFAULT_PORT, DOMAIN
+from demo.procs import free_port
 
-from .common import DEVICE_ID, form_defaults, free_port, zeroconf_info
+from .common import DEVICE_ID, form_defaults, zeroconf_info
 from .fake_agent import FakeAgent
 
 

@@ -9,8 +9,9 @@ from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
+from demo.procs import free_port
 
-from .common import DEVICE_ID, free_port
+from .common import DEVICE_ID
 from .fake_agent import FakeAgent
 
 LEDGER_KEY = f"{DOMAIN}.{{}}.ledger"

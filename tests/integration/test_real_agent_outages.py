@@ -35,8 +35,9 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
+from demo.procs import free_port
 
-from .common import free_port, wait_until
+from .common import wait_until
 from .home import GATE_OPTIONS, set_home
 from .real_agent import RealAgent
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,16 +21,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
+from demo.procs import free_port
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
 DATABASE_FILE = "joulegate.db"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def rss_bytes(pid: int) -> int:

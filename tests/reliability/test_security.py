@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from demo.procs import free_port
 from tests.agent.llm_fakes import (
     SHAPES,
     FakeUpstream,
@@ -32,7 +33,7 @@ from tests.agent.llm_fakes import (
     upstream_server,
 )
 from tests.reliability.conftest import Processes
-from tests.reliability.harness import agent_process, free_port
+from tests.reliability.harness import agent_process
 
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
 TOKEN = "known-token-Zq9xW3vB7nM2kL5pR8tY1uI4oE6aS0dF"

@@ -10,7 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.reliability.harness import agent_process, free_port
+from demo.procs import free_port
+from tests.reliability.harness import agent_process
 
 
 def test_sigterm_answers_a_waiting_deferred_request_and_exits_promptly(tmp_path: Path) -> None:
