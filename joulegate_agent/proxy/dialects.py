@@ -27,6 +27,9 @@ from typing import Any
 MAX_BUFFER_BYTES = 8 * 1024 * 1024
 """Largest single line / JSON body the reader keeps to parse; beyond it the reader gives up."""
 
+INFLATE_PIECE_BYTES = 256 * 1024
+"""Most bytes one step of reading a compressed response inflates at once."""
+
 CHARS_PER_TOKEN_ESTIMATE = 4
 
 MAX_COUNT = 2**31 - 1
@@ -171,20 +174,27 @@ class TokenReader:
         """Read one relayed chunk; return how many content-carrying events it completed."""
         if self._broken or not chunk:
             return 0
-        if self._inflate is not None:
+        before = self._seen.content_events
+        if self._inflate is None:
+            self._take(chunk)
+        while self._inflate is not None and chunk and not self._broken:
+            # In bounded pieces: a small compressed chunk can inflate a thousandfold.
             try:
-                chunk = self._inflate.decompress(chunk)
+                piece = self._inflate.decompress(chunk, INFLATE_PIECE_BYTES)
             except zlib.error:
                 self._broken = True
-                return 0
-        before = self._seen.content_events
-        self._buffer += chunk
+                break
+            chunk = self._inflate.unconsumed_tail
+            self._take(piece)
+        return self._seen.content_events - before
+
+    def _take(self, data: bytes) -> None:
+        self._buffer += data
         if self._framing is _Framing.JSON:
             if len(self._buffer) > MAX_BUFFER_BYTES:
                 self._give_up()
-            return 0
+            return
         self._drain_lines()
-        return self._seen.content_events - before
 
     def finish(self) -> TokenCounts:
         """The counts, once the response is over (complete or not)."""

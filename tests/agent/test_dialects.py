@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from joulegate_agent.proxy.dialects import (
+    MAX_BUFFER_BYTES,
     Dialect,
     TokenCounts,
     dialect_for,
@@ -108,6 +110,35 @@ def test_gzip_bodies_are_read_through_the_compression() -> None:
     packed = gzip.compress(body)
     counts = read(Dialect.OLLAMA, [packed[:7], packed[7:]], "application/json", "gzip")
     assert counts.output_tokens == 5
+
+
+def test_a_compressed_stream_is_inflated_in_bounded_pieces_and_read_whole() -> None:
+    line = ndjson({"model": "m", "response": "Hi", "done": False})
+    copies = 20 * 1024 * 1024 // len(line)
+    packed = gzip.compress(line * copies + ndjson({"response": "", **OLLAMA_DONE}))
+    reader = reader_for(Dialect.OLLAMA, "application/x-ndjson", "gzip")
+    tracemalloc.start()
+    try:
+        events = reader.feed(packed)  # one small chunk that inflates to 20 MiB
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert events == copies
+    assert peak < 4 * 1024 * 1024
+    assert reader.finish().output_tokens == OLLAMA_DONE["eval_count"]
+
+
+def test_a_compressed_body_that_inflates_past_the_limit_is_not_read() -> None:
+    packed = gzip.compress(b'{"model": "m", "eval_count": 5, "pad": "' + b" " * (64 << 20) + b'"}')
+    reader = reader_for(Dialect.OLLAMA, "application/json", "gzip")
+    tracemalloc.start()
+    try:
+        reader.feed(packed)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * MAX_BUFFER_BYTES
+    assert (reader.finish().output_tokens, len(packed) < 100_000) == (None, True)
 
 
 def test_an_encoding_it_cannot_read_gives_no_count() -> None:
