@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from joulegate_agent.atomic_file import replace_file
+
 DEVICE_ID_FILE = "device_id"
 
 
@@ -33,7 +35,7 @@ def load_device_id(data_dir: Path, root: Path) -> str:
     else:
         device_id = secrets.token_hex(8)
     data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(device_id + "\n", encoding="utf-8")
+    replace_file(path, device_id + "\n", 0o644)
     return device_id
 
 

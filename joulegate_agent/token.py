@@ -7,6 +7,8 @@ import os
 import secrets
 from pathlib import Path
 
+from joulegate_agent.atomic_file import replace_file
+
 TOKEN_ENV = "JOULEGATE_TOKEN"  # noqa: S105 - a variable name, not a secret
 TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
 
@@ -32,15 +34,7 @@ def rotate_token(data_dir: Path) -> str:
     """Write a fresh token atomically, readable by the owner only."""
     data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    path = token_path(data_dir)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    replace_file(token_path(data_dir), token + "\n", 0o600)
     return token
 
 

@@ -74,3 +74,20 @@ def test_other_linux_boards_are_named_from_dmi(tmp_path: Path) -> None:
     (tmp_path / "sys/class/dmi/id/product_name").write_text("NUC13ANHi7\n")
     board = detect_board(tmp_path, simulated=False)
     assert (board.manufacturer, board.model) == ("Intel Corporation", "NUC13ANHi7")
+
+
+def test_a_token_that_cannot_be_written_leaves_the_old_one_in_place(tmp_path: Path) -> None:
+    old = load_or_create_token(tmp_path)
+    (tmp_path / "token.tmp").mkdir()  # the new token's temporary file cannot be created
+    with pytest.raises(IsADirectoryError):
+        rotate_token(tmp_path)
+    assert load_or_create_token(tmp_path) == old
+
+
+def test_a_temporary_file_left_by_a_crash_does_not_become_the_device_id(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "device_id.tmp").write_text("half-writ")
+    device_id = load_device_id(data, tmp_path / "empty-root")
+    assert (data / "device_id").read_text() == device_id + "\n"
+    assert not (data / "device_id.tmp").exists()
