@@ -15,8 +15,11 @@ Reports, and checks (exit status 1 when one fails):
 - polling: every status read answered 200, the lifetime counters never went down;
 - sampling keeps its rate: the sampler's worst gap between samples (`sampler.worst_gap_s`, over the
   agent's whole life) and its samples per second;
-- memory stays flat: the agent's resident memory (VmRSS) after the warm-up and at the end, and
-  its peak in between.
+- memory stays flat: the agent's resident memory (VmRSS) after the warm-up, at half-time, at the
+  end and its peak; on runs of 5 minutes or more, the trend of the second half (a least-squares
+  slope, MiB per minute) must be under 0.05 MiB/min. The first minutes are not flat on purpose:
+  SQLite's page cache fills to its 2 MiB cap as the ledger grows;
+- what it costs: the agent's CPU time over the run, as a share of one core.
 Every loop is bounded by the deadline; both child processes are killed at the end, whatever
 happens.
 """
@@ -54,6 +57,8 @@ POLL_S = 1.0
 RSS_EVERY_S = 5.0
 MAX_WORST_GAP_S = 0.5
 MAX_RSS_GROWTH_MIB = 16.0
+MAX_RSS_SLOPE_MIB_PER_MIN = 0.05
+FLATNESS_MIN_SECONDS = 300.0
 MIN_RATE_SHARE = 0.9
 
 
@@ -81,6 +86,10 @@ class Result:
     rss_peak_mib: float = 0.0
     rss_samples_mib: list[float] = field(default_factory=list)
     """Every RSS_EVERY_S after the warm-up."""
+    rss_slope_mib_per_min: float = 0.0
+    """Least-squares trend of the second half of rss_samples_mib."""
+    cpu_percent: float = 0.0
+    """The agent's CPU time (user + system) from the warm-up to the end, % of one core."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -89,6 +98,22 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def slope_per_min(samples: list[float], every_s: float) -> float:
+    """Least-squares slope of evenly spaced samples, per minute."""
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(samples) / n
+    num = sum((i - mean_x) * (y - mean_y) for i, y in enumerate(samples))
+    den = sum((i - mean_x) ** 2 for i in range(n))
+    return num / den * 60.0 / every_s
 
 
 def spawn(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -238,6 +263,7 @@ class Soak:
         result = self.result
         await asyncio.sleep(warmup_s)
         result.rss_before_mib = rss_mib(pid)
+        cpu_before, started = cpu_s(pid), time.monotonic()
         half = self.deadline - self.seconds / 2
         while time.monotonic() < self.deadline:
             now_mib = rss_mib(pid)
@@ -246,6 +272,9 @@ class Soak:
             if not result.rss_half_mib and time.monotonic() >= half:
                 result.rss_half_mib = now_mib
             await asyncio.sleep(min(RSS_EVERY_S, max(0.0, self.deadline - time.monotonic())))
+        result.cpu_percent = 100 * (cpu_s(pid) - cpu_before) / (time.monotonic() - started)
+        samples = result.rss_samples_mib
+        result.rss_slope_mib_per_min = slope_per_min(samples[len(samples) // 2 :], RSS_EVERY_S)
 
     async def run(self, pid: int) -> Result:
         result = self.result
@@ -304,6 +333,9 @@ def judge(result: Result) -> None:
     growth = result.rss_after_mib - result.rss_before_mib
     if not growth <= MAX_RSS_GROWTH_MIB:
         problems.append(f"resident memory grew {growth:.1f} MiB after the warm-up")
+    slope = result.rss_slope_mib_per_min
+    if result.seconds >= FLATNESS_MIN_SECONDS and not slope < MAX_RSS_SLOPE_MIB_PER_MIN:
+        problems.append(f"resident memory still rising in the second half: {slope:.3f} MiB/min")
 
 
 def report(result: Result) -> str:
@@ -320,7 +352,9 @@ def report(result: Result) -> str:
         f"{result.samples_per_s:.2f} samples/s",
         f"  memory:    agent RSS {result.rss_before_mib:.1f} MiB after warm-up, "
         f"{result.rss_half_mib:.1f} MiB at half-time, {result.rss_after_mib:.1f} MiB at the end "
-        f"(peak {result.rss_peak_mib:.1f} MiB)",
+        f"(peak {result.rss_peak_mib:.1f} MiB); second-half trend "
+        f"{result.rss_slope_mib_per_min:+.3f} MiB/min",
+        f"  cost:      agent CPU {result.cpu_percent:.1f} % of one core",
     ]
     lines += [f"  PROBLEM:   {p}" for p in result.problems] or ["  all checks passed"]
     return "\n".join(lines)

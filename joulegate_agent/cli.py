@@ -99,8 +99,10 @@ def _config_for(args: argparse.Namespace) -> AgentConfig:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
+    from joulegate_agent.heap import pin_mmap_threshold
     from joulegate_agent.serve import serve
 
+    pin_mmap_threshold()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
