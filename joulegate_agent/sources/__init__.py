@@ -2,7 +2,9 @@
 
 Auto order: Jetson INA3221 (hwmon, then IIO) > generic hwmon > power_supply > RAPL > NVML. Every
 source found is returned, best first; the first is the one to meter the board with (the others
-may overlap it, so never add them up). The simulated source is only used when asked for.
+may overlap it, so never add them up). tegrastats is the fallback: tried in auto only when none
+of those is found (it starts a process, and meters at 1 s). The simulated source is only used
+when asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from joulegate_agent.sources.nvml import detect_nvml
 from joulegate_agent.sources.power_supply import detect_power_supply
 from joulegate_agent.sources.rapl import detect_rapl
 from joulegate_agent.sources.simulated import SimulatedOrinNano
+from joulegate_agent.sources.tegrastats import detect_tegrastats
 from joulegate_agent.sysfs import SysfsRoot, as_sysfs
 
 __all__ = [
@@ -39,7 +42,8 @@ _DETECTORS: dict[str, tuple[tuple[str, Detector], ...]] = {
     "rapl": (("rapl", detect_rapl),),
     "nvml": (("nvml", lambda _sysfs: detect_nvml()),),
 }
-KINDS = ("auto", *_DETECTORS, "simulated")
+_FALLBACK: tuple[str, Detector] = ("tegrastats", detect_tegrastats)
+KINDS = ("auto", *_DETECTORS, _FALLBACK[0], "simulated")
 _IDENTITY = Calibration()
 
 
@@ -57,9 +61,20 @@ def probe_sources(
         return [SimulatedOrinNano(load)], {}
     sysfs = as_sysfs(root)
     kinds = [k for k in _DETECTORS if kind in ("auto", k)]
+    found, reasons = _detect([d for k in kinds for d in _DETECTORS[k]], sysfs)
+    if kind == _FALLBACK[0] or (kind == "auto" and not found):
+        fallback, why = _detect([_FALLBACK], sysfs)
+        found += fallback
+        reasons.update(why)
+    return found, reasons
+
+
+def _detect(
+    detectors: list[tuple[str, Detector]], sysfs: SysfsRoot
+) -> tuple[list[PowerSource], dict[str, str]]:
     found: list[PowerSource] = []
     reasons: dict[str, str] = {}
-    for name, detect in (d for k in kinds for d in _DETECTORS[k]):
+    for name, detect in detectors:
         try:
             found.append(detect(sysfs))
         except NotDetected as err:

@@ -96,16 +96,19 @@ class RailSource:
 
     def read(self) -> PowerReading:
         rails = tuple(channel.read(self._sysfs) for channel in self._channels)
-        if self._whole is not None:
-            board = next(r.power_w for r in rails if r.name == self._whole)
-        elif all(r.available for r in rails):
-            board = sum(r.power_w for r in rails if r.power_w is not None)
-        else:
-            board = None
-        return PowerReading(board_w=board, rails=rails)
+        return PowerReading(board_w=board_power(rails, self._whole), rails=rails)
 
     def close(self) -> None:
         """Nothing is held open between reads."""
+
+
+def board_power(rails: Sequence[RailReading], whole: str | None) -> float | None:
+    """The whole-board rail when there is one; else the sum, only when every rail was read."""
+    if whole is not None:
+        return next((r.power_w for r in rails if r.name == whole), None)
+    if all(r.available for r in rails):
+        return sum(r.power_w for r in rails if r.power_w is not None)
+    return None
 
 
 def jetson_source(

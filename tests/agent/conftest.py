@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,12 @@ from joulegate_agent.api.app import build_app
 from joulegate_agent.config import AgentConfig
 
 ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def no_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A box without nvidia-ml-py, whatever this environment has installed."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
 
 
 @pytest.fixture

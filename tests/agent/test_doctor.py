@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,7 @@ from joulegate_agent.doctor import build_report, format_report
 from joulegate_agent.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
-
-@pytest.fixture(autouse=True)
-def no_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", None)
+pytestmark = pytest.mark.usefixtures("no_pynvml")
 
 
 def report_for(root: Path | SysfsRoot, kind: str = "auto") -> dict[str, Any]:

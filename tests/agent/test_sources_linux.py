@@ -313,11 +313,6 @@ def test_nvml_close_shuts_nvml_down(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- detection and calibration -----------------------------------------------------------------
 
 
-@pytest.fixture
-def no_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-
-
 @pytest.mark.usefixtures("no_pynvml")
 def test_auto_puts_jetson_before_other_sources(tmp_path: Path) -> None:
     trees.orin_nano(tmp_path)
@@ -360,6 +355,7 @@ def test_no_source_raises_with_what_was_checked_for_each_kind(tmp_path: Path) ->
         "power_supply",
         "rapl",
         "nvml",
+        "tegrastats",
     ]
     assert "nvidia-ml-py is not installed" in str(caught.value)
     assert "simulated source" in str(caught.value)

@@ -4,10 +4,8 @@ Fake trees shaped like real boards (tests/agent/sysfs_trees.py) give the files; 
 puts anything in them: garbage bytes, text that is not UTF-8, NaN and infinities, numbers far
 beyond 64 bits, Unicode digits, empty files, and reads that fail (permission denied, file gone,
 I/O error). Whatever they hold, a read must not raise, and what comes out must be a number the
-agent can use: finite, and energy that never runs backwards.
-
-There is no tegrastats parser in the agent: it reads the INA3221, thermal and nvpmodel files
-directly (tegrastats' own sources), so there is no tegrastats-style text to test.
+agent can use: finite, and energy that never runs backwards. tegrastats' text, the fallback
+source, has its own properties in test_properties_tegrastats.py.
 """
 
 from __future__ import annotations
