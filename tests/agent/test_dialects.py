@@ -141,6 +141,13 @@ def test_a_compressed_body_that_inflates_past_the_limit_is_not_read() -> None:
     assert (reader.finish().output_tokens, len(packed) < 100_000) == (None, True)
 
 
+def test_a_corrupt_compressed_body_gives_no_count() -> None:
+    packed = bytearray(gzip.compress(json.dumps({"done": True, "eval_count": 5}).encode()))
+    packed[12:20] = b"\xff" * 8  # the deflate stream, past the gzip header
+    counts = read(Dialect.OLLAMA, [bytes(packed)], "application/json", "gzip")
+    assert (counts.output_tokens, counts.estimated) == (None, True)
+
+
 def test_an_encoding_it_cannot_read_gives_no_count() -> None:
     counts = read(Dialect.OLLAMA, [b"\x8b\x00garbage"], "application/json", "br")
     assert (counts.output_tokens, counts.estimated) == (None, True)
