@@ -20,8 +20,9 @@ from joulegate_agent.sources.base import (
 )
 from joulegate_agent.sysfs import SysfsRoot
 
-# The only rail names ever hard-coded: the Jetson rails that measure the whole module's input.
-WHOLE_BOARD_RAILS = ("VDD_IN", "POM_5V_IN")
+# The only rail names ever hard-coded: the Jetson rails that measure the whole module's input
+# (VIN: Jetson Thor, JetPack 7).
+WHOLE_BOARD_RAILS = ("VDD_IN", "POM_5V_IN", "VIN")
 # Label of an INA3221 channel wired to nothing (AGX Orin).
 NOT_CONNECTED = "NC"
 

@@ -26,7 +26,7 @@ from joulegate_agent.sources.base import (
     SourceInfo,
 )
 from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import WHOLE_BOARD_RAILS, board_power
+from joulegate_agent.sources.rails import NOT_CONNECTED, WHOLE_BOARD_RAILS, board_power
 from joulegate_agent.sysfs import SysfsRoot
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ BINARY = "/usr/bin/tegrastats"
 INTERVAL_MS = 1000
 FIRST_LINE_TIMEOUT_S = 5.0
 STALE_AFTER_INTERVALS = 3
-RESTART_AFTER_S = 5.0
 """A reading older than this many intervals is not a reading: tegrastats stalled or died."""
+RESTART_AFTER_S = 5.0
 MAX_LINE_CHARS = 4096
 MAX_DIGITS = 9
 """More digits than this (over 1 MW in mW) is not a rail's power."""
@@ -62,14 +62,15 @@ def parse_line(line: str) -> TegrastatsLine | None:
     """The rails of a tegrastats line, or None when it names none (or is not tegrastats output).
 
     Other fields (`RAM 2448/3964MB`, `CPU [...]`, `cpu@48.5C`) never match: a rail's values are
-    plain numbers or end in mW. A rail printed twice keeps its first value.
+    plain numbers or end in mW. A rail printed twice keeps its first value; `NC` channels (wired
+    to nothing, AGX Orin) are left out, as the file sources do.
     """
     if len(line) > MAX_LINE_CHARS:
         return None
     rails: dict[str, float] = {}
     for match in _RAIL.finditer(line):
         name, digits = match.group(1), match.group(2)
-        if len(digits.lstrip("0")) > MAX_DIGITS:
+        if name == NOT_CONNECTED or len(digits.lstrip("0")) > MAX_DIGITS:
             continue
         rails.setdefault(name, int(digits) / 1000.0)
     return TegrastatsLine(tuple(rails.items())) if rails else None
@@ -78,8 +79,8 @@ def parse_line(line: str) -> TegrastatsLine | None:
 class TegrastatsSource:
     """Runs `tegrastats --interval N` and keeps the latest line; `read` never waits for it.
 
-    If tegrastats exits, it is started again after RESTART_AFTER_S; readings are unavailable
-    meanwhile.
+    If tegrastats exits, it is started again every RESTART_AFTER_S until it runs; readings are
+    unavailable meanwhile. One that hangs without exiting is not restarted: its readings go stale.
     """
 
     def __init__(self, binary: Path, display_path: str, interval_ms: int = INTERVAL_MS) -> None:
@@ -139,18 +140,15 @@ class TegrastatsSource:
         return PowerReading(board_power(rails, self._whole), rails)
 
     def close(self) -> None:
-        self._stop.set()
         with self._lock:
-            process, self._latest = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=2.0)
+            self._stop.set()  # under the lock: _spawn sees it, or close() sees its process
+            process = self._process
+        if process is not None:
+            _end(process)
         if self._reader is not None:
             self._reader.join(timeout=2.0)
+        with self._lock:
+            self._latest = None
 
     def _spawn(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(  # noqa: S603 - a fixed path and fixed arguments
@@ -162,7 +160,11 @@ class TegrastatsSource:
             errors="replace",
         )
         with self._lock:
-            self._process = process
+            closed = self._stop.is_set()
+            if not closed:
+                self._process = process
+        if closed:  # close() ran while it was starting
+            _end(process)
         return process
 
     def _run(self, process: subprocess.Popen[str]) -> None:
@@ -177,13 +179,14 @@ class TegrastatsSource:
                 process.poll(),
                 RESTART_AFTER_S,
             )
-            if self._stop.wait(RESTART_AFTER_S):
-                return
-            try:
-                process = self._spawn()
-            except OSError as err:
-                _LOGGER.warning("%s could not be started again: %s", self._display_path, err)
-                return
+            while True:
+                if self._stop.wait(RESTART_AFTER_S):
+                    return
+                try:
+                    process = self._spawn()
+                    break
+                except OSError as err:
+                    _LOGGER.debug("%s could not be started again: %s", self._display_path, err)
 
     def _pump(self, process: subprocess.Popen[str]) -> None:
         stdout = process.stdout
@@ -194,9 +197,21 @@ class TegrastatsSource:
                 parsed = parse_line(line)
                 if parsed is not None:
                     with self._lock:
+                        if self._stop.is_set():
+                            break
                         self._latest, self._latest_at = parsed, time.monotonic()
                     self._first.set()
         process.wait()
+
+
+def _end(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=2.0)
 
 
 def detect_tegrastats(sysfs: SysfsRoot) -> TegrastatsSource:

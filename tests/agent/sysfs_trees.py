@@ -98,7 +98,7 @@ AGX_ORIN_CHIPS: tuple[tuple[HwmonRail, ...], ...] = (
 )
 
 
-def _hwmon_chip(root: Path, bus_addr: str, hwmon: int, rails: tuple[HwmonRail, ...]) -> Path:
+def hwmon_chip(root: Path, bus_addr: str, hwmon: int, rails: tuple[HwmonRail, ...]) -> Path:
     real = f"/sys/devices/platform/bus@0/c240000.i2c/i2c-1/{bus_addr}"
     files: dict[str, object] = {"name": "ina3221", "samples": 512, "update_interval": 140}
     for n, (label, mv, ma) in enumerate(rails, start=1):
@@ -271,7 +271,7 @@ def agx_xavier_jp4(root: Path) -> tuple[Path, Path]:
 def orin_nano(root: Path) -> Path:
     """Orin Nano 8GB, JetPack 6: hwmon at 1-0040, soctherm_oc counters, Super power modes."""
     soctherm_oc(root)
-    chip = _hwmon_chip(root, "1-0040", 1, ORIN_NANO_RAILS)
+    chip = hwmon_chip(root, "1-0040", 1, ORIN_NANO_RAILS)
     thermal_zones(root, ORIN_ZONES)
     cooling_devices(root, {"pwm-fan": (2, 3)})
     cpus(root, 6, 1728000)
@@ -284,8 +284,8 @@ def agx_orin(root: Path) -> tuple[Path, Path]:
     """AGX Orin, JetPack 6: hwmon chips at 1-0040 and 1-0041, two channels labelled NC."""
     soctherm_oc(root)
     chips = (
-        _hwmon_chip(root, "1-0040", 1, AGX_ORIN_CHIPS[0]),
-        _hwmon_chip(root, "1-0041", 2, AGX_ORIN_CHIPS[1]),
+        hwmon_chip(root, "1-0040", 1, AGX_ORIN_CHIPS[0]),
+        hwmon_chip(root, "1-0041", 2, AGX_ORIN_CHIPS[1]),
     )
     thermal_zones(root, ORIN_ZONES)
     cooling_devices(root, {"pwm-fan": (1, 3)})

@@ -34,10 +34,13 @@ ORIN_JP6 = (
     "CPU [3%@729,1%@729,0%@729,2%@729,off,off] GR3D_FREQ 0% cpu@48.468C soc2@46.937C "
     "gpu@-256C tj@48.468C VDD_IN 4761mW/4778mW VDD_CPU_GPU_CV 515mW/501mW VDD_SOC 1428mW/1428mW"
 )
-THOR_JP7 = "RAM 9000/125000MB VDD_IN 4548mW/4548mW/4548mW VDD_GPU 812mW/790mW/801mW"
+THOR_JP7 = (
+    "RAM 9000/125000MB tj@55.1C VDD_GPU 0mW/0mW/0mW VDD_CPU_SOC_MSS 6510mW/6510mW/6498mW "
+    "VIN_SYS_5V0 6520mW/6520mW/6517mW VIN 26686mW/26686mW/26602mW"
+)
 AGX_ORIN_JP5 = (
     "RAM 5022/30536MB VDD_GPU_SOC 3032mW/3032mW VDD_CPU_CV 758mW/758mW "
-    "VIN_SYS_5V0 3215mW/3215mW VDDQ_VDD2_1V8AO 405mW/405mW"
+    "VIN_SYS_5V0 3215mW/3215mW NC 0mW/0mW VDDQ_VDD2_1V8AO 405mW/405mW NC 0mW/0mW"
 )
 
 
@@ -55,13 +58,19 @@ def test_jetpack_6_lines_read_the_current_milliwatts_not_the_average() -> None:
     assert line.whole_board == "VDD_IN"
 
 
-def test_jetpack_7_lines_carry_three_values_per_rail() -> None:
+def test_jetpack_7_lines_carry_three_values_per_rail_and_thor_names_its_input_vin() -> None:
     line = parse_line(THOR_JP7)
     assert line is not None
-    assert line.rails == (("VDD_IN", 4.548), ("VDD_GPU", 0.812))
+    assert line.rails == (
+        ("VDD_GPU", 0.0),
+        ("VDD_CPU_SOC_MSS", 6.51),
+        ("VIN_SYS_5V0", 6.52),
+        ("VIN", 26.686),
+    )
+    assert line.whole_board == "VIN"
 
 
-def test_a_line_without_an_input_rail_names_no_whole_board_rail() -> None:
+def test_a_line_without_an_input_rail_names_no_whole_board_rail_and_skips_nc() -> None:
     line = parse_line(AGX_ORIN_JP5)
     assert line is not None
     assert [name for name, _ in line.rails] == [
@@ -175,13 +184,14 @@ def test_readings_go_stale_when_tegrastats_stops_printing_and_come_back_when_it_
         source.close()
 
 
-def test_closing_stops_the_tegrastats_process(tmp_path: Path) -> None:
+def test_closing_stops_the_tegrastats_process_and_its_readings(tmp_path: Path) -> None:
     fake_tegrastats(tmp_path, [ORIN_JP6])
-    source = started(tmp_path)
+    source = started(tmp_path, interval_ms=1)  # lines still in the pipe when it closes
     process = source._process
     source.close()
     assert process is not None
     assert process.poll() is not None
+    time.sleep(0.05)
     assert source.read().board_w is None
 
 

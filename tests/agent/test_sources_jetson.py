@@ -108,6 +108,14 @@ def test_hwmon_notes_the_chips_own_averaging(tmp_path: Path) -> None:
     )
 
 
+def test_a_rail_labelled_vin_is_the_whole_board_as_on_jetson_thor(tmp_path: Path) -> None:
+    rails = (("VDD_GPU", 19152, 40), ("VDD_CPU_SOC_MSS", 5000, 1302), ("VIN", 19152, 1393))
+    trees.hwmon_chip(tmp_path, "2-0040", 1, rails)
+    source = detect_jetson_hwmon(SysfsRoot(tmp_path))
+    assert source.info.boundary == "module input rail (VIN)"
+    assert source.read().board_w == pytest.approx(19.152 * 1.393)
+
+
 def test_agx_orin_board_power_is_sum_of_rails_without_nc(tmp_path: Path) -> None:
     trees.agx_orin(tmp_path)
     source = detect_jetson_hwmon(SysfsRoot(tmp_path))
