@@ -29,6 +29,9 @@ MAX_BUFFER_BYTES = 8 * 1024 * 1024
 
 INFLATE_PIECE_BYTES = 256 * 1024
 """Most bytes one step of reading a compressed response inflates at once."""
+MAX_INFLATED_BYTES = 32 * 1024 * 1024
+"""Most bytes read from one compressed response (a 50 000-token stream is about 12 MiB); past
+it the response is relayed but not read, so a compression bomb costs bounded time as well."""
 
 CHARS_PER_TOKEN_ESTIMATE = 4
 
@@ -161,6 +164,7 @@ class TokenReader:
         self._streamed = self._framing is not _Framing.JSON
         encoding = (content_encoding or "identity").strip().lower()
         self._inflate: Any = None
+        self._inflated = 0
         if encoding in ("gzip", "x-gzip", "deflate"):
             self._inflate = zlib.decompressobj(wbits=47)  # zlib or gzip header, auto-detected
         elif encoding not in ("", "identity"):
@@ -177,15 +181,21 @@ class TokenReader:
         before = self._seen.content_events
         if self._inflate is None:
             self._take(chunk)
-        while self._inflate is not None and chunk and not self._broken:
+        while self._inflate is not None and not self._broken:
             # In bounded pieces: a small compressed chunk can inflate a thousandfold.
             try:
                 piece = self._inflate.decompress(chunk, INFLATE_PIECE_BYTES)
             except zlib.error:
                 self._broken = True
                 break
-            chunk = self._inflate.unconsumed_tail
+            self._inflated += len(piece)
+            if self._inflated > MAX_INFLATED_BYTES:
+                self._give_up()
+                break
             self._take(piece)
+            chunk = self._inflate.unconsumed_tail
+            if not chunk and len(piece) < INFLATE_PIECE_BYTES:
+                break  # a full piece may leave output inside zlib: ask again, with no input
         return self._seen.content_events - before
 
     def _take(self, data: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -126,6 +127,25 @@ def test_a_compressed_stream_is_inflated_in_bounded_pieces_and_read_whole() -> N
     assert events == copies
     assert peak < 4 * 1024 * 1024
     assert reader.finish().output_tokens == OLLAMA_DONE["eval_count"]
+
+
+def test_a_cut_off_compressed_stream_is_read_up_to_its_last_inflatable_line() -> None:
+    line = ndjson({"model": "m", "response": "Hi", "done": False})
+    packed = gzip.compress(line * (3 * 1024 * 1024 // len(line)))
+    for cut in range(len(packed) // 2, len(packed) - 8, 997):  # the trailer never arrives
+        whole = zlib.decompressobj(wbits=47).decompress(packed[:cut])
+        reader = reader_for(Dialect.OLLAMA, "application/x-ndjson", "gzip")
+        assert reader.feed(packed[:cut]) == whole.count(b"\n"), cut
+
+
+def test_a_compressed_stream_past_32_mib_is_relayed_but_not_read() -> None:
+    line = ndjson({"model": "m", "response": "Hi", "done": False})
+    body = line * (40 * 1024 * 1024 // len(line)) + ndjson({"response": "", **OLLAMA_DONE})
+    reader = reader_for(Dialect.OLLAMA, "application/x-ndjson", "gzip")
+    reader.feed(gzip.compress(body))
+    counts = reader.finish()
+    assert counts.estimated
+    assert counts.output_tokens != OLLAMA_DONE["eval_count"]
 
 
 def test_a_compressed_body_that_inflates_past_the_limit_is_not_read() -> None:
