@@ -37,6 +37,8 @@ FIRST_LINE_TIMEOUT_S = 5.0
 STALE_AFTER_INTERVALS = 3
 """A reading older than this many intervals is not a reading: tegrastats stalled or died."""
 RESTART_AFTER_S = 5.0
+HUNG_AFTER_INTERVALS = 10
+"""A running tegrastats silent for this many intervals is hung: it is killed, then restarted."""
 MAX_LINE_CHARS = 4096
 MAX_DIGITS = 9
 """More digits than this (over 1 MW in mW) is not a rail's power."""
@@ -80,7 +82,7 @@ class TegrastatsSource:
     """Runs `tegrastats --interval N` and keeps the latest line; `read` never waits for it.
 
     If tegrastats exits, it is started again every RESTART_AFTER_S until it runs; readings are
-    unavailable meanwhile. One that hangs without exiting is not restarted: its readings go stale.
+    unavailable meanwhile. One that stops printing is killed, and so restarted too.
     """
 
     def __init__(self, binary: Path, display_path: str, interval_ms: int = INTERVAL_MS) -> None:
@@ -90,6 +92,7 @@ class TegrastatsSource:
         self._lock = threading.Lock()
         self._latest: TegrastatsLine | None = None
         self._latest_at = 0.0
+        self._heard_at = 0.0  # the last line, or the start of the current process
         self._first = threading.Event()
         self._stop = threading.Event()
         self._process: subprocess.Popen[str] | None = None
@@ -131,9 +134,17 @@ class TegrastatsSource:
         )
 
     def read(self) -> PowerReading:
+        now = time.monotonic()
         with self._lock:
             latest, at = self._latest, self._latest_at
-        if latest is None or time.monotonic() - at > STALE_AFTER_INTERVALS * self._interval_s:
+            heard, process = self._heard_at, self._process
+        if latest is None or now - at > STALE_AFTER_INTERVALS * self._interval_s:
+            hung = now - heard > HUNG_AFTER_INTERVALS * self._interval_s
+            if hung and process is not None and process.poll() is None:
+                _LOGGER.warning("%s stopped printing: killing it", self._display_path)
+                with self._lock:
+                    self._heard_at = now  # one kill; the restart resets it again
+                process.kill()  # its reader sees the output end, and starts another
             return PowerReading(None, tuple(RailReading(name, None) for name in self._rails))
         watts = dict(latest.rails)
         rails = tuple(RailReading(name, watts.get(name)) for name in self._rails)
@@ -162,7 +173,7 @@ class TegrastatsSource:
         with self._lock:
             closed = self._stop.is_set()
             if not closed:
-                self._process = process
+                self._process, self._heard_at = process, time.monotonic()
         if closed:  # close() ran while it was starting
             _end(process)
         return process
@@ -195,11 +206,13 @@ class TegrastatsSource:
         with stdout:
             while line := stdout.readline(MAX_LINE_CHARS + 1):
                 parsed = parse_line(line)
+                with self._lock:
+                    if self._stop.is_set():
+                        break
+                    self._heard_at = time.monotonic()
+                    if parsed is not None:
+                        self._latest, self._latest_at = parsed, self._heard_at
                 if parsed is not None:
-                    with self._lock:
-                        if self._stop.is_set():
-                            break
-                        self._latest, self._latest_at = parsed, time.monotonic()
                     self._first.set()
         process.wait()
 

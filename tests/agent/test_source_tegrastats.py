@@ -109,20 +109,26 @@ def test_a_number_too_long_to_be_a_power_is_skipped() -> None:
 def fake_tegrastats(root: Path, lines: list[str], *, then: str = "stay") -> Path:
     """A /usr/bin/tegrastats that prints `lines` over and over at --interval, as the real one.
 
-    then="exit": print each line once and exit.
+    then="exit": print each line once and exit. then="hang-once": the first run prints each line
+    once and then stays silent without exiting; later runs print as usual.
     """
+    marker = root / "hung-once"
     script = textwrap.dedent(
         f"""\
         #!{sys.executable}
-        import sys, time
+        import os, sys, time
         interval = int(sys.argv[sys.argv.index("--interval") + 1]) / 1000
         lines = {lines!r}
+        first_run = not os.path.exists({str(marker)!r})
+        open({str(marker)!r}, "a").close()
         while True:
             for line in lines:
                 print(line, flush=True)
                 time.sleep(interval)
             if {then!r} == "exit":
                 sys.exit(3)
+            if {then!r} == "hang-once" and first_run:
+                time.sleep(3600)
         """
     )
     binary = trees.write(root, "/usr/bin/tegrastats", script)
@@ -180,6 +186,26 @@ def test_readings_go_stale_when_tegrastats_stops_printing_and_come_back_when_it_
         wait_for(source, None, within_s=STALE_AFTER_INTERVALS * 0.1 + 2.0)
         assert "exited (status 3)" in caplog.text
         wait_for(source, 4.761, within_s=10.0)  # started again after RESTART_AFTER_S
+    finally:
+        source.close()
+
+
+def test_a_tegrastats_that_stops_printing_is_killed_and_started_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_tegrastats(tmp_path, [ORIN_JP6], then="hang-once")
+    source = started(tmp_path, interval_ms=50)
+    try:
+        hung = source._process
+        wait_for(source, None, within_s=2.0)
+        deadline = time.monotonic() + 2.0
+        while hung is not None and hung.poll() is None:  # read() is what notices the silence
+            assert time.monotonic() < deadline, "the silent tegrastats was not killed"
+            source.read()
+            time.sleep(0.05)
+        assert "stopped printing: killing it" in caplog.text
+        wait_for(source, 4.761, within_s=10.0)
+        assert source._process is not hung
     finally:
         source.close()
 
