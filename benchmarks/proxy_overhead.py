@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from demo.procs import free_port  # noqa: E402 - the repository root goes on sys.path first
+from demo.procs import free_port, simulated_agent_argv  # noqa: E402 - the repository root goes on sys.path first
 
 CHAT_PATH = "/v1/chat/completions"
 MODEL = "llama-3.2-3b-instruct"
@@ -180,24 +180,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         env=env,
     )
     agent = subprocess.Popen(  # noqa: ASYNC220
-        [
-            sys.executable,
-            "-m",
-            "joulegate_agent",
-            "serve",
-            "--source",
-            "simulated",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(agent_port),
-            "--data-dir",
-            str(data_dir),
-            "--no-zeroconf",
-            "--upstream",
-            f"http://127.0.0.1:{upstream_port}",
-            "--gate-fallback-open",
-        ],
+        simulated_agent_argv(
+            agent_port, data_dir, f"http://127.0.0.1:{upstream_port}", "--gate-fallback-open"
+        ),
         env=env,
         stdout=subprocess.DEVNULL,
     )

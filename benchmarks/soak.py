@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from demo.procs import free_port  # noqa: E402 - the repository root goes on sys.path first
+from demo.procs import free_port, simulated_agent_argv  # noqa: E402 - the repository root goes on sys.path first
 
 HOST = "127.0.0.1"
 TOKEN = "soak-token-0123456789abcdef"
@@ -371,23 +371,7 @@ async def soak(seconds: float, concurrency: int, seed: int, workdir: Path) -> Re
     agent = None
     try:
         agent = spawn(
-            [
-                python,
-                "-m",
-                "joulegate_agent",
-                "serve",
-                "--source",
-                "simulated",
-                "--host",
-                HOST,
-                "--port",
-                str(agent_port),
-                "--data-dir",
-                str(workdir / "data"),
-                "--no-zeroconf",
-                "--upstream",
-                f"http://{HOST}:{llm_port}",
-            ],
+            simulated_agent_argv(agent_port, workdir / "data", f"http://{HOST}:{llm_port}"),
             workdir / "agent.log",
             {"JOULEGATE_TOKEN": TOKEN},
         )

@@ -195,6 +195,26 @@ def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def simulated_agent_argv(port: int, data_dir: Path, upstream: str | None, *extra: str) -> list[str]:
+    """`python -m joulegate_agent serve` on the simulated source, on 127.0.0.1, without mDNS."""
+    return python_argv(
+        "-m",
+        "joulegate_agent",
+        "serve",
+        "--source",
+        "simulated",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--no-zeroconf",
+        *(["--upstream", upstream] if upstream else []),
+        *extra,
+    )
+
+
 def llm_service(port: int, log_dir: Path, tokens_per_s: float = 25.0) -> Service:
     """`joulegate-agent simulate-llm`: llama.cpp, OpenAI-compatible and Ollama routes."""
     return Service(
@@ -224,23 +244,7 @@ def agent_service(
     env.pop("JOULEGATE_TOKEN", None)  # the token file in data_dir is the one the demo reads
     return Service(
         "agent",
-        python_argv(
-            "-m",
-            "joulegate_agent",
-            "serve",
-            "--source",
-            "simulated",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--no-zeroconf",
-            "--upstream",
-            f"http://127.0.0.1:{upstream_port}",
-            *extra,
-        ),
+        simulated_agent_argv(port, data_dir, f"http://127.0.0.1:{upstream_port}", *extra),
         log_path=log_dir / "agent.log",
         cwd=REPO_ROOT,
         env=env,

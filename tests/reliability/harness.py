@@ -21,7 +21,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-from demo.procs import free_port
+from demo.procs import free_port, simulated_agent_argv
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -155,26 +155,9 @@ def agent_process(
     """`python -m joulegate_agent serve` on the simulated source, bound to 127.0.0.1."""
     port = port or free_port()
     data_dir = tmp / f"{name}-data"
-    argv = [
-        sys.executable,
-        "-m",
-        "joulegate_agent",
-        "serve",
-        "--source",
-        "simulated",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--no-zeroconf",
-        *(["--upstream", upstream] if upstream else []),
-        *extra,
-    ]
     return AgentProcess(
         name=name,
-        argv=argv,
+        argv=simulated_agent_argv(port, data_dir, upstream, *extra),
         log_path=tmp / f"{name}.log",
         health_url=f"http://{HOST}:{port}/api/v1/health",
         env={"JOULEGATE_TOKEN": token},
