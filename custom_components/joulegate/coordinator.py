@@ -154,6 +154,8 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                 )
                 self.ledger.reset()
                 await self._async_save_ledger()
+            if newest is None or newest.id <= (self.ledger.cursor or 0):
+                return  # the status names the newest row: nothing new to read
             for _ in range(LEDGER_MAX_PAGES_PER_UPDATE):
                 page = await self.client.inferences(
                     after=self.ledger.cursor or 0, limit=LEDGER_PAGE_SIZE

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from homeassistant.components.energy.data import async_get_manager
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
@@ -107,8 +108,6 @@ async def async_dashboard_defaults(hass: HomeAssistant) -> dict[str, str]:
     Of each kind, the first source that names a power sensor is used (the solar source's energy
     meter also suggests the PV energy input).
     """
-    from homeassistant.components.energy.data import async_get_manager
-
     manager = await async_get_manager(hass)
     prefs: Mapping[str, Any] = manager.data or {}
     sources: list[Any] = list(prefs.get("energy_sources") or [])

@@ -246,6 +246,20 @@ async def test_ledger_pages_through_a_backlog(
     assert [after for after, _ in agent.inference_queries] == [17, 19, 21]
 
 
+async def test_a_poll_with_no_new_row_reads_no_ledger_page(
+    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+) -> None:
+    """The status names the newest row: while it is the one already read, the ledger is not
+    asked (an idle rig costs one request per poll, not two)."""
+    agent.events_enabled = False
+    agent.inference_queries.clear()
+    await _poll(hass, init_integration)
+    assert agent.inference_queries == []
+    agent.finish_inference()
+    await _poll(hass, init_integration)
+    assert [after for after, _ in agent.inference_queries] == [17]
+
+
 async def test_ledger_that_starts_over_is_read_from_the_start(
     hass: HomeAssistant,
     agent: FakeAgent,
