@@ -57,6 +57,10 @@ _COLUMNS = (
     "boundary",
 )
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
+_INSERT = (
+    f"INSERT INTO inferences ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
 
 JSON_FIELDS = (
     "id",
@@ -316,11 +320,7 @@ class Ledger:
         committed = []
         with store.lock, store.transaction_locked() as conn:
             for row in rows:
-                cursor = conn.execute(
-                    f"INSERT INTO inferences ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant
-                    f"VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                    row._values(),
-                )
+                cursor = conn.execute(_INSERT, row._values())
                 committed.append(replace(row, id=cursor.lastrowid))
             ran = sum(1 for row in rows if row.outcome != "refused")
             if ran:

@@ -75,9 +75,10 @@ class Store:
     def add_counter(self, name: str, delta: float) -> float:
         """Add to a lifetime counter in its own transaction and return the new value."""
         with self.lock, self.transaction_locked():
-            return self.add_counter_locked(name, delta)
+            self.add_counter_locked(name, delta)
+            return self._counter(name)
 
-    def add_counter_locked(self, name: str, delta: float) -> float:
+    def add_counter_locked(self, name: str, delta: float) -> None:
         """Add inside a transaction the caller holds (with `lock` taken)."""
         if delta < 0:
             raise ValueError(f"counter {name} can only grow, got delta {delta}")
@@ -86,7 +87,6 @@ class Store:
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, delta),
         )
-        return self._counter(name)
 
     def _counter(self, name: str) -> float:
         row = self.connection.execute(

@@ -170,10 +170,6 @@ class TokenReader:
         elif encoding not in ("", "identity"):
             self._broken = True  # br, zstd, ...: relayed unchanged, not read
 
-    @property
-    def streamed(self) -> bool:
-        return self._streamed
-
     def feed(self, chunk: bytes) -> int:
         """Read one relayed chunk; return how many content-carrying events it completed."""
         if self._broken or not chunk:

@@ -51,7 +51,6 @@ MAX_DEFER_S = 86400.0
 RETRY_AFTER_S = 60
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 300.0
-READ_CHUNK = 64 * 1024
 
 # Routes sent on to the upstream. Our own API lives under /api/v1/, which none of these match.
 PROXY_PATHS = (
