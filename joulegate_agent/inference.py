@@ -237,9 +237,14 @@ class InferenceService:
         self.events.close()
 
     async def drain(self) -> None:
-        """Wait until every window finishing in the background has its row committed."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Wait until every window finishing in the background has its row committed.
+
+        Only unfinished tasks are awaited: a finished one leaves `_pending` in a callback that
+        runs on a later loop turn, and awaiting an already-finished gather does not yield, so
+        looping on `_pending` itself could spin forever without ever letting that callback run.
+        """
+        while unfinished := [task for task in self._pending if not task.done()]:
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
     # -- windows --------------------------------------------------------------------------------
 

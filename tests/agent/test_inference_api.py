@@ -177,6 +177,20 @@ async def test_counters_survive_a_restart_and_never_decrease(tmp_path: Path) -> 
     assert len(rows["items"]) == 1
 
 
+@pytest.mark.timeout(30)
+async def test_drain_returns_when_a_row_was_committed_in_the_same_loop_turn(
+    tmp_path: Path,
+) -> None:
+    """A window's task can be done while its bookkeeping callback still waits its turn; drain
+    must yield to it instead of spinning on the event loop (a shutdown hung once this way)."""
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, _):
+        task = agent.inference.finish_later(agent.inference.open(), outcome="ok")
+        while not task.done():
+            await asyncio.sleep(0)
+        await asyncio.wait_for(agent.inference.drain(), 5)
+    assert task.result().outcome == "ok"
+
+
 # -- gate ----------------------------------------------------------------------------------------
 
 
