@@ -185,7 +185,7 @@ async def test_drain_returns_when_a_row_was_committed_in_the_same_loop_turn(
     must yield to it instead of spinning on the event loop (a shutdown hung once this way)."""
     async with running_agent(proxy_config(tmp_path, None)) as (agent, _):
         task = agent.inference.finish_later(agent.inference.open(), outcome="ok")
-        while not task.done():
+        while not task.done():  # noqa: ASYNC110 - must look on the very turn it finishes
             await asyncio.sleep(0)
         await asyncio.wait_for(agent.inference.drain(), 5)
     assert task.result().outcome == "ok"
