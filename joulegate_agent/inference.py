@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from joulegate_agent.gate import DeferralQueue, Gate, GateState
-from joulegate_agent.ledger import InferenceRow, Ledger, Outcome
+from joulegate_agent.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
 from joulegate_agent.meter import Meter, WindowEnergy
 from joulegate_agent.store import Store
 
@@ -378,9 +378,8 @@ class InferenceService:
         """The newest row (read each time: `measure` in another process may have added one)."""
         return self.ledger.last()
 
-    def status_inference(self) -> dict[str, Any]:
+    def status_inference(self, totals: LedgerTotals) -> dict[str, Any]:
         """The `inference` object of /api/v1/status."""
-        totals = self.ledger.totals()
         last = self.last()
         return {
             "in_flight": self.meter.in_flight,
@@ -389,9 +388,9 @@ class InferenceService:
             "last": None if last is None else last.to_json(),
         }
 
-    def status_energy(self) -> dict[str, float]:
+    @staticmethod
+    def status_energy(totals: LedgerTotals) -> dict[str, float]:
         """The inference parts of the `energy` object of /api/v1/status (lifetime, in Wh)."""
-        totals = self.ledger.totals()
         return {
             "inference_wh": round(totals.energy_j / 3600.0, 6),
             "marginal_inference_wh": round(totals.marginal_j / 3600.0, 6),

@@ -381,12 +381,12 @@ class Ledger:
         return value
 
     def totals(self) -> LedgerTotals:
-        store = self._store
+        counters = self._store.counters()
         return LedgerTotals(
-            inferences=round(store.counter(COUNTER_INFERENCES)),
-            output_tokens=round(store.counter(COUNTER_OUTPUT_TOKENS)),
-            energy_j=store.counter(COUNTER_ENERGY_J),
-            marginal_j=store.counter(COUNTER_MARGINAL_J),
+            inferences=round(counters.get(COUNTER_INFERENCES, 0.0)),
+            output_tokens=round(counters.get(COUNTER_OUTPUT_TOKENS, 0.0)),
+            energy_j=counters.get(COUNTER_ENERGY_J, 0.0),
+            marginal_j=counters.get(COUNTER_MARGINAL_J, 0.0),
         )
 
     def prune(self, now: datetime | None = None) -> int:

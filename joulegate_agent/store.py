@@ -72,6 +72,12 @@ class Store:
         with self.lock:
             return self._counter(name)
 
+    def counters(self) -> dict[str, float]:
+        """Every lifetime counter, in one statement (the status answer needs them all)."""
+        with self.lock:
+            rows = self.connection.execute("SELECT name, value FROM counters").fetchall()
+        return {str(name): float(value) for name, value in rows}
+
     def add_counter(self, name: str, delta: float) -> float:
         """Add to a lifetime counter in its own transaction and return the new value."""
         with self.lock, self.transaction_locked():

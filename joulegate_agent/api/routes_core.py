@@ -74,6 +74,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
     thermal = agent.thermal
     rails = [] if reading is None else reading.rails
     board_w = None if reading is None or reading.board_w is None else agent.meter.latest_w
+    totals = agent.inference.ledger.totals()
     return {
         "time": utc_now_iso(),
         "uptime_s": round(time.monotonic() - agent.started_mono, 3),
@@ -91,7 +92,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
                 for rail in rails
             ],
         },
-        "energy": {"board_wh": round(board_wh, 6), **agent.inference.status_energy()},
+        "energy": {"board_wh": round(board_wh, 6), **agent.inference.status_energy(totals)},
         "idle": {"baseline_w": _round(agent.meter.idle_w)},
         "thermal": {
             "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
@@ -106,7 +107,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
             if thermal is None or thermal.power_mode is None
             else {"id": thermal.power_mode.id, "name": thermal.power_mode.name}
         ),
-        "inference": agent.inference.status_inference(),
+        "inference": agent.inference.status_inference(totals),
         "gate": agent.inference.gate.state().to_json(),
         "queue": agent.inference.queue.snapshot(),
         "sampler": {

@@ -23,6 +23,14 @@ def test_counters_accumulate_and_persist(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_all_counters_read_together_match_each_read_alone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.add_counter("x", 1.5)
+    store.add_counter("y", 2.0)
+    assert store.counters() == {"x": store.counter("x"), "y": store.counter("y")}
+    store.close()
+
+
 def test_a_counter_refuses_to_go_down(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     store.add_counter("x", 1.0)
