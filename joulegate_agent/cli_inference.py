@@ -13,7 +13,7 @@ from typing import Any
 
 from joulegate_agent.agent import DATABASE_FILE
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.ledger import EXPORT_FORMATS, InferenceRow, Ledger, export_rows, parse_since
+from joulegate_agent.ledger import EXPORT_FORMATS, InferenceRow, Ledger, export_rows, parse_iso_time
 from joulegate_agent.measure import MeasureResult
 from joulegate_agent.store import Store
 
@@ -125,7 +125,7 @@ def run_export(args: argparse.Namespace, config: AgentConfig) -> int:
     since = None
     if args.since:
         try:
-            since = parse_since(args.since)
+            since = parse_iso_time(args.since)
         except ValueError as err:
             raise ConfigError(f"--since: {err}") from err
     store = Store(path)

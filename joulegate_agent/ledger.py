@@ -428,7 +428,7 @@ def export_rows(
     return written
 
 
-def parse_since(text: str) -> datetime:
+def parse_iso_time(text: str) -> datetime:
     """An ISO 8601 date or time; without an offset it is taken as UTC."""
     value = text.strip()
     if value.endswith(("Z", "z")):

@@ -31,7 +31,7 @@ from yarl import URL
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.gate import QueueFullError
 from joulegate_agent.inference import InferenceService, OpenWindow, utc_now
-from joulegate_agent.ledger import Outcome
+from joulegate_agent.ledger import Outcome, parse_iso_time
 from joulegate_agent.proxy.dialects import (
     Dialect,
     TokenCounts,
@@ -114,17 +114,14 @@ def parse_defer_until(value: str, now: datetime | None = None) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        iso_text = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
         try:
-            moment = datetime.fromisoformat(iso_text)
+            moment = parse_iso_time(text)
         except ValueError:
             raise ApiError(
                 400,
                 "invalid_defer_until",
                 f"{DEFER_HEADER} must be seconds from now or an ISO 8601 time, got {value!r}",
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
         seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
     if not math.isfinite(seconds) or seconds > MAX_DEFER_S:
         raise ApiError(

@@ -18,7 +18,7 @@ from joulegate_agent.ledger import (
     InferenceRow,
     Ledger,
     export_rows,
-    parse_since,
+    parse_iso_time,
 )
 from joulegate_agent.store import Store
 
@@ -212,9 +212,9 @@ def test_export_rejects_unknown_formats(ledger: Ledger) -> None:
     ],
 )
 def test_since_accepts_iso_times_and_dates(text: str, expected: datetime) -> None:
-    assert parse_since(text) == expected
+    assert parse_iso_time(text) == expected
 
 
 def test_since_rejects_other_text() -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
-        parse_since("last tuesday")
+        parse_iso_time("last tuesday")
