@@ -16,6 +16,7 @@ from typing import Any
 from joulegate_agent.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
 from joulegate_agent.sources.counter import DeltaPower
 from joulegate_agent.sources.errors import NotDetected
+from joulegate_agent.sources.rails import board_power
 from joulegate_agent.sysfs import OnceLog
 
 
@@ -66,11 +67,7 @@ class NvmlSource:
             else:
                 milliwatts = self._call(name, self._nvml.nvmlDeviceGetPowerUsage, handle)
                 rails.append(RailReading(name, None if milliwatts is None else milliwatts / 1e3))
-        board = (
-            sum(r.power_w for r in rails if r.power_w is not None)
-            if all(r.available for r in rails)
-            else None
-        )
+        board = board_power(rails, whole=None)
         energy_total = (
             sum(e for e in energies if e is not None)
             if self._use_counter and board is not None and None not in energies
