@@ -17,6 +17,7 @@ Output tokens, in order of preference (docs: shared/reference/llm-server-formats
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import re
@@ -142,6 +143,12 @@ def _framing_for(content_type: str | None) -> _Framing:
     return _Framing.JSON
 
 
+@functools.cache
+def _any_of(markers: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    """One pattern per dialect, built once: a reader is made for every response."""
+    return re.compile(b"|".join(re.escape(m) for m in markers) or b"$^")
+
+
 class TokenReader:
     """Incremental token-count reader; one per response. Subclasses know one dialect's fields."""
 
@@ -156,7 +163,7 @@ class TokenReader:
         self, content_type: str | None = None, content_encoding: str | None = None
     ) -> None:
         self._framing = _framing_for(content_type)
-        self._markers = re.compile(b"|".join(re.escape(m) for m in self.count_markers) or b"$^")
+        self._markers = _any_of(self.count_markers)
         self._seen = _Seen()
         self._buffer = bytearray()
         self._event_data: list[bytes] = []
