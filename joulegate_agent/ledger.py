@@ -95,7 +95,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _round(value: float | None, digits: int) -> float | None:
+def round_or_none(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
@@ -170,17 +170,17 @@ class InferenceRow:
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "duration_s": round(self.duration_s, 3),
-            "ttft_s": _round(self.ttft_s, 3),
+            "ttft_s": round_or_none(self.ttft_s, 3),
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "tokens_estimated": self.tokens_estimated,
             "energy_j": round(self.energy_j, 3),
-            "marginal_j": _round(self.marginal_j, 3),
-            "avg_w": _round(self.avg_w, 3),
-            "peak_w": _round(self.peak_w, 3),
-            "j_per_token": _round(self.j_per_token, 4),
+            "marginal_j": round_or_none(self.marginal_j, 3),
+            "avg_w": round_or_none(self.avg_w, 3),
+            "peak_w": round_or_none(self.peak_w, 3),
+            "j_per_token": round_or_none(self.j_per_token, 4),
             "wh": round(self.wh, 7),
-            "tokens_per_s": _round(self.tokens_per_s, 2),
+            "tokens_per_s": round_or_none(self.tokens_per_s, 2),
             "model": self.model,
             "route": self.route,
             "http_status": self.http_status,

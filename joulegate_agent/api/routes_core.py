@@ -14,13 +14,10 @@ from aiohttp import web
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.keys import AGENT_KEY
+from joulegate_agent.ledger import iso, round_or_none
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @lru_cache(maxsize=1)
@@ -63,10 +60,6 @@ def info_payload(agent: Agent) -> dict[str, Any]:
     }
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
     """The status body; `board_wh` is the persisted lifetime energy
     (`Agent.persisted_board_energy_wh`), never a value a crash could take back."""
@@ -76,27 +69,27 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
     board_w = None if reading is None or reading.board_w is None else agent.meter.latest_w
     totals = agent.inference.ledger.totals()
     return {
-        "time": utc_now_iso(),
+        "time": iso(datetime.now(timezone.utc)),
         "uptime_s": round(time.monotonic() - agent.started_mono, 3),
         "power": {
-            "board_w": _round(board_w),
+            "board_w": round_or_none(board_w),
             "boundary": agent.boundary,
             "rails": [
                 {
                     "name": rail.name,
-                    "power_w": _round(rail.power_w),
-                    "voltage_v": _round(rail.voltage_v),
-                    "current_a": _round(rail.current_a),
+                    "power_w": round_or_none(rail.power_w),
+                    "voltage_v": round_or_none(rail.voltage_v),
+                    "current_a": round_or_none(rail.current_a),
                     "available": rail.available,
                 }
                 for rail in rails
             ],
         },
         "energy": {"board_wh": round(board_wh, 6), **agent.inference.status_energy(totals)},
-        "idle": {"baseline_w": _round(agent.meter.idle_w)},
+        "idle": {"baseline_w": round_or_none(agent.meter.idle_w)},
         "thermal": {
             "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
-            "max_c": None if thermal is None else _round(thermal.max_c, 2),
+            "max_c": None if thermal is None else round_or_none(thermal.max_c, 2),
         },
         "throttling": {
             "active": bool(thermal and thermal.throttling),
