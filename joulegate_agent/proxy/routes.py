@@ -151,8 +151,8 @@ class _Exchange:
 
     __slots__ = ("http_status", "outcome", "reader", "ttft_s")
 
-    def __init__(self, reader: TokenReader | None) -> None:
-        self.reader = reader
+    def __init__(self) -> None:
+        self.reader: TokenReader | None = None
         self.http_status: int | None = None
         self.outcome: Outcome = "error"
         self.ttft_s: float | None = None
@@ -342,7 +342,7 @@ class Proxy:
         dialect: Dialect | None,
         window: OpenWindow | None,
     ) -> web.StreamResponse:
-        exchange = _Exchange(None)
+        exchange = _Exchange()
         try:
             return await self._exchange(request, body, dialect, window, exchange)
         except asyncio.CancelledError:
