@@ -40,7 +40,7 @@ class RaplSource:
         self._zones = zones
         self._clock = clock
         whole = PLATFORM if any(z.name == PLATFORM for z in zones) else None
-        self._board = [z for z in zones if z.name == whole] if whole else zones
+        self._in_board = tuple(whole is None or z.name == whole for z in zones)
         self._info = SourceInfo(
             kind="rapl",
             path=", ".join(sysfs.display(z.energy_file.parent) for z in zones),
@@ -58,14 +58,14 @@ class RaplSource:
         now = self._clock()
         rails = []
         board_w, board_j, complete = 0.0, 0.0, True
-        for zone in self._zones:
+        for zone, in_board in zip(self._zones, self._in_board, strict=True):
             raw = self._sysfs.read_int(zone.energy_file)
             if raw is not None and not 0 <= raw <= zone.counter.max_raw:
                 raw = None  # garbage: it would throw the unwrapped count off for good
             energy = None if raw is None else zone.counter.update(raw) / 1e6
             power = zone.power.update(now, energy)
             rails.append(RailReading(zone.name, power))
-            if zone in self._board:
+            if in_board:
                 if energy is None or power is None:
                     complete = False
                 else:
