@@ -114,6 +114,7 @@ class GateRunner:
         self.override: Override | None = None
         self.state = GateState()
         self.accounting = Accounting(ROLLING_WINDOW)
+        self._summary: AccountingSummary | None = None
         self.flows: Flows | None = None
         self.history = FlowHistory(FLOW_HISTORY, FLOW_MATCH_TOLERANCE)
         self.last_push_error: str | None = None
@@ -160,6 +161,7 @@ class GateRunner:
         self.accounting = Accounting.from_dict(
             await self._accounting_store.async_load() or {}, ROLLING_WINDOW
         )
+        self._summary = None
         self.entry.async_on_unload(
             self.hass.bus.async_listen(
                 EVENT_INFERENCE, self._async_on_inference, event_filter=self._is_ours
@@ -353,6 +355,7 @@ class GateRunner:
             )
         before = self.accounting.pv_yield_today_wh
         self.accounting.update_pv(dt_util.as_local(now).date(), flows.pv_energy_wh)
+        self._summary = None
         if self.accounting.pv_yield_today_wh != before:
             self._save_accounting()
 
@@ -396,6 +399,7 @@ class GateRunner:
             _marginal_j(row) / 3600, row.duration_s, self.history.around(started, ended)
         )
         self.accounting.add(split, dt_util.as_local(ended).date())
+        self._summary = None
         self._save_accounting()
         self._notify()
 
@@ -415,8 +419,10 @@ class GateRunner:
 
     @property
     def summary(self) -> AccountingSummary:
-        """The accounting figures."""
-        return self.accounting.summary()
+        """The accounting figures, worked out once per change: a dozen sensors read them."""
+        if self._summary is None:
+            self._summary = self.accounting.summary()
+        return self._summary
 
 
 def _marginal_j(row: Inference) -> float:
