@@ -61,9 +61,7 @@ def _gate_diagnostics(gate: GateRunner) -> dict[str, Any]:
         },
         "mode": gate.mode.value,
         "settings": settings,
-        "override": None
-        if gate.override is None
-        else {"open": gate.override.open, "until": gate.override.until.isoformat()},
+        "override": None if gate.override is None else gate.override.as_dict(),
         "state": {
             "open": state.open,
             "reason": state.reason.value if state.reason else None,

@@ -72,6 +72,16 @@ class Override:
     open: bool
     until: datetime
 
+    def as_dict(self) -> dict[str, Any]:
+        """As saved and shown in diagnostics."""
+        return {"open": self.open, "until": self.until.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Override | None:
+        """A saved override, or None where its end cannot be read."""
+        until = dt_util.parse_datetime(str(data.get("until")))
+        return None if until is None else cls(open=bool(data.get("open")), until=until)
+
 
 @dataclass(frozen=True, kw_only=True)
 class GateState:
@@ -155,9 +165,7 @@ class GateRunner:
             **{key: value for key, value in numbers.items() if value is not None},
         )
         if isinstance(override := stored.get("override"), dict):
-            until = dt_util.parse_datetime(str(override.get("until")))
-            if until is not None:
-                self.override = Override(open=bool(override.get("open")), until=until)
+            self.override = Override.from_dict(override)
         self.accounting = Accounting.from_dict(
             await self._accounting_store.async_load() or {}, ROLLING_WINDOW
         )
@@ -246,9 +254,7 @@ class GateRunner:
                 "mode": self.mode.value,
                 "policy": settings.policy.value,
                 **{key: getattr(settings, key) for key in NUMBER_SETTINGS},
-                "override": None
-                if self.override is None
-                else {"open": self.override.open, "until": self.override.until.isoformat()},
+                "override": None if self.override is None else self.override.as_dict(),
             }
         )
 
