@@ -23,7 +23,6 @@ OUTCOME_REFUSED = "refused"
 class LedgerSummary:
     """Rolling figures over the most recent inferences."""
 
-    cursor: int
     last: Inference | None
     rows: int
     energy_per_inference_wh: float | None
@@ -86,7 +85,6 @@ class InferenceLedger:
         tokens = sum(row.output_tokens for row in productive)
         seconds = sum(row.duration_s for row in productive)
         return LedgerSummary(
-            cursor=self.cursor or 0,
             last=self._recent[-1] if self._recent else None,
             rows=len(ran),
             energy_per_inference_wh=(sum(row.wh for row in ran) / len(ran) if ran else None),

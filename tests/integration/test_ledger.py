@@ -59,7 +59,6 @@ def test_summary() -> None:
         ]
     )
     summary = ledger.summary()
-    assert summary.cursor == 4
     assert summary.last is not None
     assert summary.last.id == 4
     assert summary.rows == 3
@@ -71,7 +70,6 @@ def test_summary() -> None:
 def test_summary_of_nothing() -> None:
     """No rows: no figures."""
     summary = InferenceLedger(window=3).summary()
-    assert summary.cursor == 0
     assert summary.last is None
     assert summary.energy_per_inference_wh is None
     assert summary.energy_per_token_j is None
