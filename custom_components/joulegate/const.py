@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
@@ -88,6 +89,45 @@ CONF_BATTERY_CHARGE: Final = "battery_charge"
 CONF_BATTERY_DISCHARGE: Final = "battery_discharge"
 CONF_BATTERY_SOC: Final = "battery_soc"
 CONF_BATTERY_CAPACITY: Final = "battery_capacity"  # kWh
+
+
+@dataclass(frozen=True)
+class TwoWayFlow:
+    """The options of a flow that runs both ways (grid, battery): one signed sensor or two."""
+
+    source_key: str  # the source option
+    signed_value: str  # its value for one signed sensor
+    split_value: str  # its value for two sensors
+    entity_key: str  # the signed sensor
+    sign_key: str  # its sign convention
+    normal_sign: str  # the Energy dashboard's convention (+ import, + discharge)
+    inverted_sign: str
+    from_key: str  # the "from" sensor (grid import, battery discharge)
+    to_key: str  # the "to" sensor (grid export, battery charge)
+
+
+GRID_FLOW: Final = TwoWayFlow(
+    CONF_GRID_SOURCE,
+    GRID_SOURCE_SIGNED,
+    GRID_SOURCE_IMPORT_EXPORT,
+    CONF_GRID_POWER,
+    CONF_GRID_SIGN,
+    SIGN_IMPORT_POSITIVE,
+    SIGN_EXPORT_POSITIVE,
+    CONF_GRID_IMPORT,
+    CONF_GRID_EXPORT,
+)
+BATTERY_FLOW: Final = TwoWayFlow(
+    CONF_BATTERY_SOURCE,
+    BATTERY_SOURCE_SIGNED,
+    BATTERY_SOURCE_CHARGE_DISCHARGE,
+    CONF_BATTERY_POWER,
+    CONF_BATTERY_SIGN,
+    SIGN_DISCHARGE_POSITIVE,
+    SIGN_CHARGE_POSITIVE,
+    CONF_BATTERY_DISCHARGE,
+    CONF_BATTERY_CHARGE,
+)
 
 # Optional inputs.
 CONF_PV_FORECAST: Final = "pv_forecast"  # energy the PV still makes today

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.energy.data import async_get_manager
@@ -11,26 +10,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 
 from .const import (
-    BATTERY_SOURCE_CHARGE_DISCHARGE,
-    BATTERY_SOURCE_SIGNED,
-    CONF_BATTERY_CHARGE,
-    CONF_BATTERY_DISCHARGE,
-    CONF_BATTERY_POWER,
-    CONF_BATTERY_SIGN,
+    BATTERY_FLOW,
     CONF_BATTERY_SOURCE,
-    CONF_GRID_EXPORT,
-    CONF_GRID_IMPORT,
-    CONF_GRID_POWER,
-    CONF_GRID_SIGN,
     CONF_GRID_SOURCE,
     CONF_PV_ENERGY,
     CONF_PV_POWER,
-    GRID_SOURCE_IMPORT_EXPORT,
-    GRID_SOURCE_SIGNED,
-    SIGN_CHARGE_POSITIVE,
-    SIGN_DISCHARGE_POSITIVE,
-    SIGN_EXPORT_POSITIVE,
-    SIGN_IMPORT_POSITIVE,
+    GRID_FLOW,
+    TwoWayFlow,
 )
 
 
@@ -43,46 +29,7 @@ def _entity(hass: HomeAssistant, statistic_id: Any) -> str | None:
     return statistic_id
 
 
-@dataclass(frozen=True)
-class _Target:
-    """Where an Energy dashboard power_config lands in the gate's options."""
-
-    source_key: str  # the source option (grid or battery)
-    signed_value: str  # its value for one signed sensor
-    split_value: str  # its value for two sensors
-    entity_key: str  # the signed sensor
-    sign_key: str  # its sign convention
-    normal_sign: str  # the dashboard's standard convention (+ import, + discharge)
-    inverted_sign: str
-    from_key: str  # the "from" sensor (grid import, battery discharge)
-    to_key: str  # the "to" sensor (grid export, battery charge)
-
-
-_GRID = _Target(
-    CONF_GRID_SOURCE,
-    GRID_SOURCE_SIGNED,
-    GRID_SOURCE_IMPORT_EXPORT,
-    CONF_GRID_POWER,
-    CONF_GRID_SIGN,
-    SIGN_IMPORT_POSITIVE,
-    SIGN_EXPORT_POSITIVE,
-    CONF_GRID_IMPORT,
-    CONF_GRID_EXPORT,
-)
-_BATTERY = _Target(
-    CONF_BATTERY_SOURCE,
-    BATTERY_SOURCE_SIGNED,
-    BATTERY_SOURCE_CHARGE_DISCHARGE,
-    CONF_BATTERY_POWER,
-    CONF_BATTERY_SIGN,
-    SIGN_DISCHARGE_POSITIVE,
-    SIGN_CHARGE_POSITIVE,
-    CONF_BATTERY_DISCHARGE,
-    CONF_BATTERY_CHARGE,
-)
-
-
-def _power_config(hass: HomeAssistant, config: Any, target: _Target) -> dict[str, str]:
+def _power_config(hass: HomeAssistant, config: Any, target: TwoWayFlow) -> dict[str, str]:
     """Map an Energy dashboard power_config (one of its three forms) onto the gate's options."""
     if not isinstance(config, Mapping):
         return {}
@@ -120,7 +67,7 @@ async def async_dashboard_defaults(hass: HomeAssistant) -> dict[str, str]:
             for power in source.get("power") or []:
                 if isinstance(power, Mapping):
                     config = power.get("power_config") or {"stat_rate": power.get("stat_rate")}
-                    defaults |= _power_config(hass, config, _GRID)
+                    defaults |= _power_config(hass, config, GRID_FLOW)
                     break
         elif kind == "solar" and CONF_PV_POWER not in defaults:
             if entity := _entity(hass, source.get("stat_rate")):
@@ -129,5 +76,5 @@ async def async_dashboard_defaults(hass: HomeAssistant) -> dict[str, str]:
                 defaults[CONF_PV_ENERGY] = entity
         elif kind == "battery" and CONF_BATTERY_SOURCE not in defaults:
             config = source.get("power_config") or {"stat_rate": source.get("stat_rate")}
-            defaults |= _power_config(hass, config, _BATTERY)
+            defaults |= _power_config(hass, config, BATTERY_FLOW)
     return defaults

@@ -25,15 +25,14 @@ from homeassistant.helpers.selector import (
 )
 
 from .const import (
+    BATTERY_FLOW,
     BATTERY_SOURCE_CHARGE_DISCHARGE,
     BATTERY_SOURCE_NONE,
     BATTERY_SOURCE_SIGNED,
     BATTERY_SOURCES,
     CONF_BATTERY_CAPACITY,
-    CONF_BATTERY_SIGN,
     CONF_BATTERY_SOURCE,
     CONF_FAIL_OPEN,
-    CONF_GRID_SIGN,
     CONF_GRID_SOURCE,
     CONF_INFERENCE_POWER,
     CONF_STALE_AFTER,
@@ -42,6 +41,7 @@ from .const import (
     DEFAULT_STALE_AFTER,
     DEFAULT_UPDATE_INTERVAL,
     GATE_OPTION_KEYS,
+    GRID_FLOW,
     GRID_SOURCE_NONE,
     GRID_SOURCE_SIGNED,
     GRID_SOURCES,
@@ -49,10 +49,6 @@ from .const import (
     MAX_UPDATE_INTERVAL,
     MIN_STALE_AFTER,
     MIN_UPDATE_INTERVAL,
-    SIGN_CHARGE_POSITIVE,
-    SIGN_DISCHARGE_POSITIVE,
-    SIGN_EXPORT_POSITIVE,
-    SIGN_IMPORT_POSITIVE,
 )
 from .dashboard import async_dashboard_defaults
 from .inputs import ROLE_KINDS, GateConfig, Kind, flow_error
@@ -188,20 +184,12 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
         fields: dict[vol.Marker, Any] = {}
         for role in roles:
             fields[vol.Required(role)] = _entity_selector(role)
-        if grid_source == GRID_SOURCE_SIGNED:
-            fields[
-                vol.Required(
-                    CONF_GRID_SIGN,
-                    default=self._suggested.get(CONF_GRID_SIGN, SIGN_IMPORT_POSITIVE),
+        for flow in (GRID_FLOW, BATTERY_FLOW):
+            if self._options[flow.source_key] == flow.signed_value:
+                default = self._suggested.get(flow.sign_key, flow.normal_sign)
+                fields[vol.Required(flow.sign_key, default=default)] = _choice(
+                    (flow.normal_sign, flow.inverted_sign), flow.sign_key
                 )
-            ] = _choice((SIGN_IMPORT_POSITIVE, SIGN_EXPORT_POSITIVE), CONF_GRID_SIGN)
-        if battery_source == BATTERY_SOURCE_SIGNED:
-            fields[
-                vol.Required(
-                    CONF_BATTERY_SIGN,
-                    default=self._suggested.get(CONF_BATTERY_SIGN, SIGN_DISCHARGE_POSITIVE),
-                )
-            ] = _choice((SIGN_DISCHARGE_POSITIVE, SIGN_CHARGE_POSITIVE), CONF_BATTERY_SIGN)
         return self.async_show_form(
             step_id="sensors",
             data_schema=self.add_suggested_values_to_schema(
@@ -231,10 +219,9 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
                 used = set(
                     GateConfig.roles(options[CONF_GRID_SOURCE], options[CONF_BATTERY_SOURCE])
                 )
-                if options[CONF_GRID_SOURCE] != GRID_SOURCE_SIGNED:
-                    options.pop(CONF_GRID_SIGN, None)
-                if options[CONF_BATTERY_SOURCE] != BATTERY_SOURCE_SIGNED:
-                    options.pop(CONF_BATTERY_SIGN, None)
+                for flow in (GRID_FLOW, BATTERY_FLOW):
+                    if options[flow.source_key] != flow.signed_value:
+                        options.pop(flow.sign_key, None)
                 options = {
                     key: value
                     for key, value in options.items()
