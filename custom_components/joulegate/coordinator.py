@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.storage import Store
@@ -114,6 +115,17 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         self.event_stream: str = "not started"
         self._store = ledger_store(hass, entry.entry_id)
         self._ledger_lock = asyncio.Lock()
+        self._row_listeners: list[Callable[[Inference], None]] = []
+
+    @callback
+    def async_add_row_listener(self, listener: Callable[[Inference], None]) -> CALLBACK_TYPE:
+        """Call `listener` with every new ledger row, once each, in order.
+
+        The gate counts rows through this rather than through the bus event, which anyone can
+        fire: a hand-made event must not count as energy.
+        """
+        self._row_listeners.append(listener)
+        return lambda: self._row_listeners.remove(listener)
 
     async def _async_setup(self) -> None:
         """Restore the ledger cursor saved before the last stop."""
@@ -165,6 +177,8 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                     # leave a row unannounced, never announce it twice.
                     await self._async_save_ledger()
                     for row in new:
+                        for listener in list(self._row_listeners):
+                            listener(row)
                         self._fire_inference_event(row)
                 if not page.has_more or not page.items:
                     break

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
@@ -28,7 +28,6 @@ from .const import (
     ACCOUNTING_STORAGE_VERSION,
     CONF_PV_FORECAST,
     DOMAIN,
-    EVENT_INFERENCE,
     FLOW_HISTORY,
     FLOW_MATCH_TOLERANCE,
     GATE_CYCLE,
@@ -170,11 +169,7 @@ class GateRunner:
             await self._accounting_store.async_load() or {}, ROLLING_WINDOW
         )
         self._summary = None
-        self.entry.async_on_unload(
-            self.hass.bus.async_listen(
-                EVENT_INFERENCE, self._async_on_inference, event_filter=self._is_ours
-            )
-        )
+        self.entry.async_on_unload(self.coordinator.async_add_row_listener(self._async_on_row))
 
     @callback
     def async_start(self) -> None:
@@ -386,17 +381,8 @@ class GateRunner:
     # -- accounting ------------------------------------------------------------
 
     @callback
-    def _is_ours(self, event_data: Mapping[str, Any]) -> bool:
-        return event_data.get("config_entry_id") == self.entry.entry_id
-
-    @callback
-    def _async_on_inference(self, event: Event[Mapping[str, Any]]) -> None:
+    def _async_on_row(self, row: Inference) -> None:
         """Split a new ledger row's energy above idle by where it came from."""
-        try:
-            row = Inference.from_dict(dict(event.data))
-        except (ValueError, TypeError):
-            LOGGER.debug("Unreadable inference event: %s", event.data)
-            return
         if row.outcome == OUTCOME_REFUSED:
             return
         ended = row.ended_at or dt_util.utcnow()

@@ -28,7 +28,7 @@ from custom_components.joulegate.gate import GateRunner
 from custom_components.joulegate.surplus import BatteryPolicy, GateMode, Settings
 
 from .common import DEVICE_ID, wait_until
-from .fake_agent import TOKEN, FakeAgent
+from .fake_agent import TOKEN, FakeAgent, load_json
 from .home import CAPACITY_KWH, FORECAST, GATE_OPTIONS, GRID, set_home, set_state
 
 CYCLE = timedelta(seconds=10)
@@ -488,7 +488,7 @@ async def test_the_timer_runs_a_cycle_every_ten_seconds(
     assert agent.gate_puts[-1]["lease_s"] == 30
 
 
-async def test_rows_that_did_not_run_or_cannot_be_read_count_nothing(
+async def test_a_refused_request_counts_nothing(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
@@ -497,11 +497,27 @@ async def test_rows_that_did_not_run_or_cannot_be_read_count_nothing(
 ) -> None:
     agent.finish_inference(outcome="refused", energy_j=0, marginal_j=0, ended_at=day)
     await init_integration.runtime_data.coordinator.async_refresh()
-    hass.bus.async_fire(EVENT_INFERENCE, {"config_entry_id": init_integration.entry_id, "id": "x"})
-    hass.bus.async_fire(EVENT_INFERENCE, {"config_entry_id": "another", "id": 99})
     await hass.async_block_till_done()
     assert gate.summary.inferences == 0
     assert value(hass, SOLAR) == 0
+
+
+async def test_a_hand_fired_inference_event_counts_nothing(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    gate: GateRunner,
+    day: datetime,
+) -> None:
+    """The event is for automations; only rows read from the agent's ledger count."""
+    row = load_json("inferences.json")["items"][-1] | {
+        "id": 999,
+        "marginal_j": 36.0,
+        "ended_at": day.isoformat(),
+    }
+    hass.bus.async_fire(EVENT_INFERENCE, {"config_entry_id": init_integration.entry_id, **row})
+    await hass.async_block_till_done()
+    assert gate.summary.inferences == 0
 
 
 async def test_diagnostics_include_the_gate(
