@@ -240,8 +240,8 @@ class InferenceService:
         """Wait until every window finishing in the background has its row committed.
 
         Only unfinished tasks are awaited: a finished one leaves `_pending` in a callback that
-        runs on a later loop turn, and awaiting an already-finished gather does not yield, so
-        looping on `_pending` itself could spin forever without ever letting that callback run.
+        runs on a later loop turn, and from Python 3.12 awaiting an already-finished gather does
+        not yield, so looping on `_pending` itself could spin without letting that callback run.
         """
         while unfinished := [task for task in self._pending if not task.done()]:
             await asyncio.gather(*unfinished, return_exceptions=True)

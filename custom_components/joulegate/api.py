@@ -12,7 +12,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import aiohttp
@@ -127,8 +127,9 @@ def _opt_time(data: Mapping[str, Any], key: str) -> datetime | None:
     value = _opt_str(data, key)
     if value is None:
         return None
-    # Python 3.11+ reads both "+00:00" and "Z".
-    return datetime.fromisoformat(value)
+    # Python 3.11+ reads both "+00:00" and "Z"; a time without an offset is UTC, as on the agent.
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:

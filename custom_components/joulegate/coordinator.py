@@ -177,11 +177,23 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                     # leave a row unannounced, never announce it twice.
                     await self._async_save_ledger()
                     for row in new:
-                        for listener in list(self._row_listeners):
-                            listener(row)
                         self._fire_inference_event(row)
+                        self._call_row_listeners(row)
                 if not page.has_more or not page.items:
                     break
+
+    def _call_row_listeners(self, row: Inference) -> None:
+        """A listener that fails is logged and skipped: the cursor has moved past the row, so
+        letting it fail the update would lose this row and the rest of the page for good."""
+        for listener in list(self._row_listeners):
+            try:
+                listener(row)
+            except Exception:
+                LOGGER.exception(
+                    "Error handling ledger row %s of Joulegate agent %s",
+                    row.id,
+                    self.config_entry.title,
+                )
 
     async def _async_seed_ledger(self, newest: Inference | None) -> None:
         """First start for this agent: read recent history, announce none of it."""

@@ -362,6 +362,11 @@ def test_inference_row_defaults() -> None:
     assert inference.started_at is None
 
 
+def test_a_row_time_without_an_offset_is_utc() -> None:
+    row = load_json("inferences.json")["items"][0] | {"ended_at": "2026-05-21T12:00:00"}
+    assert Inference.from_dict(row).ended_at == datetime(2026, 5, 21, 12, tzinfo=UTC)
+
+
 def test_status_with_optional_parts_missing() -> None:
     """Idle, thermal, throttling and queue are optional in a status document."""
     status = load_json("status.json")

@@ -18,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.joulegate.api import Inference
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 
 from .common import DEVICE_ID, ENTRY_ID, wait_until
@@ -340,3 +341,32 @@ async def test_saved_cursor_of_another_agent_is_ignored(
     assert _announced(events) == []
     assert hass_storage[LEDGER_KEY]["data"]["cursor"] == 17
     assert hass_storage[LEDGER_KEY]["data"]["device_id"] == DEVICE_ID
+
+
+async def test_a_failing_row_listener_loses_no_row_and_no_event(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rows are past the cursor once announced: an error in one listener must not fail the
+    update or keep the later rows from the event bus and from the other listeners."""
+    coordinator = init_integration.runtime_data.coordinator
+    seen: list[int] = []
+
+    def failing(row: Inference) -> None:
+        raise RuntimeError(f"cannot take row {row.id}")
+
+    init_integration.async_on_unload(coordinator.async_add_row_listener(failing))
+    init_integration.async_on_unload(
+        coordinator.async_add_row_listener(lambda row: seen.append(row.id))
+    )
+    events = async_capture_events(hass, EVENT_INFERENCE)
+    agent.finish_inference()
+    agent.finish_inference()
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert coordinator.last_update_success
+    assert _announced(events) == [18, 19]
+    assert seen == [18, 19]
+    assert "Error handling ledger row 18" in caplog.text
