@@ -411,7 +411,8 @@ class GateRunner:
 
     @property
     def summary(self) -> AccountingSummary:
-        """The accounting figures, worked out once per change: a dozen sensors read them."""
+        """The accounting figures, worked out again only after the accounting was touched (once a
+        cycle, once a row), not for each of the dozen sensors that read them."""
         if self._summary is None:
             self._summary = self.accounting.summary()
         return self._summary
