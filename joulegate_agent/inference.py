@@ -242,9 +242,10 @@ class InferenceService:
         Only unfinished tasks are awaited: a finished one leaves `_pending` in a callback that
         runs on a later loop turn, and from Python 3.12 awaiting an already-finished gather does
         not yield, so looping on `_pending` itself could spin without letting that callback run.
+        `asyncio.wait`, unlike `gather`, leaves the rows' tasks running if the drain is cancelled.
         """
         while unfinished := [task for task in self._pending if not task.done()]:
-            await asyncio.gather(*unfinished, return_exceptions=True)
+            await asyncio.wait(unfinished)
 
     # -- windows --------------------------------------------------------------------------------
 

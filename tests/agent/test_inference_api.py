@@ -191,6 +191,17 @@ async def test_drain_returns_when_a_row_was_committed_in_the_same_loop_turn(
     assert task.result().outcome == "ok"
 
 
+async def test_a_cancelled_drain_leaves_the_rows_being_committed(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, _):
+        task = agent.inference.finish_later(agent.inference.open(), outcome="ok")
+        drain = asyncio.ensure_future(agent.inference.drain())
+        await asyncio.sleep(0)
+        drain.cancel()
+        row = await task
+    assert row.outcome == "ok"
+    assert row.id is not None
+
+
 # -- gate ----------------------------------------------------------------------------------------
 
 
