@@ -85,6 +85,7 @@ def add_simulate_parser(commands: Any) -> None:
         DEFAULT_MODEL,
         DEFAULT_PREFILL_TOKENS_PER_S,
         DEFAULT_TOKENS_PER_S,
+        LLAMA_SERVER_SLOTS,
     )
 
     sim = commands.add_parser(
@@ -107,6 +108,15 @@ def add_simulate_parser(commands: Any) -> None:
         type=float,
         default=DEFAULT_PREFILL_TOKENS_PER_S,
         help=f"prompt rate (default: {DEFAULT_PREFILL_TOKENS_PER_S:g}; 0: no pause)",
+    )
+    sim.add_argument(
+        "--slots",
+        type=int,
+        default=0,
+        help=(
+            "requests served at once; the rest wait (1: one at a time like Ollama on a small "
+            f"board; {LLAMA_SERVER_SLOTS}: llama-server's default; default: 0, no limit)"
+        ),
     )
 
 
@@ -152,10 +162,13 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.tokens_per_s < 0 or args.prefill_tokens_per_s < 0:
         raise ConfigError("rates cannot be negative")
+    if args.slots < 0:
+        raise ConfigError(f"--slots cannot be negative, got {args.slots}")
     settings = SimulatorSettings(
         model=args.model,
         tokens_per_s=args.tokens_per_s,
         prefill_tokens_per_s=args.prefill_tokens_per_s,
+        slots=args.slots,
     )
     asyncio.run(run_simulator(args.host, args.port, settings))
     return 0

@@ -5,6 +5,12 @@ agent with `--upstream http://127.0.0.1:8080`. Responses have the shapes the rea
 (shared/reference/llm-server-formats.md) and arrive at Jetson-like rates: a prefill pause, then
 ~25 tokens/s of decode by default.
 
+By default every request is served at once. `slots` makes it a real server's scheduler: with 1
+slot requests run one at a time (Ollama on a small board, llama-server `--parallel 1`) and the
+rest wait in FIFO order; with N slots (llama-server's default is 4) up to N decode side by side,
+each at the set rate. A request may ask for its own decode rate with the simulator-only field
+`"simulate_tokens_per_s"` (for tests of streams at different speeds).
+
 - llama.cpp native: `POST /completion` (JSON, or SSE with `"stream": true`), with `timings`
 - OpenAI-compatible: `POST /v1/chat/completions`, `POST /v1/completions` (SSE ending in
   `data: [DONE]`; `usage` in an extra chunk when `stream_options.include_usage`; a top-level
@@ -31,6 +37,9 @@ DEFAULT_MODEL = "llama3.2:3b"
 DEFAULT_TOKENS_PER_S = 25.0
 DEFAULT_PREFILL_TOKENS_PER_S = 400.0
 DEFAULT_MAX_TOKENS = 64
+DEFAULT_SLOTS = 0
+LLAMA_SERVER_SLOTS = 4
+"""llama-server's default number of parallel slots (`--parallel`, `-np`)."""
 MAX_TOKENS_LIMIT = 4096
 CHARS_PER_TOKEN = 4
 FINGERPRINT = "b6000-simulated"
@@ -51,6 +60,12 @@ class SimulatorSettings:
     prefill_tokens_per_s: float = DEFAULT_PREFILL_TOKENS_PER_S
     """Prompt processing rate; 0 means no prefill pause."""
     default_max_tokens: int = DEFAULT_MAX_TOKENS
+    slots: int = DEFAULT_SLOTS
+    """Requests served at once (1: one at a time; 0: no limit); the rest wait in FIFO order."""
+
+    def __post_init__(self) -> None:
+        if self.slots < 0:
+            raise ValueError(f"slots cannot be negative, got {self.slots}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +129,9 @@ class SimulatedLLM:
     def __init__(self, settings: SimulatorSettings | None = None) -> None:
         self.settings = settings or SimulatorSettings()
         self.requests = 0
+        self.busy = 0
+        """Requests in prefill or decode now (at most `slots`); the others are queued."""
+        self._slots = asyncio.Semaphore(self.settings.slots) if self.settings.slots else None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -151,6 +169,16 @@ class SimulatedLLM:
             options.get("num_predict"),
         )
         settings = self.settings
+        tokens_per_s = body.get("simulate_tokens_per_s", settings.tokens_per_s)
+        if (
+            isinstance(tokens_per_s, bool)
+            or not isinstance(tokens_per_s, (int, float))
+            or not 0 <= tokens_per_s < math.inf
+        ):
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "simulate_tokens_per_s must be a number >= 0"}),
+                content_type="application/json",
+            )
         output = settings.default_max_tokens if requested is None or requested < 0 else requested
         output = min(output, MAX_TOKENS_LIMIT)
         prompt_tokens = max(1, math.ceil(len(_prompt_text(body)) / CHARS_PER_TOKEN))
@@ -166,21 +194,30 @@ class SimulatedLLM:
                 if settings.prefill_tokens_per_s > 0
                 else 0.0
             ),
-            token_s=1.0 / settings.tokens_per_s if settings.tokens_per_s > 0 else 0.0,
+            token_s=1.0 / tokens_per_s if tokens_per_s > 0 else 0.0,
         )
         return plan, body
 
     async def _generate(self, plan: _Plan) -> AsyncIterator[str]:
-        """Yield the tokens at the simulated pace (prefill first)."""
-        if plan.prompt_s:
-            await asyncio.sleep(plan.prompt_s)
-        started = time.monotonic()
-        for index, token in enumerate(_tokens(plan.output_tokens)):
-            if plan.token_s:
-                delay = started + (index + 1) * plan.token_s - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            yield token
+        """Yield the tokens at the simulated pace (prefill first), once a slot is free."""
+        slots = self._slots
+        if slots is not None:
+            await slots.acquire()
+        self.busy += 1
+        try:
+            if plan.prompt_s:
+                await asyncio.sleep(plan.prompt_s)
+            started = time.monotonic()
+            for index, token in enumerate(_tokens(plan.output_tokens)):
+                if plan.token_s:
+                    delay = started + (index + 1) * plan.token_s - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                yield token
+        finally:
+            self.busy -= 1
+            if slots is not None:
+                slots.release()
 
     @staticmethod
     def _timings(plan: _Plan) -> dict[str, Any]:
@@ -426,8 +463,9 @@ async def run_simulator(host: str, port: int, settings: SimulatorSettings) -> No
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
+    slots = f"{settings.slots} at a time" if settings.slots else "no slot limit"
     print(
-        f"Simulated LLM server ({settings.model}, {settings.tokens_per_s:g} tokens/s) "
+        f"Simulated LLM server ({settings.model}, {settings.tokens_per_s:g} tokens/s, {slots}) "
         f"on http://{host}:{port} — llama.cpp /completion, OpenAI /v1/*, "
         "Ollama /api/generate and /api/chat",
         flush=True,

@@ -167,6 +167,16 @@ def test_simulate_llm_takes_port_and_rate() -> None:
     assert (args.port, args.tokens_per_s, args.host) == (8081, 30.0, "127.0.0.1")
 
 
+def test_simulate_llm_takes_its_slots() -> None:
+    assert build_parser().parse_args(["simulate-llm"]).slots == 0
+    assert build_parser().parse_args(["simulate-llm", "--slots", "1"]).slots == 1
+
+
+def test_simulate_llm_rejects_negative_slots(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate-llm", "--slots", "-1"]) == 2
+    assert "--slots" in capsys.readouterr().err
+
+
 def test_simulate_llm_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate-llm", "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err

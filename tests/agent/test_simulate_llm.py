@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -146,3 +147,51 @@ async def test_tokens_arrive_at_the_configured_rate() -> None:
 
 def test_the_default_pace_is_jetson_like() -> None:
     assert 15 <= SimulatorSettings().tokens_per_s <= 40
+
+
+async def timed_streams(settings: SimulatorSettings, *rates: float | None) -> list[float]:
+    """Send one 10-token stream per rate at once; return when each one ended (s from the start)."""
+    client: TestClient[Any, Any] = TestClient(TestServer(SimulatedLLM(settings).app()))
+    await client.start_server()
+    started = time.monotonic()
+
+    async def one(rate: float | None) -> float:
+        body: dict[str, Any] = {"prompt": "x", "n_predict": 10, "stream": True}
+        if rate is not None:
+            body["simulate_tokens_per_s"] = rate
+        await (await client.post("/completion", json=body)).read()
+        return time.monotonic() - started
+
+    try:
+        return list(await asyncio.gather(*(one(rate) for rate in rates)))
+    finally:
+        await client.close()
+
+
+async def test_one_slot_serves_requests_one_at_a_time() -> None:
+    settings = SimulatorSettings(tokens_per_s=100.0, prefill_tokens_per_s=0.0, slots=1)
+    ended = sorted(await timed_streams(settings, None, None, None))
+    assert ended == pytest.approx([0.1, 0.2, 0.3], abs=0.05)
+
+
+async def test_batched_slots_decode_side_by_side_and_queue_the_rest() -> None:
+    settings = SimulatorSettings(tokens_per_s=100.0, prefill_tokens_per_s=0.0, slots=2)
+    ended = sorted(await timed_streams(settings, None, None, None))
+    assert ended == pytest.approx([0.1, 0.1, 0.2], abs=0.05)
+
+
+async def test_a_request_may_ask_for_its_own_decode_rate() -> None:
+    settings = SimulatorSettings(tokens_per_s=100.0, prefill_tokens_per_s=0.0, slots=4)
+    fast, slow = await timed_streams(settings, None, 50.0)
+    assert (fast, slow) == (pytest.approx(0.1, abs=0.05), pytest.approx(0.2, abs=0.05))
+
+
+async def test_a_bad_decode_rate_is_refused(sim: TestClient[Any, Any]) -> None:
+    response = await sim.post("/completion", json={"prompt": "x", "simulate_tokens_per_s": "fast"})
+    assert response.status == 400
+    assert "simulate_tokens_per_s" in (await response.json())["error"]
+
+
+def test_negative_slots_are_refused() -> None:
+    with pytest.raises(ValueError, match="slots"):
+        SimulatorSettings(slots=-1)
