@@ -43,7 +43,7 @@ class Agent:
         self.sources: list[PowerSource] = detect_sources(
             config.root,
             config.source,
-            load=lambda: self.meter.in_flight,
+            load=lambda: self.meter.working,
             calibration=config.calibration,
         )
         self.source = self.sources[0]

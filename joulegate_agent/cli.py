@@ -131,7 +131,7 @@ def _run_measure(args: argparse.Namespace) -> int:
         raise ConfigError(f"--interval must be positive, got {args.interval}")
     meter = Meter()
     source = detect_sources(
-        args.root or Path("/"), args.source or "auto", load=lambda: meter.in_flight
+        args.root or Path("/"), args.source or "auto", load=lambda: meter.working
     )[0]
     result = measure_command(
         source, meter, command, interval_s=args.interval, idle_s=args.idle, csv_out=args.out

@@ -256,9 +256,11 @@ class InferenceService:
         model: str | None = None,
         route: str | None = None,
         label: str | None = None,
+        work_visible: bool = False,
     ) -> OpenWindow:
-        """Start a window now."""
-        key = self.meter.open_window()
+        """Start a window now; `work_visible` when the caller records its tokens as they come
+        (`meter.record_work`), so the energy it shares with other windows follows its work."""
+        key = self.meter.open_window(work_visible=work_visible)
         return OpenWindow(
             window_id=uuid.uuid4().hex,
             key=key,
@@ -281,13 +283,17 @@ class InferenceService:
         tokens_estimated: bool = False,
         ttft_s: float | None = None,
         model: str | None = None,
+        prompt_s: float | None = None,
     ) -> InferenceRow:
-        """End the window now, meter it, commit its row, publish it; return the row."""
+        """End the window now, meter it, commit its row, publish it; return the row.
+
+        `prompt_s`: the server's own prompt processing time, placed just before the first token.
+        """
         if window.finished:
             raise RuntimeError(f"window {window.window_id} already finished")
         window.finished = True
         ended_at = utc_now()
-        energy = await self.meter.close_window(window.key)
+        energy = await self.meter.close_window(window.key, prompt_s=prompt_s)
         row = self._row(
             window,
             energy,

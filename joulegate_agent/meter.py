@@ -2,7 +2,8 @@
 
 Energy is defined once (DESIGN.md): the trapezoid integral of board power, with the power at a
 window's edges interpolated between samples. Where windows overlap, each sub-interval's energy is
-split evenly among the windows in flight, so window energies never add up to more than the board
+shared by the work each window visibly did in it (work_share.py): the tokens of streamed answers,
+an even time split where no work is visible; window energies never add up to more than the board
 used. Everything here is driven by `add_sample`, called from the sampler thread; windows are
 opened and closed from the event loop or any other thread.
 """
@@ -15,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
+
+from joulegate_agent.work_share import Work, WorkShares
 
 IDLE_SETTLE_S = 2.0
 IDLE_TIME_CONSTANT_S = 60.0
@@ -52,6 +55,8 @@ class PendingWindow:
     marginal_j: float = 0.0
     marginal_known: bool = True
     peak_w: float | None = None
+    work: Work | None = None
+    """What the proxy sees of its work (a streamed answer); None: not visible."""
     result: WindowEnergy | None = None
     done: threading.Event = field(default_factory=threading.Event)
     callbacks: list[Callable[[WindowEnergy], None]] = field(default_factory=list)
@@ -62,6 +67,15 @@ class PendingWindow:
             raise TimeoutError(f"window was not metered within {timeout} s")
         assert self.result is not None
         return self.result
+
+    def credit(self, energy_j: float, marginal_j: float | None, peak_w: float) -> None:
+        """Add a share of some interval's energy (marginal_j None: no idle baseline yet)."""
+        self.energy_j += energy_j
+        if marginal_j is None:
+            self.marginal_known = False
+        else:
+            self.marginal_j += marginal_j
+        self.peak_w = peak_w if self.peak_w is None else max(self.peak_w, peak_w)
 
 
 class IdleBaseline:
@@ -98,6 +112,7 @@ class Meter:
         self._windows: dict[int, PendingWindow] = {}
         self._next_key = 1
         self._busy_until = float("-inf")
+        self._shares = WorkShares()
         self.idle = IdleBaseline()
         self.total_j = 0.0
         self.samples = 0
@@ -110,30 +125,69 @@ class Meter:
             return sum(1 for w in self._windows.values() if w.end is None)
 
     @property
+    def working(self) -> int:
+        """Windows working now as far as the meter can tell: streams that have begun producing
+        tokens, and windows whose work is not visible (what the simulated board draws for)."""
+        with self._lock:
+            return sum(
+                1
+                for w in self._windows.values()
+                if w.end is None and (w.work is None or w.work.first_at is not None)
+            )
+
+    @property
     def idle_w(self) -> float | None:
         return self.idle.watts
 
-    def open_window(self, start: float | None = None) -> int:
+    def open_window(self, start: float | None = None, *, work_visible: bool = False) -> int:
+        """Start a window; `work_visible` when its tokens will be recorded as they arrive."""
         with self._lock:
             key = self._next_key
             self._next_key += 1
-            self._windows[key] = PendingWindow(start=self._clock() if start is None else start)
+            self._windows[key] = PendingWindow(
+                start=self._clock() if start is None else start,
+                work=Work() if work_visible else None,
+            )
             return key
 
+    def record_work(self, key: int, tokens: int) -> None:
+        """Tokens of a visible-work window arrived now (the proxy calls this per chunk)."""
+        with self._lock:
+            window = self._windows.get(key)
+            work = None if window is None else window.work
+            if work is not None and tokens > 0:
+                work.add(tokens, self._clock())
+
     def end_window(
-        self, key: int, callback: Callable[[WindowEnergy], None] | None = None
+        self,
+        key: int,
+        callback: Callable[[WindowEnergy], None] | None = None,
+        *,
+        prompt_s: float | None = None,
     ) -> PendingWindow:
-        """Mark the window ended now; `callback` runs (on the sampler thread) once it is metered."""
+        """Mark the window ended now; `callback` runs (on the sampler thread) once it is metered.
+
+        `prompt_s` is how long the server says it processed the prompt (llama.cpp
+        `timings.prompt_ms`, Ollama `prompt_eval_duration`): that time before the first token is
+        this window's work.
+        """
         with self._lock:
             window = self._windows[key]
             if window.end is None:
                 window.end = self._clock()
+            work = window.work
+            if work is not None and not work.ended:
+                work.ended = True
+                if prompt_s is not None and prompt_s > 0 and work.first_at is not None:
+                    work.prompt = (work.first_at - prompt_s, work.first_at)
             if callback is not None:
                 window.callbacks.append(callback)
             self._finish_ready()
             return window
 
-    async def close_window(self, key: int, timeout: float = 5.0) -> WindowEnergy:
+    async def close_window(
+        self, key: int, timeout: float = 5.0, *, prompt_s: float | None = None
+    ) -> WindowEnergy:
         """End a window and wait, without blocking the event loop, until it is metered.
 
         If no sample arrives within `timeout` (sensor gone, sampler stopped), the window is
@@ -145,7 +199,7 @@ class Meter:
         def deliver(result: WindowEnergy) -> None:
             loop.call_soon_threadsafe(_set_result, future, result)
 
-        self.end_window(key, deliver)
+        self.end_window(key, deliver, prompt_s=prompt_s)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
@@ -200,25 +254,21 @@ class Meter:
                     self.idle.update(energy / (b - a), b - a)
                 continue
             self._busy_until = b
-            share = 1.0 / len(active)
-            for w in active:
-                w.energy_j += energy * share
-                if idle_w is None:
-                    w.marginal_known = False
-                else:
-                    w.marginal_j += (energy - idle_w * (b - a)) * share
-                peak = max(pa, pb)
-                w.peak_w = peak if w.peak_w is None else max(w.peak_w, peak)
+            marginal = None if idle_w is None else energy - idle_w * (b - a)
+            self._shares.share(
+                a, b, active, energy_j=energy, marginal_j=marginal, peak_w=max(pa, pb)
+            )
 
     def _finish_ready(self) -> None:
         if self._last is None:
             return
         now = self._last[0]
         for key, w in list(self._windows.items()):
-            if w.end is not None and w.end <= now:
+            if w.end is not None and w.end <= now and self._shares.settle(w, now):
                 self._finish(key, w)
 
     def _finish(self, key: int, w: PendingWindow) -> None:
+        self._shares.settle(w, None)
         end = self._clock() if w.end is None else w.end
         duration = max(0.0, end - w.start)
         w.result = WindowEnergy(

@@ -207,10 +207,10 @@ class SimulatedLLM:
         try:
             if plan.prompt_s:
                 await asyncio.sleep(plan.prompt_s)
-            started = time.monotonic()
+            started = time.monotonic()  # the first token comes from the prompt's last step
             for index, token in enumerate(_tokens(plan.output_tokens)):
-                if plan.token_s:
-                    delay = started + (index + 1) * plan.token_s - time.monotonic()
+                if plan.token_s and index:
+                    delay = started + index * plan.token_s - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 yield token

@@ -469,16 +469,42 @@ def reader_for(
     return _READERS[dialect](content_type, content_encoding)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What the proxy reads from a request body before sending it on."""
+
+    model: str | None = None
+    streamed: bool = False
+    """Whether the answer will stream (Ollama streams unless told not to; the others only when
+    asked): then the proxy sees its work token by token."""
+
+
+def read_request(dialect: Dialect, body: bytes) -> RequestFacts:
+    """The model and the streaming choice of an inference request body, parsed once."""
+    parsed = _request_object(body)
+    if parsed is None:
+        return RequestFacts()
+    stream = parsed.get("stream")
+    streamed = stream is not False if dialect is Dialect.OLLAMA else stream is True
+    return RequestFacts(model=_model_of(parsed), streamed=streamed)
+
+
 def model_from_request(body: bytes) -> str | None:
     """The `model` field of a JSON request body, if it has one."""
+    parsed = _request_object(body)
+    return None if parsed is None else _model_of(parsed)
+
+
+def _request_object(body: bytes) -> dict[str, Any] | None:
     if not body or len(body) > MAX_BUFFER_BYTES:
         return None
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         return None
-    if isinstance(parsed, dict):
-        model = parsed.get("model")
-        if isinstance(model, str) and model:
-            return model
-    return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _model_of(parsed: dict[str, Any]) -> str | None:
+    model = parsed.get("model")
+    return model if isinstance(model, str) and model else None

@@ -37,7 +37,7 @@ from joulegate_agent.proxy.dialects import (
     TokenCounts,
     TokenReader,
     dialect_for,
-    model_from_request,
+    read_request,
     reader_for,
 )
 
@@ -211,7 +211,8 @@ class Proxy:
         service = self.service
         arrived_at = utc_now()
         arrived_mono = time.monotonic()
-        model = model_from_request(body)
+        facts = read_request(dialect, body)
+        model = facts.model
         route = request.path
         defer_header = request.headers.get(DEFER_HEADER)
         deadline: float | None = None
@@ -258,7 +259,9 @@ class Proxy:
                     headers={"Retry-After": "1"},
                 )
         try:
-            window = service.open(gate_open=True, model=model, route=route)
+            window = service.open(
+                gate_open=True, model=model, route=route, work_visible=facts.streamed
+            )
             return await self._relay(request, body, dialect, window)
         finally:
             service.limit.release()
@@ -422,6 +425,7 @@ class Proxy:
             exchange.outcome = "cancelled"
             return response
         started = window.started_mono if window is not None else 0.0
+        record_work = self.service.meter.record_work
         while True:
             try:
                 chunk = await upstream.content.readany()
@@ -430,8 +434,10 @@ class Proxy:
                 return self._abort(request, response, exchange, err)
             if not chunk:
                 break
-            if reader is not None and reader.feed(chunk) and exchange.ttft_s is None:
-                exchange.ttft_s = time.monotonic() - started
+            if reader is not None and window is not None and (tokens := reader.feed(chunk)):
+                record_work(window.key, tokens)  # the energy it shares follows its tokens
+                if exchange.ttft_s is None:
+                    exchange.ttft_s = time.monotonic() - started
             try:
                 await response.write(chunk)
             except ConnectionError:  # the client went away: stop the upstream too
@@ -476,6 +482,7 @@ class Proxy:
             tokens_estimated=counts.estimated and counts.output_tokens is not None,
             ttft_s=ttft,
             model=counts.model,
+            prompt_s=counts.upstream_ttft_s,
         )
 
 

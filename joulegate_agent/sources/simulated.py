@@ -1,7 +1,9 @@
 """A simulated Jetson Orin Nano 8GB running a 3B 4-bit model, for demos and tests without a box.
 
-Board power follows how many inferences are in flight with a first-order lag and noise, in the
-ranges a real Orin Nano shows (idle ~4.5 W, ~10 W decoding); its temperature follows the power
+Board power follows the decoding under way (the agent passes `Meter.working`: streams producing
+tokens, plus windows whose work it cannot see), not the requests waiting in a server's queue,
+with a first-order lag and noise, in the ranges a real Orin Nano shows (idle ~4.5 W, ~10 W for
+one decode, a little more for each decode batched beside it); its temperature follows the power
 slowly. Nothing here touches hardware.
 """
 
@@ -22,7 +24,7 @@ from joulegate_agent.sources.base import (
 
 IDLE_W = 4.5
 ONE_INFERENCE_W = 10.0
-EXTRA_INFERENCE_W = 0.4  # batching more requests adds a little, up to MAX_EXTRA of them
+EXTRA_INFERENCE_W = 0.4  # each decode batched beside the first adds a little, up to MAX_EXTRA
 MAX_EXTRA = 3
 POWER_TAU_S = 0.3
 NOISE_W = 0.1
@@ -37,15 +39,15 @@ CPU_GPU_CV = "VDD_CPU_GPU_CV"
 SOC = "VDD_SOC"
 
 
-def target_w(in_flight: int) -> float:
-    """Steady board power with this many inferences in flight."""
-    if in_flight <= 0:
+def target_w(decoding: int) -> float:
+    """Steady board power with this many decodes under way."""
+    if decoding <= 0:
         return IDLE_W
-    return ONE_INFERENCE_W + EXTRA_INFERENCE_W * min(in_flight - 1, MAX_EXTRA)
+    return ONE_INFERENCE_W + EXTRA_INFERENCE_W * min(decoding - 1, MAX_EXTRA)
 
 
 class SimulatedOrinNano:
-    """`load()` says how many inference windows are in flight now (the meter provides it)."""
+    """`load()` says how many decodes are under way now (the meter provides it)."""
 
     def __init__(
         self,
