@@ -12,9 +12,8 @@ stream ends). So each sub-interval of board energy is shared like this:
   one, so each window's tokens count at its recent rate (tokens per second over the last
   RATE_TIME_S, capped by the time since its last token; one token in its time so far until its
   second): a slow stream whose token lands in the next sampler interval is not charged less for
-  this one. Windows not streaming yet (queued, or
-  processing their prompt) get nothing while others stream. If no stream has a rate yet, those
-  streaming share evenly.
+  this one. Windows not streaming yet (queued, or processing their prompt) get nothing while
+  others stream.
 - If none is streaming yet, the energy is held until the windows' prompt timings are known (when
   their streams end), then goes to the prompt processing it covers, and what no prompt covers is
   split evenly among them.
@@ -112,9 +111,9 @@ class _Held:
         claims = [self.claim(m.work) if m.work is not None else 0.0 for m in self.members]
         spread = max(0.0, span - sum(claims)) / len(self.members)
         weights = [claim + spread for claim in claims]
-        total = sum(weights)
+        total = sum(weights)  # the span, or more where prompts processed side by side
         for member, weight in zip(self.members, weights, strict=True):
-            share = weight / total if total > 0 else 1.0 / len(self.members)
+            share = weight / total
             if share > 0:
                 marginal = None if self.marginal_j is None else self.marginal_j * share
                 member.credit(self.energy_j * share, marginal, self.peak_w)
@@ -147,12 +146,9 @@ class WorkShares:
         if not visible:
             return
         part = each * len(visible)
-        rates = [_rate(w, b) for w in visible]
-        weights = [rate or 0.0 for rate in rates]
-        if sum(weights) <= 0:
-            weights = [0.0 if rate is None else 1.0 for rate in rates]
+        weights = [_rate(w, b) for w in visible]
         total = sum(weights)
-        if total <= 0:
+        if total <= 0:  # nobody streams yet
             self._hold(_Held(a, b, energy_j * part, _part(marginal_j, part), peak_w, visible))
             return
         for w, weight in zip(visible, weights, strict=True):
@@ -168,7 +164,8 @@ class WorkShares:
             if not any(m is window for m in held.members):
                 continue
             ended = all(m.work is None or m.work.ended for m in held.members)
-            if not ended and now is not None and now - (window.end or now) < HOLD_S:
+            end = window.end
+            if not ended and now is not None and end is not None and now - end < HOLD_S:
                 waiting = True
                 continue
             held.settle()
@@ -198,9 +195,9 @@ def _part(value: float | None, share: float) -> float | None:
     return None if value is None else value * share
 
 
-def _rate(w: Shared, b: float) -> float | None:
-    """The window's token rate at b, or None if it has not begun streaming by then."""
+def _rate(w: Shared, b: float) -> float:
+    """The window's token rate at b; 0 if it has not begun streaming by then."""
     work = w.work
     if work is None or work.first_at is None or work.first_at >= b:
-        return None
+        return 0.0
     return work.rate(b, w.start)

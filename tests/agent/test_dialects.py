@@ -17,6 +17,7 @@ from joulegate_agent.proxy.dialects import (
     TokenCounts,
     dialect_for,
     model_from_request,
+    read_request,
     reader_for,
 )
 from tests.agent.llm_fakes import OLLAMA_DONE, SHAPES, Shape, ndjson, sse
@@ -217,6 +218,23 @@ def test_the_request_model_is_read_from_a_json_body() -> None:
     assert model_from_request(b'{"model": "llama3.2:3b", "prompt": "hi"}') == "llama3.2:3b"
     assert model_from_request(b"not json") is None
     assert model_from_request(b"[1, 2]") is None
+
+
+@pytest.mark.parametrize(
+    ("dialect", "body", "streamed"),
+    [
+        (Dialect.OLLAMA, b'{"prompt": "hi"}', True),
+        (Dialect.OLLAMA, b'{"prompt": "hi", "stream": false}', False),
+        (Dialect.OPENAI, b'{"messages": [], "stream": true}', True),
+        (Dialect.OPENAI, b'{"messages": []}', False),
+        (Dialect.LLAMA_CPP, b'{"prompt": "hi", "stream": "yes"}', False),
+        (Dialect.OLLAMA, b"not json", False),
+    ],
+)
+def test_a_request_streams_when_it_asks_to_and_ollama_unless_told_not_to(
+    dialect: Dialect, body: bytes, streamed: bool
+) -> None:
+    assert read_request(dialect, body).streamed is streamed
 
 
 def test_a_long_stream_counts_the_same_in_large_blocks_as_event_by_event() -> None:

@@ -143,6 +143,19 @@ def test_held_energy_waits_for_the_prompts_of_a_batch_that_ends_together() -> No
     assert energy(ended_second) == pytest.approx(2.0 + 3.0 + 5.0, rel=0.02)
 
 
+def test_held_energy_goes_by_the_timings_known_once_the_hold_is_over() -> None:
+    board = Board()
+    first = board.meter.open_window(work_visible=True)
+    second = board.meter.open_window(work_visible=True)
+    board.run(0.4)  # both prompts processed side by side
+    board.run(1.0, {first: 20.0, second: 20.0})
+    ended_first = board.end(first, prompt_s=0.4)
+    board.run(1.0 + HOLD_S + 0.5, {second: 20.0})
+    assert ended_first.done.is_set()
+    assert energy(ended_first) == pytest.approx(4.0 + 3.0, rel=0.02)
+    board.end(second, prompt_s=0.4)
+
+
 def test_windows_energies_add_up_to_the_board_with_tokens_and_prompts_in_any_order() -> None:
     rng = random.Random(12)
     board = Board()
