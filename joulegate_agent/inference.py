@@ -26,6 +26,7 @@ from typing import Any
 from joulegate_agent.gate import DeferralQueue, Gate, GateState
 from joulegate_agent.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
 from joulegate_agent.meter import Meter, WindowEnergy
+from joulegate_agent.spool import LedgerWriter, SpoolFullError, UnsavedEnergy
 from joulegate_agent.store import Store
 
 _LOGGER = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class InferenceService:
         max_concurrent_inferences: int | None = None,
         retention_days: int = 365,
         keepalive_s: float = KEEPALIVE_S,
+        energy: UnsavedEnergy | None = None,
     ) -> None:
         self.meter = meter
         self.store = store
@@ -204,8 +206,9 @@ class InferenceService:
         self._boundary = boundary
         self._explicit: dict[str, OpenWindow] = {}
         self._pending: set[asyncio.Task[Any]] = set()
-        self._to_write: list[tuple[InferenceRow, asyncio.Future[InferenceRow]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self.writer = LedgerWriter(
+            self.ledger, publish=self._publish, energy=energy, checkpoint=store.checkpoint
+        )
         self._housekeeping: asyncio.Task[None] | None = None
         self._remove_gate_listener = self.gate.add_listener(self._on_gate)
 
@@ -231,6 +234,7 @@ class InferenceService:
             self.finish_later(window, outcome="cancelled")
         self._explicit.clear()
         await self.drain()
+        await self.writer.close()
         self.queue.close()
         self.gate.close()
         self._remove_gate_listener()
@@ -348,6 +352,9 @@ class InferenceService:
     # -- explicit windows (non-HTTP runtimes) ---------------------------------------------------
 
     def open_explicit(self, *, model: str | None = None, label: str | None = None) -> OpenWindow:
+        """Start a window that the caller ends; SpoolFullError while the spool is full (its row
+        could not be kept)."""
+        self.check_storage()
         if len(self._explicit) >= MAX_EXPLICIT_WINDOWS:
             raise TooManyWindowsError(
                 f"{MAX_EXPLICIT_WINDOWS} windows are open; end some before starting more"
@@ -374,6 +381,17 @@ class InferenceService:
             output_tokens=output_tokens,
         )
         return await asyncio.shield(task)
+
+    def check_storage(self) -> None:
+        """Raise SpoolFullError when the disk has failed long enough to fill the spool: new
+        metered work is refused then, because its row could not be kept."""
+        if self.writer.full:
+            health = self.writer.health()
+            raise SpoolFullError(
+                f"The agent cannot write its ledger ({health.error}) and holds "
+                f"{health.pending_rows} unwritten rows, its limit; new metered work is refused "
+                "until the disk takes them."
+            )
 
     @property
     def explicit_open(self) -> int:
@@ -443,61 +461,12 @@ class InferenceService:
         )
 
     async def _commit(self, row: InferenceRow) -> InferenceRow:
-        """Queue `row` for the ledger writer; return it once committed (and published)."""
-        future: asyncio.Future[InferenceRow] = asyncio.get_running_loop().create_future()
-        self._to_write.append((row, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        return await asyncio.shield(future)
+        """Hand `row` to the ledger writer; return it once committed (with its id) or, while the
+        disk fails, once it is held in the spool (id None)."""
+        return await asyncio.shield(self.writer.add(row))
 
-    async def _write(self) -> None:
-        """Commit the queued rows, all that queued up meanwhile in one transaction.
-
-        One commit per row (each with its fsync, and each SQLite call waiting for the GIL while
-        the event loop relays streams) fell behind at a few dozen rows a second: rows were shown
-        late and the backlog grew without bound. A group that fails is retried row by row, so
-        one bad row loses only itself.
-        """
-        while self._to_write:
-            batch, self._to_write = self._to_write, []
-            try:
-                await self._write_batch(batch)
-            finally:
-                for _, future in batch:  # only if the writer itself was cancelled
-                    if not future.done():
-                        future.cancel()
-
-    async def _write_batch(
-        self, batch: list[tuple[InferenceRow, asyncio.Future[InferenceRow]]]
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            rows = [row for row, _ in batch]
-            committed = await loop.run_in_executor(None, self.ledger.record_many, rows)
-        except Exception as err:
-            if len(batch) == 1:
-                self._fail(batch[0][1], err)
-                return
-            for row, future in batch:
-                try:
-                    [one] = await loop.run_in_executor(None, self.ledger.record_many, [row])
-                except Exception as single:
-                    self._fail(future, single)
-                else:
-                    self._publish(one, future)
-            return
-        for (_, future), row in zip(batch, committed, strict=True):
-            self._publish(row, future)
-
-    def _publish(self, row: InferenceRow, future: asyncio.Future[InferenceRow]) -> None:
+    def _publish(self, row: InferenceRow) -> None:
         self.events.publish("inference", row.to_json())
-        if not future.done():
-            future.set_result(row)
-
-    @staticmethod
-    def _fail(future: asyncio.Future[InferenceRow], err: Exception) -> None:
-        if not future.done():
-            future.set_exception(err)
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._pending.add(task)
@@ -507,7 +476,7 @@ class InferenceService:
             if finished.cancelled():
                 return
             error = finished.exception()
-            if isinstance(error, sqlite3.Error):  # disk full, read-only data directory, ...
+            if isinstance(error, (sqlite3.Error, SpoolFullError)):
                 _LOGGER.error(
                     "Could not record an inference window in the ledger (%s): its row is lost; "
                     "rows already recorded are kept",
@@ -526,6 +495,7 @@ class InferenceService:
         while True:
             try:
                 pruned = await loop.run_in_executor(None, self.ledger.prune)
+                await loop.run_in_executor(None, self.store.checkpoint)
                 if pruned:
                     _LOGGER.info(
                         "Pruned %d ledger rows older than %d days",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TextIO
@@ -310,14 +310,19 @@ class Ledger:
         """
         return self.record_many([row])[0]
 
-    def record_many(self, rows: list[InferenceRow]) -> list[InferenceRow]:
+    def record_many(
+        self, rows: list[InferenceRow], counters: Mapping[str, float] | None = None
+    ) -> list[InferenceRow]:
         """Commit `rows` and add them to the lifetime counters, all in one transaction (one
-        fsync for the lot: under load, rows are written in groups and the writer keeps up)."""
+        fsync for the lot: under load, rows are written in groups and the writer keeps up), with
+        `counters` (other lifetime counters' deltas, such as the board energy) in the same one."""
         for row in rows:
             if row.outcome not in OUTCOMES:
                 raise ValueError(f"unknown outcome {row.outcome!r}")
         store = self._store
-        committed = []
+        committed: list[InferenceRow] = []
+        if not rows and not counters:
+            return committed  # nothing to write: no transaction, no fsync
         with store.lock, store.transaction_locked() as conn:
             for row in rows:
                 cursor = conn.execute(_INSERT, row._values())
@@ -325,13 +330,18 @@ class Ledger:
             ran = sum(1 for row in rows if row.outcome != "refused")
             if ran:
                 store.add_counter_locked(COUNTER_INFERENCES, ran)
-            store.add_counter_locked(
-                COUNTER_OUTPUT_TOKENS, sum(max(0, row.output_tokens or 0) for row in rows)
-            )
-            store.add_counter_locked(COUNTER_ENERGY_J, sum(max(0.0, row.energy_j) for row in rows))
-            store.add_counter_locked(
-                COUNTER_MARGINAL_J, sum(max(0.0, row.marginal_j or 0.0) for row in rows)
-            )
+            if rows:
+                store.add_counter_locked(
+                    COUNTER_OUTPUT_TOKENS, sum(max(0, row.output_tokens or 0) for row in rows)
+                )
+                store.add_counter_locked(
+                    COUNTER_ENERGY_J, sum(max(0.0, row.energy_j) for row in rows)
+                )
+                store.add_counter_locked(
+                    COUNTER_MARGINAL_J, sum(max(0.0, row.marginal_j or 0.0) for row in rows)
+                )
+            for name, delta in (counters or {}).items():
+                store.add_counter_locked(name, delta)
         return committed
 
     def page(self, after: int = 0, limit: int = PAGE_LIMIT_DEFAULT) -> LedgerPage:

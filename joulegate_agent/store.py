@@ -29,6 +29,10 @@ MIGRATIONS: list[str] = [
 ]
 
 
+WAL_AUTOCHECKPOINT_PAGES = 256
+WAL_SIZE_LIMIT_BYTES = 1 << 20
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,6 +42,10 @@ class Store:
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=FULL")
         self.connection.execute("PRAGMA busy_timeout=5000")
+        # A small WAL: checkpointed every 256 pages (1 MiB) and truncated back to 1 MiB, so on a
+        # nearly full filesystem it cannot take the last megabytes and wedge the ledger.
+        self.connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        self.connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -99,6 +107,11 @@ class Store:
             "SELECT value FROM counters WHERE name = ?", (name,)
         ).fetchone()
         return float(row[0]) if row else 0.0
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it to nothing, giving its space back."""
+        with self.lock:
+            self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def close(self) -> None:
         with self.lock:

@@ -13,6 +13,7 @@ from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
 from joulegate_agent.api.routes_inference import add_inference_routes
+from joulegate_agent.spool import SpoolFullError
 from joulegate_agent.token import token_matches
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         return json_error(err.status, err.code, err.message)
+    except SpoolFullError as err:
+        return json_error(503, "storage_full", str(err), headers={"Retry-After": "60"})
     except sqlite3.Error as err:  # disk full, read-only data directory, ...: logged where raised
         return json_error(
             503,

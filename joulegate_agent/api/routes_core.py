@@ -62,7 +62,8 @@ def info_payload(agent: Agent) -> dict[str, Any]:
 
 def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
     """The status body; `board_wh` is the persisted lifetime energy
-    (`Agent.persisted_board_energy_wh`), never a value a crash could take back."""
+    (`Agent.persisted_board_energy_wh`), never a value a crash could take back. Reading it
+    writes nothing."""
     reading = agent.sampler.latest
     thermal = agent.thermal
     rails = [] if reading is None else reading.rails
@@ -103,6 +104,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
         "inference": agent.inference.status_inference(totals),
         "gate": agent.inference.gate.state().to_json(),
         "queue": agent.inference.queue.snapshot(),
+        "storage": agent.inference.writer.health().to_json(),
         "sampler": {
             "rate_hz": agent.sampler.rate_hz,
             "samples": agent.meter.samples,

@@ -156,7 +156,9 @@ class InferenceRoutes:
             raise ApiError(
                 404, "window_not_found", f"No open window {window_id!r} (ended already?)."
             ) from None
-        return web.json_response(row.to_json())
+        # 202 while the disk fails: the window is metered and its row held in memory, written (and
+        # given its id) when the disk takes it again.
+        return web.json_response(row.to_json(), status=200 if row.id is not None else 202)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         service = self.service

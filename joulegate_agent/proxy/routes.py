@@ -209,6 +209,7 @@ class Proxy:
         self, request: web.Request, body: bytes, dialect: Dialect
     ) -> web.StreamResponse:
         service = self.service
+        service.check_storage()  # a full spool refuses new metered work: its row had no room
         arrived_at = utc_now()
         arrived_mono = time.monotonic()
         facts = read_request(dialect, body)

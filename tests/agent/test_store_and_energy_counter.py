@@ -59,6 +59,7 @@ async def test_board_energy_continues_across_a_restart(agent_config: AgentConfig
     await second.start()
     try:
         await asyncio.sleep(0.3)
+        await second.flush_energy()
         assert persisted > 1.0
         assert second.board_energy_wh > persisted / 3600.0
     finally:
