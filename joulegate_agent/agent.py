@@ -74,6 +74,10 @@ class Agent:
         return self.source.info.boundary
 
     @property
+    def ledger_id(self) -> str:
+        return self.store.ledger_id
+
+    @property
     def version(self) -> str:
         return __version__
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from joulegate_agent import __version__, cli_inference
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
+from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
 from joulegate_agent.sources import KINDS, NoPowerSourceError
 from joulegate_agent.sources.base import Calibration
 
@@ -167,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, NoPowerSourceError) as err:
         print(f"joulegate-agent: {err}", file=sys.stderr)
         return 2
+    except UnusableDataError as err:
+        print(f"joulegate-agent: {err}", file=sys.stderr)
+        return EX_CONFIG
     except OSError as err:
         # An unusable data directory or a busy port: say which file or address, no traceback.
         where = f" ({err.filename})" if err.filename else ""

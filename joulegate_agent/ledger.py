@@ -273,12 +273,15 @@ class LedgerPage:
     items: list[InferenceRow]
     cursor: int
     has_more: bool
+    ledger_id: str
+    """The cursor's ledger: a cursor into another ledger (reset, replaced) means nothing here."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "items": [row.to_json() for row in self.items],
             "cursor": self.cursor,
             "has_more": self.has_more,
+            "ledger_id": self.ledger_id,
         }
 
 
@@ -353,7 +356,12 @@ class Ledger:
             ).fetchall()
         items = [InferenceRow._from_db(r) for r in rows[:limit]]
         cursor = items[-1].id if items and items[-1].id is not None else after
-        return LedgerPage(items=items, cursor=cursor, has_more=len(rows) > limit)
+        return LedgerPage(
+            items=items,
+            cursor=cursor,
+            has_more=len(rows) > limit,
+            ledger_id=self._store.ledger_id,
+        )
 
     def get(self, row_id: int) -> InferenceRow | None:
         with self._store.lock:

@@ -8,10 +8,13 @@ refuses negative deltas, so nothing can make Home Assistant's total_increasing s
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from joulegate_agent.data_errors import UnusableDataError
 
 MIGRATIONS: list[str] = [
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",
@@ -26,6 +29,10 @@ MIGRATIONS: list[str] = [
     " gate_open INTEGER NOT NULL, boundary TEXT NOT NULL)",
     "CREATE INDEX inferences_started_ts ON inferences (started_ts)",
     "CREATE INDEX inferences_ended_ts ON inferences (ended_ts)",
+    # The ledger's identity: a new ledger (deleted, lost, reset) gets a new random id, so a client
+    # holding a cursor into the old one can tell and start over.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",
 ]
 
 
@@ -34,27 +41,42 @@ WAL_SIZE_LIMIT_BYTES = 1 << 20
 
 
 class Store:
+    """The open database. Raises UnusableDataError (one line: the file, what is wrong, what to do)
+    when the ledger is empty, corrupt, read-only or otherwise cannot be opened for writing."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lock = threading.Lock()
-        self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=FULL")
-        self.connection.execute("PRAGMA busy_timeout=5000")
-        # A small WAL: checkpointed every 256 pages (1 MiB) and truncated back to 1 MiB, so on a
-        # nearly full filesystem it cannot take the last megabytes and wedge the ledger.
-        self.connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-        self.connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
-        self._migrate()
+        if not path.exists():
+            _create(path)
+        elif _is_empty(path):
+            raise UnusableDataError(
+                path,
+                "the ledger is empty (0 bytes): its rows and lifetime counters are gone",
+                "restore it from a backup, or delete it to start a new ledger (its clients see "
+                "a new ledger_id and start over)",
+            )
+        try:
+            self.connection = _connect(path)
+        except sqlite3.Error as err:
+            raise _unusable(path, err) from None
+        try:
+            self._migrate()
+            with self.lock:
+                self.connection.execute("BEGIN IMMEDIATE")  # can it write at all?
+                self.connection.execute("ROLLBACK")
+                row = self.connection.execute(
+                    "SELECT value FROM meta WHERE key = 'ledger_id'"
+                ).fetchone()
+        except sqlite3.Error as err:
+            self.connection.close()
+            raise _unusable(path, err) from None
+        self.ledger_id: str = str(row[0])
 
     def _migrate(self) -> None:
         with self.lock:
-            version: int = self.connection.execute("PRAGMA user_version").fetchone()[0]
-            for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
-                with self.transaction_locked() as conn:
-                    conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={number}")
+            _migrate(self.connection)
 
     @contextlib.contextmanager
     def transaction_locked(self) -> Iterator[sqlite3.Connection]:
@@ -65,16 +87,8 @@ class Store:
         itself: a plain ROLLBACK would fail and hide that error behind "cannot rollback - no
         transaction is active", and a transaction left open would make every later BEGIN fail.
         """
-        conn = self.connection
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self.connection) as conn:
             yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
 
     def counter(self, name: str) -> float:
         with self.lock:
@@ -116,3 +130,99 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.connection.close()
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
+        with _transaction(conn):
+            conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        # A small WAL: checkpointed every 256 pages (1 MiB) and truncated back to 1 MiB, so on a
+        # nearly full filesystem it cannot take the last megabytes and wedge the ledger.
+        connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create(path: Path) -> None:
+    """Build a new ledger beside `path` and link it into place once complete: a start killed
+    half-way leaves no ledger rather than an empty one (which would read as a lost ledger)."""
+    building = path.with_name(f"{path.name}.{os.getpid()}.new")
+    try:
+        connection = _connect(building)
+        try:
+            _migrate(connection)
+        finally:
+            connection.close()  # checkpoints the WAL into the file and removes it
+        with building.open("rb") as built:
+            os.fsync(built.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made one meanwhile: keep it
+            os.link(building, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except sqlite3.Error as err:
+        raise _unusable(path, err) from None
+    finally:
+        for leftover in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                building.with_name(building.name + leftover).unlink()
+
+
+def _is_empty(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size == 0 and (not wal.exists() or wal.stat().st_size == 0)
+
+
+def _unusable(path: Path, err: sqlite3.Error) -> UnusableDataError:
+    text = str(err)
+    read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    if read_only or "readonly" in text:
+        return UnusableDataError(
+            path,
+            f"the ledger is read-only ({text})",
+            "make its filesystem (remount read-write) and directory writable for the agent",
+        )
+    if "full" in text:
+        return UnusableDataError(
+            path, f"the ledger's filesystem is full ({text})", "free some space on it"
+        )
+    if not isinstance(err, sqlite3.OperationalError):  # "file is not a database", "malformed"
+        return UnusableDataError(
+            path,
+            f"the ledger is not a SQLite database or is damaged ({text})",
+            f"move it aside (mv {path} {path}.corrupt) to start a new ledger, "
+            "or restore it from a backup",
+        )
+    return UnusableDataError(
+        path,
+        f"the ledger cannot be opened ({text})",
+        "check that the data directory and the file are the agent's and writable",
+    )

@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 from joulegate_agent.atomic_file import replace_file
+from joulegate_agent.data_errors import UnusableDataError
 
 TOKEN_ENV = "JOULEGATE_TOKEN"  # noqa: S105 - a variable name, not a secret
 TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret
@@ -24,7 +25,15 @@ def load_or_create_token(data_dir: Path) -> str:
         return from_env
     path = token_path(data_dir)
     if path.exists():
-        stored = path.read_text(encoding="utf-8").strip()
+        try:
+            stored = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise UnusableDataError(
+                path,
+                "the token file is not UTF-8 text",
+                f"replace it with `joulegate-agent token --rotate --data-dir {data_dir}` "
+                "(clients then need the new token) or set JOULEGATE_TOKEN",
+            ) from None
         if stored:
             return stored
     return rotate_token(data_dir)

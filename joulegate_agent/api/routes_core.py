@@ -18,6 +18,9 @@ from joulegate_agent.ledger import iso, round_or_none
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"
+FEATURES = ("ledger_id", "storage_health", "clock_synced")
+"""What this agent offers beyond API version 1's first answers, for clients that must also work
+with older agents (listed in /api/v1/info)."""
 
 
 @lru_cache(maxsize=1)
@@ -38,6 +41,8 @@ def info_payload(agent: Agent) -> dict[str, Any]:
         },
         "agent_version": agent.version,
         "api_version": API_VERSION,
+        "features": list(FEATURES),
+        "ledger_id": agent.ledger_id,
         "python_version": platform.python_version(),
         "sample_rate_hz": agent.sampler.rate_hz,
         "boundary": agent.boundary,

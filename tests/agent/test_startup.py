@@ -1,0 +1,183 @@
+"""Start-up with a damaged data directory: one line that names the file and what to do, and an
+exit status (78, EX_CONFIG) that the shipped systemd unit does not restart on; a ledger that was
+reset gets a new identity its clients can see."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from demo.procs import free_port, simulated_agent_argv
+from joulegate_agent.agent import Agent
+from joulegate_agent.config import AgentConfig
+from joulegate_agent.store import Store
+from tests.agent.conftest import auth
+from tests.agent.llm_fakes import proxy_config, running_agent
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT = REPO / "examples" / "joulegate-agent.service"
+EX_CONFIG = 78
+START_TIMEOUT_S = 30
+
+
+def serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`joulegate-agent serve` as a real process; it must exit by itself."""
+    env = {k: v for k, v in os.environ.items() if k != "JOULEGATE_TOKEN"}
+    return subprocess.run(
+        simulated_agent_argv(free_port(), data_dir, None),
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+
+
+def the_one_line(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@contextlib.contextmanager
+def read_only_filesystem(where: Path) -> Iterator[Path]:
+    """A tmpfs at `where` that can be turned read-only (as root); skipped where it cannot."""
+    where.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a filesystem here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_corrupt_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "joulegate.db").write_bytes(b"not a database, just bytes\n" * 200)
+    result = serve(data)
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(data / "joulegate.db") in line
+    assert "not a SQLite database" in line
+    assert "move it aside" in line
+
+
+def test_an_empty_ledger_stops_the_agent_instead_of_starting_over_at_zero(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "joulegate.db").write_bytes(b"")
+    result = serve(data)
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(data / "joulegate.db") in line
+    assert "empty" in line
+    assert (data / "joulegate.db").stat().st_size == 0  # left for the user to look at
+
+
+def test_a_read_only_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> None:
+    with read_only_filesystem(tmp_path / "ro") as filesystem:
+        data = filesystem / "data"
+        data.mkdir()
+        (data / "token").write_text("a-token-of-the-agent\n")
+        (data / "device_id").write_text("0123456789abcdef\n")
+        Store(data / "joulegate.db").close()
+        subprocess.run(["mount", "-o", "remount,ro", str(filesystem)], check=True)
+        result = serve(data)
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(data / "joulegate.db") in line
+    assert "read-only" in line
+
+
+def test_a_token_file_that_is_not_utf8_stops_the_agent_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "token").write_bytes(b"\xff\xfe\xfa garbage")
+    result = serve(data)
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(data / "token") in line
+    assert "token --rotate" in line
+
+
+def test_the_shipped_unit_does_not_restart_an_agent_that_cannot_start() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string(UNIT.read_text())
+    assert str(EX_CONFIG) in unit["Service"]["RestartPreventExitStatus"].split()
+
+
+def ledger_id_in(database: Path) -> str:
+    connection = sqlite3.connect(database)
+    try:
+        value: str = connection.execute(
+            "SELECT value FROM meta WHERE key = 'ledger_id'"
+        ).fetchone()[0]
+    finally:
+        connection.close()
+    return value
+
+
+def test_a_ledger_keeps_its_id_across_restarts_and_a_new_ledger_gets_a_new_one(
+    tmp_path: Path,
+) -> None:
+    first = Store(tmp_path / "joulegate.db")
+    ledger_id = first.ledger_id
+    first.close()
+    again = Store(tmp_path / "joulegate.db")
+    assert again.ledger_id == ledger_id == ledger_id_in(tmp_path / "joulegate.db")
+    again.close()
+    (tmp_path / "joulegate.db").unlink()
+    fresh = Store(tmp_path / "joulegate.db")
+    assert fresh.ledger_id != ledger_id
+    assert len(fresh.ledger_id) == 32
+    fresh.close()
+
+
+def test_a_ledger_from_before_ledger_ids_gets_one_on_upgrade(tmp_path: Path) -> None:
+    from joulegate_agent import store as store_module
+
+    path = tmp_path / "joulegate.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, statement in enumerate(store_module.MIGRATIONS[:4], start=1):
+        old.execute(statement)
+        old.execute(f"PRAGMA user_version={number}")
+    old.execute("INSERT INTO counters (name, value) VALUES ('inferences', 300)")
+    old.close()
+    upgraded = Store(path)
+    assert upgraded.counter("inferences") == 300
+    assert len(upgraded.ledger_id) == 32
+    upgraded.close()
+
+
+async def test_info_and_every_ledger_page_name_the_ledger(
+    tmp_path: Path, agent_config: AgentConfig
+) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        info = await get_json(client, agent, "/api/v1/info")
+        page = await get_json(client, agent, "/api/v1/inferences")
+        empty_page = await get_json(client, agent, "/api/v1/inferences?after=5000")
+    assert info["ledger_id"] == page["ledger_id"] == empty_page["ledger_id"] == agent.ledger_id
+    assert {"ledger_id", "storage_health", "clock_synced"} <= set(info["features"])
+
+
+async def get_json(client: TestClient[Any, Any], agent: Agent, path: str) -> Any:
+    response = await client.get(path, headers=auth(agent))
+    assert response.status == 200
+    return await response.json()
