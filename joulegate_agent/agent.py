@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from joulegate_agent import __version__
+from joulegate_agent.clock import clock_synced
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
 from joulegate_agent.inference import InferenceService
@@ -56,6 +57,7 @@ class Agent:
             self.meter,
             self.store,
             energy=UnsavedEnergy(BOARD_ENERGY, lambda: self.meter.total_j),
+            clock_synced=lambda: clock_synced(config.root),
             boundary=lambda: self.boundary,
             gate_fallback_open=config.gate_fallback_open,
             queue_capacity=config.queue_capacity,

@@ -194,10 +194,15 @@ class InferenceService:
         retention_days: int = 365,
         keepalive_s: float = KEEPALIVE_S,
         energy: UnsavedEnergy | None = None,
+        clock_synced: Callable[[], bool | None] | None = None,
     ) -> None:
         self.meter = meter
         self.store = store
-        self.ledger = Ledger(store, retention_days=retention_days)
+        self.ledger = (
+            Ledger(store, retention_days=retention_days)
+            if clock_synced is None
+            else Ledger(store, retention_days=retention_days, synced=clock_synced)
+        )
         self.gate = Gate(fallback_open=gate_fallback_open)
         self.queue = DeferralQueue(self.gate, queue_capacity)
         self.limit = ConcurrencyLimit(max_concurrent_inferences)
@@ -463,7 +468,7 @@ class InferenceService:
     async def _commit(self, row: InferenceRow) -> InferenceRow:
         """Hand `row` to the ledger writer; return it once committed (with its id) or, while the
         disk fails, once it is held in the spool (id None)."""
-        return await asyncio.shield(self.writer.add(row))
+        return await asyncio.shield(self.writer.add(self.ledger.stamp(row)))
 
     def _publish(self, row: InferenceRow) -> None:
         self.events.publish("inference", row.to_json())

@@ -12,11 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Literal, TextIO
 
+from joulegate_agent.clock import RetentionClock, clock_synced
 from joulegate_agent.store import Store
 
 Outcome = Literal["ok", "error", "cancelled", "refused"]
@@ -28,6 +29,7 @@ COUNTER_ENERGY_J = "inference_energy_j"
 COUNTER_MARGINAL_J = "marginal_energy_j"
 
 DEFAULT_RETENTION_DAYS = 365
+_META_RETENTION_CLOCK = "retention_clock"
 PAGE_LIMIT_MAX = 1000
 PAGE_LIMIT_DEFAULT = 100
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -55,6 +57,8 @@ _COLUMNS = (
     "outcome",
     "gate_open",
     "boundary",
+    "clock_synced",
+    "retention_ts",
 )
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
 _INSERT = (
@@ -86,6 +90,7 @@ JSON_FIELDS = (
     "gate_open",
     "boundary",
     "label",
+    "clock_synced",
 )
 """The keys of an inference row in the API, in order (also the CSV header)."""
 
@@ -132,6 +137,9 @@ class InferenceRow:
     route: str | None = None
     label: str | None = None
     http_status: int | None = None
+    clock_synced: bool | None = None
+    retention_ts: float | None = None
+    """Seconds since the epoch that retention ages the row from (clock.py); None until stamped."""
     id: int | None = None
 
     def __post_init__(self) -> None:
@@ -188,6 +196,7 @@ class InferenceRow:
             "gate_open": self.gate_open,
             "boundary": self.boundary,
             "label": self.label,
+            "clock_synced": self.clock_synced,
         }
 
     def _values(self) -> tuple[Any, ...]:
@@ -214,6 +223,8 @@ class InferenceRow:
             self.outcome,
             int(self.gate_open),
             self.boundary,
+            None if self.clock_synced is None else int(self.clock_synced),
+            self.retention_ts,
         )
 
     @classmethod
@@ -242,6 +253,8 @@ class InferenceRow:
             outcome,
             gate_open,
             boundary,
+            clock_synced,
+            retention_ts,
         ) = tuple(row)
         return cls(
             id=id_,
@@ -265,6 +278,8 @@ class InferenceRow:
             outcome=outcome,
             gate_open=bool(gate_open),
             boundary=boundary,
+            clock_synced=None if clock_synced is None else bool(clock_synced),
+            retention_ts=retention_ts,
         )
 
 
@@ -300,11 +315,30 @@ class Ledger:
     the Store's lock); async callers run `record` in an executor so a commit's fsync never blocks
     the event loop."""
 
-    def __init__(self, store: Store, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        synced: Callable[[], bool | None] = clock_synced,
+        clock: RetentionClock | None = None,
+    ) -> None:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         self._store = store
         self.retention_days = retention_days
+        self._synced = synced
+        self.clock = clock or RetentionClock(retention_resume_ts(store), synced=synced)
+
+    def stamp(self, row: InferenceRow) -> InferenceRow:
+        """`row` with the clock's state now: synchronised or not, and its retention time."""
+        if row.retention_ts is not None:
+            return row
+        return replace(
+            row,
+            clock_synced=self._synced(),
+            retention_ts=row.ended_at.timestamp() + self.clock.offset(),
+        )
 
     def record(self, row: InferenceRow) -> InferenceRow:
         """Commit `row` and add it to the lifetime counters, in one transaction.
@@ -322,6 +356,7 @@ class Ledger:
         for row in rows:
             if row.outcome not in OUTCOMES:
                 raise ValueError(f"unknown outcome {row.outcome!r}")
+        rows = [self.stamp(row) for row in rows]
         store = self._store
         committed: list[InferenceRow] = []
         if not rows and not counters:
@@ -408,12 +443,33 @@ class Ledger:
         )
 
     def prune(self, now: datetime | None = None) -> int:
-        """Delete rows that ended more than `retention_days` ago; counters stay as they are."""
-        moment = now or datetime.now(timezone.utc)
-        cutoff = (moment - timedelta(days=self.retention_days)).timestamp()
+        """Delete rows whose retention time is more than `retention_days` before the retention
+        clock (or `now`), which never jumps with the wall clock; counters stay as they are."""
+        trusted = now.timestamp() if now is not None else self.clock.now()
+        cutoff = trusted - self.retention_days * 86400.0
         with self._store.lock, self._store.transaction_locked() as conn:
-            deleted = conn.execute("DELETE FROM inferences WHERE ended_ts < ?", (cutoff,)).rowcount
+            deleted = conn.execute(
+                "DELETE FROM inferences WHERE retention_ts < ?", (cutoff,)
+            ).rowcount
+            if now is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_META_RETENTION_CLOCK, repr(trusted)),
+                )
         return int(deleted)
+
+
+def retention_resume_ts(store: Store) -> float | None:
+    """Where a ledger's retention clock resumes: the latest time it had reached, stored or on a
+    row (None for a ledger without either)."""
+    with store.lock:
+        row = store.connection.execute(
+            "SELECT MAX(ts) FROM (SELECT CAST(value AS REAL) AS ts FROM meta WHERE key = ?"
+            " UNION ALL SELECT MAX(retention_ts) FROM inferences)",
+            (_META_RETENTION_CLOCK,),
+        ).fetchone()
+    return None if row[0] is None else float(row[0])
 
 
 def _csv_cell(value: Any) -> Any:

@@ -33,6 +33,12 @@ MIGRATIONS: list[str] = [
     # holding a cursor into the old one can tell and start over.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "INSERT INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))))",
+    # clock.py: whether the wall clock was synchronised when the row was written (NULL: unknown),
+    # and the time retention ages the row from (its end, corrected for a wall clock off then).
+    "ALTER TABLE inferences ADD COLUMN clock_synced INTEGER",
+    "ALTER TABLE inferences ADD COLUMN retention_ts REAL",
+    "UPDATE inferences SET retention_ts = ended_ts",
+    "CREATE INDEX inferences_retention_ts ON inferences (retention_ts)",
 ]
 
 
