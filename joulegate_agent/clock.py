@@ -12,15 +12,22 @@ the ledger has seen (stored beside the rows, and each row's own), so time the ag
 only once the clock is synchronised; until then rows are kept longer, never deleted early. Each
 row records, as `retention_ts`, its end time shifted by the retention clock's offset from the wall
 clock when it was written, so rows written under a wrong clock age from when they really were.
+A new ledger started under a clock that is not synchronised and reads a time before
+EARLIEST_PLAUSIBLE_TS (a board booted at its image's date) has no reference at all: its rows get
+no retention time (they are never pruned) until the clock is synchronised, and then age from that
+moment.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -28,6 +35,8 @@ TIMESYNC_DIR = "run/systemd/timesync"
 TIMESYNC_FLAG = "run/systemd/timesync/synchronized"
 STA_UNSYNC = 0x0040
 JUMP_TOLERANCE_S = 300.0
+EARLIEST_PLAUSIBLE_TS = 1767225600.0
+"""2026-01-01T00:00:00Z, before this agent existed: a clock reading earlier is certainly wrong."""
 
 _LONG = ctypes.c_long
 
@@ -61,13 +70,19 @@ class _Timex(ctypes.Structure):
     )
 
 
+@functools.cache
+def _adjtimex() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).adjtimex
+    except (OSError, AttributeError):
+        return None
+
+
 def kernel_clock_status() -> int | None:
     """The kernel's NTP status bits (adjtimex, changing nothing); None where it cannot be read
     (not Linux, or a sandbox such as systemd's ProtectClock= that forbids the call)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        adjtimex = libc.adjtimex
-    except (OSError, AttributeError):
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
     timex = _Timex()
     if adjtimex(ctypes.byref(timex)) == -1:
@@ -91,12 +106,18 @@ def clock_synced(
 
 
 class RetentionClock:
-    """A wall time retention can trust (see the module's docstring), in epoch seconds."""
+    """A wall time retention can trust (see the module's docstring), in epoch seconds.
+
+    `anchored` is False while it has no trustworthy reading at all: a new ledger started under a
+    clock that is not known to be right. Rows written then get no retention time (they are kept)
+    until the clock is synchronised.
+    """
 
     def __init__(
         self,
         resume_ts: float | None,
         *,
+        anchored: bool = True,
         synced: Callable[[], bool | None],
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -104,39 +125,53 @@ class RetentionClock:
         self._synced = synced
         self._wall = wall
         self._monotonic = monotonic
+        self._lock = threading.Lock()
         self._last_wall = wall()
-        self._ts = self._last_wall if resume_ts is None else resume_ts
         self._mono = monotonic()
         self._distrusted = False
-        if resume_ts is not None:
+        if resume_ts is None:
+            self.anchored = synced() is True or self._last_wall >= EARLIEST_PLAUSIBLE_TS
+            self._ts = self._last_wall
+            if not self.anchored:
+                _LOGGER.warning(
+                    "The wall clock is not known to be right on this new ledger: its rows are "
+                    "kept, not aged for retention, until the clock is synchronised"
+                )
+        else:
+            self.anchored = anchored
+            self._ts = resume_ts
             self.now()
 
     def now(self) -> float:
-        wall, mono = self._wall(), self._monotonic()
-        self._last_wall = wall
-        expected = self._ts + max(0.0, mono - self._mono)
-        off_by = wall - expected
-        if abs(off_by) <= JUMP_TOLERANCE_S or self._synced() is True:
-            if self._distrusted or abs(off_by) > JUMP_TOLERANCE_S:
-                _LOGGER.info(
-                    "Retention follows the wall clock again (it is %+.0f s from the time the "
-                    "agent counted)",
-                    off_by,
-                )
-            self._distrusted = False
-            self._ts = wall
-        else:
-            if not self._distrusted:
+        with self._lock:
+            wall, mono = self._wall(), self._monotonic()
+            self._last_wall = wall
+            expected = self._ts + max(0.0, mono - self._mono)
+            self._mono = mono
+            off_by = wall - expected
+            if self._synced() is True or (self.anchored and abs(off_by) <= JUMP_TOLERANCE_S):
+                if self._distrusted or abs(off_by) > JUMP_TOLERANCE_S:
+                    _LOGGER.info(
+                        "Retention follows the wall clock again (%+.0f s from the time the agent "
+                        "counted)",
+                        off_by,
+                    )
+                self._distrusted = False
+                self.anchored = True
+                self._ts = wall
+                return wall
+            if self.anchored and not self._distrusted:
                 _LOGGER.warning(
                     "The wall clock is %+.0f s from the time the agent has seen pass; until it "
                     "is synchronised, retention counts monotonic time and rows are kept",
                     off_by,
                 )
-            self._distrusted = True
+                self._distrusted = True
             self._ts = expected
-        self._mono = mono
-        return self._ts
+            return expected
 
-    def offset(self) -> float:
-        """Retention time minus wall time, now (0 while the wall clock is trusted)."""
-        return self.now() - self._last_wall
+    def offset(self) -> float | None:
+        """Retention time minus wall time, now (0 while the wall clock is trusted); None while
+        the clock is not anchored."""
+        ts = self.now()
+        return ts - self._last_wall if self.anchored else None

@@ -30,6 +30,7 @@ COUNTER_MARGINAL_J = "marginal_energy_j"
 
 DEFAULT_RETENTION_DAYS = 365
 _META_RETENTION_CLOCK = "retention_clock"
+_META_ANCHORED = "retention_clock_anchored"
 PAGE_LIMIT_MAX = 1000
 PAGE_LIMIT_DEFAULT = 100
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -328,16 +329,20 @@ class Ledger:
         self._store = store
         self.retention_days = retention_days
         self._synced = synced
-        self.clock = clock or RetentionClock(retention_resume_ts(store), synced=synced)
+        if clock is None:
+            resume_ts, anchored = retention_resume(store)
+            clock = RetentionClock(resume_ts, anchored=anchored, synced=synced)
+        self.clock = clock
 
     def stamp(self, row: InferenceRow) -> InferenceRow:
         """`row` with the clock's state now: synchronised or not, and its retention time."""
         if row.retention_ts is not None:
             return row
+        offset = self.clock.offset()
         return replace(
             row,
             clock_synced=self._synced(),
-            retention_ts=row.ended_at.timestamp() + self.clock.offset(),
+            retention_ts=None if offset is None else row.ended_at.timestamp() + offset,
         )
 
     def record(self, row: InferenceRow) -> InferenceRow:
@@ -444,32 +449,45 @@ class Ledger:
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete rows whose retention time is more than `retention_days` before the retention
-        clock (or `now`), which never jumps with the wall clock; counters stay as they are."""
+        clock (or `now`), which never jumps with the wall clock; counters stay as they are.
+
+        Rows written before the clock had any anchor get the clock's time once it has one (they
+        are kept a full retention period from then)."""
         trusted = now.timestamp() if now is not None else self.clock.now()
+        anchored = now is not None or self.clock.anchored
         cutoff = trusted - self.retention_days * 86400.0
+        deleted = 0
         with self._store.lock, self._store.transaction_locked() as conn:
-            deleted = conn.execute(
-                "DELETE FROM inferences WHERE retention_ts < ?", (cutoff,)
-            ).rowcount
-            if now is None:
+            if anchored:
                 conn.execute(
+                    "UPDATE inferences SET retention_ts = ? WHERE retention_ts IS NULL", (trusted,)
+                )
+                deleted = conn.execute(
+                    "DELETE FROM inferences WHERE retention_ts < ?", (cutoff,)
+                ).rowcount
+            if now is None:
+                conn.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (_META_RETENTION_CLOCK, repr(trusted)),
+                    [(_META_RETENTION_CLOCK, repr(trusted)), (_META_ANCHORED, str(int(anchored)))],
                 )
         return int(deleted)
 
 
-def retention_resume_ts(store: Store) -> float | None:
+def retention_resume(store: Store) -> tuple[float | None, bool]:
     """Where a ledger's retention clock resumes: the latest time it had reached, stored or on a
-    row (None for a ledger without either)."""
+    row (None for a ledger without either), and whether it was anchored (clock.py)."""
     with store.lock:
-        row = store.connection.execute(
-            "SELECT MAX(ts) FROM (SELECT CAST(value AS REAL) AS ts FROM meta WHERE key = ?"
-            " UNION ALL SELECT MAX(retention_ts) FROM inferences)",
-            (_META_RETENTION_CLOCK,),
-        ).fetchone()
-    return None if row[0] is None else float(row[0])
+        conn = store.connection
+        meta = dict(
+            conn.execute(
+                "SELECT key, value FROM meta WHERE key IN (?, ?)",
+                (_META_RETENTION_CLOCK, _META_ANCHORED),
+            ).fetchall()
+        )
+        newest = conn.execute("SELECT MAX(retention_ts) FROM inferences").fetchone()[0]
+    times = [float(t) for t in (meta.get(_META_RETENTION_CLOCK), newest) if t is not None]
+    return (max(times) if times else None), meta.get(_META_ANCHORED, "1") == "1"
 
 
 def _csv_cell(value: Any) -> Any:

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.clock import STA_UNSYNC, RetentionClock, clock_synced
-from joulegate_agent.ledger import InferenceRow, Ledger, export_rows, retention_resume_ts
+from joulegate_agent.ledger import InferenceRow, Ledger, export_rows, retention_resume
 from joulegate_agent.store import MIGRATIONS, Store
 from tests.agent.conftest import auth
 
@@ -51,8 +51,10 @@ class World:
         def synced() -> bool | None:
             return self.synced
 
+        resume_ts, anchored = retention_resume(store)
         clock = RetentionClock(
-            retention_resume_ts(store),
+            resume_ts,
+            anchored=anchored,
             synced=synced,
             wall=lambda: self.wall,
             monotonic=lambda: self.monotonic,
@@ -237,3 +239,21 @@ async def test_the_row_json_export_and_api_say_whether_the_clock_was_synchronise
     export_rows(agent.inference.ledger, table, "csv")
     [exported] = list(csv.DictReader(io.StringIO(table.getvalue())))
     assert exported["clock_synced"] in ("true", "false", "")
+
+
+def test_a_new_ledger_under_a_clock_two_years_behind_keeps_its_rows_a_full_period(
+    store: Store,
+) -> None:
+    world = World(synced=False, wall=TRUE_START - 730 * DAY)  # booted at the image's date
+    ledger = world.ledger(store, retention_days=30)
+    for n in range(3):
+        ledger.record(world.row(n))
+        world.passes(60)
+    assert ledger.prune() == 0
+    world.synced = True  # NTP corrects the clock: the rows look two years old
+    world.wall += 730 * DAY
+    assert ledger.prune() == 0
+    world.passes(29 * DAY)
+    assert ledger.prune() == 0
+    world.passes(2 * DAY)
+    assert ledger.prune() == 3
