@@ -507,9 +507,11 @@ class InferenceService:
                         pruned,
                         self.ledger.retention_days,
                     )
-                self._end_stale_windows()
+            except (sqlite3.Error, OSError) as err:  # the disk: status shows the writer's state
+                _LOGGER.warning("Ledger retention skipped (%s); it runs again in an hour", err)
             except Exception:
                 _LOGGER.exception("Ledger housekeeping failed")
+            self._end_stale_windows()
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
     def _end_stale_windows(self) -> None:
