@@ -203,7 +203,8 @@ def test_clock_synced_reads_timesyncd_then_the_kernel(
 def test_rows_written_before_this_column_existed_keep_their_age(tmp_path: Path) -> None:
     path = tmp_path / "joulegate.db"
     old = sqlite3.connect(path, isolation_level=None)
-    for number, statement in enumerate(MIGRATIONS[:6], start=1):
+    before = next(n for n, m in enumerate(MIGRATIONS) if "ADD COLUMN clock_synced" in m)
+    for number, statement in enumerate(MIGRATIONS[:before], start=1):
         old.execute(statement)
         old.execute(f"PRAGMA user_version={number}")
     old.execute(
