@@ -11,6 +11,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,7 @@ MIGRATIONS: list[str] = [
 
 WAL_AUTOCHECKPOINT_PAGES = 256
 WAL_SIZE_LIMIT_BYTES = 1 << 20
+STALE_BUILD_S = 60.0
 
 
 class Store:
@@ -178,6 +180,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _create(path: Path) -> None:
     """Build a new ledger beside `path` and link it into place once complete: a start killed
     half-way leaves no ledger rather than an empty one (which would read as a lost ledger)."""
+    for stale in path.parent.glob(f"{path.name}.*.new*"):  # left by a start that was killed
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_BUILD_S:
+                stale.unlink()
     building = path.with_name(f"{path.name}.{os.getpid()}.new")
     try:
         connection = _connect(building)
@@ -187,8 +193,13 @@ def _create(path: Path) -> None:
             connection.close()  # checkpoints the WAL into the file and removes it
         with building.open("rb") as built:
             os.fsync(built.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made one meanwhile: keep it
+        try:
             os.link(building, path)
+        except FileExistsError:
+            pass  # another process made one meanwhile: keep it
+        except OSError:  # a filesystem without hard links (FAT, exFAT)
+            if not path.exists():
+                os.replace(building, path)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
