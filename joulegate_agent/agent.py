@@ -117,7 +117,7 @@ class Agent:
         await self.inference.writer.flush()
 
     async def persisted_board_energy_wh(self) -> float:
-        """`board_energy_wh`, read off the event loop's critical path: a read, never a write."""
+        """`board_energy_wh`, for the status route: a read, never a write."""
         return self.board_energy_wh
 
     async def refresh_thermal(self) -> None:

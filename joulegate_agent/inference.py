@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from joulegate_agent import clock
 from joulegate_agent.gate import DeferralQueue, Gate, GateState
 from joulegate_agent.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
 from joulegate_agent.meter import Meter, WindowEnergy
@@ -194,15 +195,11 @@ class InferenceService:
         retention_days: int = 365,
         keepalive_s: float = KEEPALIVE_S,
         energy: UnsavedEnergy | None = None,
-        clock_synced: Callable[[], bool | None] | None = None,
+        clock_synced: Callable[[], bool | None] = clock.clock_synced,
     ) -> None:
         self.meter = meter
         self.store = store
-        self.ledger = (
-            Ledger(store, retention_days=retention_days)
-            if clock_synced is None
-            else Ledger(store, retention_days=retention_days, synced=clock_synced)
-        )
+        self.ledger = Ledger(store, retention_days=retention_days, synced=clock_synced)
         self.gate = Gate(fallback_open=gate_fallback_open)
         self.queue = DeferralQueue(self.gate, queue_capacity)
         self.limit = ConcurrencyLimit(max_concurrent_inferences)
