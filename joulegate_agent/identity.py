@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from joulegate_agent.atomic_file import replace_file
+from joulegate_agent.data_errors import UnusableDataError
 
 DEVICE_ID_FILE = "device_id"
 
@@ -22,11 +23,20 @@ class Board:
 def load_device_id(data_dir: Path, root: Path) -> str:
     """Derived from /etc/machine-id when readable (survives a wiped data directory), else random.
 
-    Stored on first use so it never changes afterwards, whatever happens to machine-id.
+    Stored on first use so it never changes afterwards, whatever happens to machine-id. A stored
+    id that is not text is not replaced silently: Home Assistant knows the box by it.
     """
     path = data_dir / DEVICE_ID_FILE
     if path.exists():
-        stored = path.read_text(encoding="utf-8").strip()
+        try:
+            stored = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError:
+            raise UnusableDataError(
+                path,
+                "the device id file is not UTF-8 text",
+                "delete it and the agent makes a new id at start (Home Assistant then sees "
+                "another device: reconfigure its Joulegate entry)",
+            ) from None
         if stored:
             return stored
     machine_id = _read(root / "etc/machine-id")

@@ -117,6 +117,17 @@ def test_a_token_file_that_is_not_utf8_stops_the_agent_with_one_line(tmp_path: P
     assert "token --rotate" in line
 
 
+def test_a_device_id_file_that_is_not_utf8_stops_the_agent_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "device_id").write_bytes(b"\xff\xfe\xfa garbage")
+    result = serve(data)
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(data / "device_id") in line
+    assert "Home Assistant" in line
+
+
 def test_the_shipped_unit_does_not_restart_an_agent_that_cannot_start() -> None:
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.read_string(UNIT.read_text())
