@@ -13,19 +13,15 @@ from homeassistant.helpers.typing import ConfigType
 from .api import JoulegateAuthenticationError, JoulegateClient, JoulegateError
 from .binary_sensor import INFERENCE_ALLOWED
 from .const import DOMAIN
-from .coordinator import (
-    JoulegateConfigEntry,
-    JoulegateData,
-    JoulegateDataUpdateCoordinator,
-    ledger_store,
-)
-from .gate import GateRunner, accounting_store, gate_store
+from .coordinator import JoulegateConfigEntry, JoulegateData, JoulegateDataUpdateCoordinator
+from .gate import GateRunner, gate_store
 from .inputs import GateConfig
 from .issues import delete_issues
 from .number import NUMBERS
 from .select import BATTERY_POLICY, GATE_MODE
 from .sensor import GATE_SENSORS
 from .services import async_setup_services
+from .store import LedgerStore
 
 # Select and number hold the surplus gate's settings; they have entities only
 # once the gate's inputs are chosen in the options.
@@ -133,7 +129,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> None:
-    """Delete what a removed entry saved: ledger cursor, gate settings, accounting, issues."""
-    for store in (ledger_store, gate_store, accounting_store):
-        await store(hass, entry.entry_id).async_remove()
+    """Delete what a removed entry saved: ledger cursor and totals, gate settings, issues."""
+    await LedgerStore(hass, entry.entry_id).async_remove_all()
+    await gate_store(hass, entry.entry_id).async_remove()
     delete_issues(hass, entry.entry_id)

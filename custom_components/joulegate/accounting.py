@@ -99,9 +99,27 @@ def split_energy(energy_wh: float, duration_s: float, samples: Iterable[FlowSamp
         if carbon is not None and sample_grid > 0:
             intensity = sample.carbon_g_per_kwh
             carbon = None if intensity is None else carbon + sample_grid / 1000 * intensity
-    # Rounding must not make the parts exceed the whole.
-    grid = max(0.0, energy_wh - solar - battery)
+    # The grid takes what is left, so the parts add up to the whole; what float rounding leaves
+    # (1e-19 Wh where the sun paid for all of it) is no grid energy.
+    grid = energy_wh - solar - battery
+    if grid <= energy_wh * 1e-9:
+        grid = 0.0
     return Split(solar, battery, grid, carbon)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Lifetime inference energy above idle by source (Wh); `total_wh` is their sum."""
+
+    solar_wh: float = 0.0
+    battery_wh: float = 0.0
+    grid_wh: float = 0.0  # unattributed energy included
+    unattributed_wh: float = 0.0
+
+    @property
+    def total_wh(self) -> float:
+        """All inference energy above idle counted: the sum of the three sources."""
+        return self.solar_wh + self.battery_wh + self.grid_wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,7 @@ class Accounting:
         self.day: date | None = None
         self.inference_wh_today = 0.0
         self.pv_last_wh: float | None = None
+        self.pv_last_day: date | None = None  # the local day of the PV meter's last reading
         self.pv_yield_today_wh: float | None = None
 
     def _roll(self, day: date) -> bool:
@@ -162,24 +181,29 @@ class Accounting:
         """Follow the PV energy meter: a lifetime counter, or one that resets (daily or not).
 
         A drop of more than 10 % is a reset, and what it shows since counts; a smaller drop is
-        meter noise and is ignored until the meter is above its last value again.
+        meter noise and is ignored until the meter is above its last value again. A rise since
+        a reading of an earlier day (Home Assistant was down over midnight, or the previous run
+        was on another day) is not today's yield: it is not known how much of it came today.
         """
         self._roll(day)
         if value_wh is None:
             return
         last = self.pv_last_wh
         if last is None:
-            self.pv_last_wh = value_wh
-            self.pv_yield_today_wh = self.pv_yield_today_wh or 0.0
-            return
-        if value_wh >= last:
-            gained = value_wh - last
-        elif value_wh < 0.9 * last:
+            gained = 0.0
+        elif value_wh >= last:
+            gained = value_wh - last if self.pv_last_day == day else 0.0
+        elif value_wh < 0.9 * last or self.pv_last_day != day:
             gained = max(0.0, value_wh)
         else:
             return
         self.pv_last_wh = value_wh
+        self.pv_last_day = day
         self.pv_yield_today_wh = (self.pv_yield_today_wh or 0.0) + gained
+
+    def totals(self) -> Totals:
+        """The lifetime totals."""
+        return Totals(self.solar_wh, self.battery_wh, self.grid_wh, self.unattributed_wh)
 
     def summary(self) -> AccountingSummary:
         """The totals, the rolling figures over the recent inferences, and today's share."""
@@ -222,6 +246,7 @@ class Accounting:
             "day": self.day.isoformat() if self.day else None,
             "inference_wh_today": self.inference_wh_today,
             "pv_last_wh": self.pv_last_wh,
+            "pv_last_day": self.pv_last_day.isoformat() if self.pv_last_day else None,
             "pv_yield_today_wh": self.pv_yield_today_wh,
         }
 
@@ -255,11 +280,17 @@ class Accounting:
                 )
             except (TypeError, ValueError):
                 continue
-        try:
-            accounting.day = date.fromisoformat(data["day"])
-        except (KeyError, TypeError, ValueError):
-            accounting.day = None
+        accounting.day = _day(data.get("day"))
+        accounting.pv_last_day = _day(data.get("pv_last_day"))
         accounting.inference_wh_today = number("inference_wh_today") or 0.0
         accounting.pv_last_wh = number("pv_last_wh")
         accounting.pv_yield_today_wh = number("pv_yield_today_wh")
         return accounting
+
+
+def _day(value: Any) -> date | None:
+    """A saved day, or None where it cannot be read."""
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None

@@ -139,6 +139,13 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
+def _strings(data: Mapping[str, Any], key: str) -> list[str]:
+    values = _list(data, key)
+    if not all(isinstance(value, str) for value in values):
+        raise ValueError(f"field {key!r} is not a list of strings")
+    return values
+
+
 def _parse[M](parser: Callable[[Any], M], data: Any) -> M:
     """Run a model parser and turn a malformed body into a client error."""
     try:
@@ -239,6 +246,8 @@ class Info:
     boundary: str | None
     sample_rate_hz: float | None
     sources: tuple[PowerSource, ...]
+    ledger_id: str | None  # None: an agent older than ledger identities
+    features: tuple[str, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -254,6 +263,8 @@ class Info:
             boundary=_opt_str(obj, "boundary"),
             sample_rate_hz=_opt_float(obj, "sample_rate_hz"),
             sources=tuple(PowerSource.from_dict(src) for src in _list(obj, "sources")),
+            ledger_id=_opt_str(obj, "ledger_id"),
+            features=tuple(_strings(obj, "features")),
             raw=obj,
         )
 
@@ -550,6 +561,7 @@ class InferencePage:
     items: tuple[Inference, ...]
     cursor: int
     has_more: bool
+    ledger_id: str | None = None  # which ledger the rows are of (None: an older agent)
 
     @classmethod
     def from_dict(cls, data: Any) -> Self:
@@ -559,6 +571,7 @@ class InferencePage:
             items=tuple(Inference.from_dict(row) for row in _list(obj, "items")),
             cursor=_int(obj, "cursor"),
             has_more=_bool(obj, "has_more", False),
+            ledger_id=_opt_str(obj, "ledger_id"),
         )
 
 

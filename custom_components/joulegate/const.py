@@ -33,7 +33,6 @@ EVENT_STREAM_BACKOFF_MAX: Final = 60.0
 ROLLING_WINDOW: Final = 20
 LEDGER_PAGE_SIZE: Final = 100
 LEDGER_MAX_PAGES_PER_UPDATE: Final = 10
-LEDGER_STORAGE_VERSION: Final = 1
 
 # Fired on the event bus once per ledger row, exactly once per inference.
 EVENT_INFERENCE: Final = "joulegate_inference"
@@ -176,8 +175,6 @@ LEASE_CYCLES: Final = 3
 FLOW_HISTORY: Final = 360  # samples: an hour at one per cycle
 FLOW_MATCH_TOLERANCE: Final = timedelta(seconds=60)
 GATE_STORAGE_VERSION: Final = 1
-ACCOUNTING_STORAGE_VERSION: Final = 1
-ACCOUNTING_SAVE_DELAY: Final = 10  # seconds; Home Assistant's final write flushes it on stop
 
 # Actions.
 SERVICE_ALLOW_INFERENCE: Final = "allow_inference"

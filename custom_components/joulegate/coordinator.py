@@ -12,9 +12,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.debounce import Debouncer
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
+from .accounting import Accounting, Totals
 from .api import (
     Inference,
     Info,
@@ -34,11 +34,11 @@ from .const import (
     EVENT_STREAM_BACKOFF_MIN,
     LEDGER_MAX_PAGES_PER_UPDATE,
     LEDGER_PAGE_SIZE,
-    LEDGER_STORAGE_VERSION,
     LOGGER,
     ROLLING_WINDOW,
 )
-from .ledger import InferenceLedger, LedgerSummary
+from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary
+from .store import LedgerStore
 
 if TYPE_CHECKING:
     from .gate import GateRunner
@@ -66,14 +66,13 @@ class JoulegateState:
 
     @property
     def last_inference(self) -> Inference | None:
-        """The newest inference known, from the ledger or the status."""
-        candidates = [row for row in (self.ledger.last, self.status.inference.last) if row]
+        """The newest inference that ran (not a refused request), from the ledger or the status."""
+        candidates = [
+            row
+            for row in (self.ledger.last, self.status.inference.last)
+            if row is not None and row.outcome != OUTCOME_REFUSED
+        ]
         return max(candidates, key=lambda row: row.id, default=None)
-
-
-def ledger_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
-    """The store that keeps an entry's ledger cursor across restarts."""
-    return Store(hass, LEDGER_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.ledger")
 
 
 class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
@@ -112,8 +111,14 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         self.client = client
         self.info = info
         self.ledger = InferenceLedger(window=ROLLING_WINDOW)
+        # The ledger the cursor counts in (None: not known, an agent without ledger identities).
+        self.ledger_id: str | None = None
+        # The gate's energy accounting, saved in one write with the cursor that counted it.
+        self.accounting = Accounting(ROLLING_WINDOW)
+        self.saved_totals = Totals()  # the totals as last written: what the sensors show
+        self._history_read = False  # whether the rolling window was read since the start
         self.event_stream: str = "not started"
-        self._store = ledger_store(hass, entry.entry_id)
+        self._store = LedgerStore(hass, entry.entry_id)
         self._ledger_lock = asyncio.Lock()
         self._row_listeners: list[Callable[[Inference], None]] = []
 
@@ -128,10 +133,33 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         return lambda: self._row_listeners.remove(listener)
 
     async def _async_setup(self) -> None:
-        """Restore the ledger cursor saved before the last stop."""
-        stored = await self._store.async_load()
-        if stored and stored.get("device_id") == self.info.device_id:
-            self.ledger = InferenceLedger.from_dict(stored, window=ROLLING_WINDOW)
+        """Restore the cursor and the totals saved together before the last stop (or crash)."""
+        stored = await self._store.async_load_state()
+        self.accounting = Accounting.from_dict(stored.get("accounting") or {}, ROLLING_WINDOW)
+        self.saved_totals = self.accounting.totals()
+        if stored.get("device_id") != self.info.device_id:
+            self.ledger_id = self.info.ledger_id
+            return
+        saved_ledger = stored.get("ledger_id")
+        self.ledger = InferenceLedger.from_dict(stored, window=ROLLING_WINDOW)
+        if saved_ledger is not None and self.info.ledger_id not in (None, saved_ledger):
+            self._start_over(f"the agent's ledger is now {self.info.ledger_id}")
+        self.ledger_id = self.info.ledger_id or saved_ledger
+
+    def _start_over(self, why: str) -> None:
+        """Read the agent's ledger from its first row: it is not the one the cursor counted in.
+
+        The totals stay: what was counted was used; the new ledger's rows add to them.
+        """
+        LOGGER.warning(
+            "The ledger of Joulegate agent %s starts over (%s; Home Assistant had read up to "
+            "row %s); reading it from the start",
+            self.config_entry.title,
+            why,
+            self.ledger.cursor,
+        )
+        self.ledger.reset()
+        self.ledger_id = None
 
     async def _async_update_data(self) -> JoulegateState:
         """Fetch the status, then every ledger row after the cursor."""
@@ -157,30 +185,53 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                 await self._async_seed_ledger(newest)
                 return
             if (newest.id if newest else 0) < self.ledger.cursor:
-                LOGGER.warning(
-                    "The ledger of Joulegate agent %s starts over (newest row %s, "
-                    "Home Assistant had read up to %s); reading it from the start",
-                    self.config_entry.title,
-                    newest.id if newest else None,
-                    self.ledger.cursor,
-                )
-                self.ledger.reset()
-                await self._async_save_ledger()
+                self._start_over(f"its newest row is {newest.id if newest else None}")
+                await self._async_save()
+            if not self._history_read:
+                await self._async_read_history()
             if newest is None or newest.id <= (self.ledger.cursor or 0):
                 return  # the status names the newest row: nothing new to read
             for _ in range(LEDGER_MAX_PAGES_PER_UPDATE):
                 page = await self.client.inferences(
                     after=self.ledger.cursor or 0, limit=LEDGER_PAGE_SIZE
                 )
+                if not self._same_ledger(page.ledger_id):
+                    continue  # the cursor started over: read the new ledger from its start
                 if new := self.ledger.add(page.items):
-                    # Saved before it is announced: a crash in between can at worst
-                    # leave a row unannounced, never announce it twice.
-                    await self._async_save_ledger()
+                    # Counted, then saved (cursor and totals in one write), then announced: a
+                    # crash before the write counts these rows again after the restart, once;
+                    # a crash after it can at worst leave a row unannounced.
+                    for row in new:
+                        self._call_row_listeners(row)
+                    await self._async_save()
                     for row in new:
                         self._fire_inference_event(row)
-                        self._call_row_listeners(row)
                 if not page.has_more or not page.items:
                     break
+
+    def _same_ledger(self, ledger_id: str | None) -> bool:
+        """Whether a page is of the ledger the cursor counts in (adopting the first one named)."""
+        if ledger_id is None or ledger_id == self.ledger_id:
+            return True
+        if self.ledger_id is not None:
+            self._start_over(f"the agent's ledger is now {ledger_id}")
+            self.ledger_id = ledger_id
+            return False
+        self.ledger_id = ledger_id
+        return True
+
+    async def _async_read_history(self) -> None:
+        """Fill the rolling window with the rows up to the cursor (at start: the averages are
+        known at once, not after the next rows), without counting or announcing any of them."""
+        cursor = self.ledger.cursor or 0
+        self._history_read = True
+        if cursor == 0:
+            return
+        page = await self.client.inferences(
+            after=max(0, cursor - ROLLING_WINDOW), limit=ROLLING_WINDOW
+        )
+        if self._same_ledger(page.ledger_id):
+            self.ledger.seed(page.items, cursor)
 
     def _call_row_listeners(self, row: Inference) -> None:
         """A listener that fails is logged and skipped: the cursor has moved past the row, so
@@ -204,11 +255,33 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                 after=max(0, newest.id - ROLLING_WINDOW), limit=ROLLING_WINDOW
             )
             rows = page.items
+            self.ledger_id = page.ledger_id or self.ledger_id
         self.ledger.seed(rows, cursor)
-        await self._async_save_ledger()
+        self._history_read = True
+        await self._async_save()
 
-    async def _async_save_ledger(self) -> None:
-        await self._store.async_save({"device_id": self.info.device_id, **self.ledger.as_dict()})
+    async def _async_save(self) -> None:
+        """Write the cursor and the totals (one file, one write); then the sensors show them."""
+        await self._store.async_save(
+            {
+                "device_id": self.info.device_id,
+                "ledger_id": self.ledger_id,
+                "cursor": self.ledger.cursor,
+                "accounting": self.accounting.as_dict(),
+            }
+        )
+        self.saved_totals = self.accounting.totals()
+
+    async def async_saved_state(self) -> dict[str, Any] | None:
+        """What the store holds now (for diagnostics)."""
+        return await self._store.async_load()
+
+    async def async_shutdown(self) -> None:
+        """Write what changed since the last row (today's PV yield) when the entry unloads."""
+        await super().async_shutdown()
+        async with self._ledger_lock:
+            if self.ledger.cursor is not None:
+                await self._async_save()
 
     def _fire_inference_event(self, row: Inference) -> None:
         self.hass.bus.async_fire(

@@ -31,8 +31,11 @@ async def async_get_config_entry_diagnostics(
         "status": dict(coordinator.data.status.raw),
         "ledger": {
             "cursor": coordinator.ledger.cursor,
+            "ledger_id": coordinator.ledger_id,
             "recent": [dict(row.raw) for row in coordinator.ledger.recent],
         },
+        # What a restart (or a crash) starts from: the cursor and the totals, written together.
+        "store": await coordinator.async_saved_state(),
         "event_stream": coordinator.event_stream,
         "last_update_success": coordinator.last_update_success,
         "gate": None if data.gate is None else _gate_diagnostics(data.gate),
@@ -84,4 +87,5 @@ def _gate_diagnostics(gate: GateRunner) -> dict[str, Any]:
         },
         "flow_samples": len(gate.history),
         "accounting": gate.accounting.as_dict(),
+        "saved_totals": asdict(gate.coordinator.saved_totals),
     }

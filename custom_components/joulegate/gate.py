@@ -24,8 +24,6 @@ from homeassistant.util import dt as dt_util
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
 from .api import Inference, JoulegateError
 from .const import (
-    ACCOUNTING_SAVE_DELAY,
-    ACCOUNTING_STORAGE_VERSION,
     CONF_PV_FORECAST,
     DOMAIN,
     FLOW_HISTORY,
@@ -34,7 +32,6 @@ from .const import (
     GATE_STORAGE_VERSION,
     LEASE_CYCLES,
     LOGGER,
-    ROLLING_WINDOW,
 )
 from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
 from .inputs import Flows, GateConfig
@@ -57,11 +54,6 @@ NUMBER_SETTINGS = ("reserve_soc", "margin_w", "thermal_limit_c", "min_off_s")
 def gate_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
     """The store of an entry's gate settings (mode, policy, numbers, override)."""
     return Store(hass, GATE_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.gate")
-
-
-def accounting_store(hass: HomeAssistant, entry_id: str) -> Store[dict[str, Any]]:
-    """The store of an entry's inference energy accounting."""
-    return Store(hass, ACCOUNTING_STORAGE_VERSION, f"{DOMAIN}.{entry_id}.accounting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +89,15 @@ class GateState:
 
     @property
     def inferences_per_hour(self) -> float | None:
-        """How many inferences an hour the present surplus pays for."""
-        if self.surplus_w is None or not self.energy_per_inference_wh:
+        """How many inferences an hour the present surplus pays for, one after another.
+
+        The rig uses at most its inference power (`need_w`) however large the house's surplus,
+        so that much surplus is all it can turn into inferences: at most one per mean inference
+        time, not the house's kilowatts over a few joules.
+        """
+        if self.surplus_w is None or self.need_w is None or not self.energy_per_inference_wh:
             return None
-        return self.surplus_w / self.energy_per_inference_wh
+        return min(self.surplus_w, self.need_w) / self.energy_per_inference_wh
 
 
 class GateRunner:
@@ -122,23 +119,25 @@ class GateRunner:
         self.mode = GateMode.SOLAR
         self.override: Override | None = None
         self.state = GateState()
-        self.accounting = Accounting(ROLLING_WINDOW)
         self._summary: AccountingSummary | None = None
         self.flows: Flows | None = None
         self.history = FlowHistory(FLOW_HISTORY, FLOW_MATCH_TOLERANCE)
         self.last_push_error: str | None = None
         self._settings_store = gate_store(hass, entry.entry_id)
-        self._accounting_store = accounting_store(hass, entry.entry_id)
         self._issues = InputIssues(hass, entry, config.stale_after)
         self._listeners: list[CALLBACK_TYPE] = []
         self._lock = asyncio.Lock()
         self.entity_keys: set[str] = set()  # the keys of the entities the platforms added
-        self._accounting_save_pending = False
 
     # -- lifecycle -------------------------------------------------------------
 
+    @property
+    def accounting(self) -> Accounting:
+        """The energy accounting, kept (and saved with the ledger cursor) by the coordinator."""
+        return self.coordinator.accounting
+
     async def async_load(self) -> None:
-        """Restore settings and totals, and count every ledger row from now on."""
+        """Restore the settings, and count every ledger row from now on."""
         stored = await self._settings_store.async_load() or {}
         defaults = Settings()
         try:
@@ -165,11 +164,10 @@ class GateRunner:
         )
         if isinstance(override := stored.get("override"), dict):
             self.override = Override.from_dict(override)
-        self.accounting = Accounting.from_dict(
-            await self._accounting_store.async_load() or {}, ROLLING_WINDOW
-        )
         self._summary = None
         self.entry.async_on_unload(self.coordinator.async_add_row_listener(self._async_on_row))
+        # The coordinator saves the rows' totals after counting them: shown after each refresh.
+        self.entry.async_on_unload(self.coordinator.async_add_listener(self._notify))
 
     @callback
     def async_start(self) -> None:
@@ -188,8 +186,7 @@ class GateRunner:
         )
 
     async def async_unload(self) -> None:
-        """Save the totals and drop this entry's input issues; the agent's lease runs out."""
-        await self._accounting_store.async_save(self.accounting.as_dict())
+        """Drop this entry's input issues; the agent's lease runs out."""
         self._issues.clear()
 
     # -- settings --------------------------------------------------------------
@@ -354,11 +351,10 @@ class GateRunner:
                     carbon_g_per_kwh=flows.carbon_g_per_kwh,
                 )
             )
-        before = self.accounting.pv_yield_today_wh
+        # Saved with the next row (or at unload): after a crash the meter's rise since the last
+        # saved reading is counted then, so no yield is lost or counted twice.
         self.accounting.update_pv(dt_util.as_local(now).date(), flows.pv_energy_wh)
         self._summary = None
-        if self.accounting.pv_yield_today_wh != before:
-            self._save_accounting()
 
     async def _async_push(self, decision: Decision) -> bool:
         lease_s = max(1, round(GATE_CYCLE.total_seconds() * LEASE_CYCLES))
@@ -382,7 +378,8 @@ class GateRunner:
 
     @callback
     def _async_on_row(self, row: Inference) -> None:
-        """Split a new ledger row's energy above idle by where it came from."""
+        """Split a new ledger row's energy above idle by where it came from (the coordinator
+        saves it with the cursor, then refreshes: `_async_on_refresh` shows it)."""
         if row.outcome == OUTCOME_REFUSED:
             return
         ended = row.ended_at or dt_util.utcnow()
@@ -392,22 +389,6 @@ class GateRunner:
         )
         self.accounting.add(split, dt_util.as_local(ended).date())
         self._summary = None
-        self._save_accounting()
-        self._notify()
-
-    def _save_accounting(self) -> None:
-        """Save within ACCOUNTING_SAVE_DELAY: at most one write per delay, however many changes.
-
-        (A new delayed save would postpone a pending one, and the PV meter changes every cycle.)
-        """
-        if self._accounting_save_pending:
-            return
-        self._accounting_save_pending = True
-        self._accounting_store.async_delay_save(self._accounting_data, ACCOUNTING_SAVE_DELAY)
-
-    def _accounting_data(self) -> dict[str, Any]:
-        self._accounting_save_pending = False
-        return self.accounting.as_dict()
 
     @property
     def summary(self) -> AccountingSummary:

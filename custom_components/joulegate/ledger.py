@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Inference, JoulegateError
+from .api import Inference
 
 OUTCOME_REFUSED = "refused"
 
@@ -23,7 +23,7 @@ OUTCOME_REFUSED = "refused"
 class LedgerSummary:
     """Rolling figures over the most recent inferences."""
 
-    last: Inference | None
+    last: Inference | None  # the newest inference that ran (a refused request did not)
     rows: int
     energy_per_inference_wh: float | None
     energy_per_token_j: float | None
@@ -85,7 +85,7 @@ class InferenceLedger:
         tokens = sum(row.output_tokens for row in productive)
         seconds = sum(row.duration_s for row in productive)
         return LedgerSummary(
-            last=self._recent[-1] if self._recent else None,
+            last=ran[-1] if ran else None,
             rows=len(ran),
             energy_per_inference_wh=(sum(row.wh for row in ran) / len(ran) if ran else None),
             energy_per_token_j=(
@@ -94,24 +94,14 @@ class InferenceLedger:
             tokens_per_second=tokens / seconds if seconds > 0 else None,
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        """State to persist (JSON-serialisable)."""
-        return {"cursor": self.cursor, "recent": [dict(row.raw) for row in self._recent]}
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, window: int) -> InferenceLedger:
-        """Restore saved state; unreadable rows are dropped, the cursor is kept."""
+        """Restore the saved cursor (None where it cannot be read); the rolling window is read
+        from the agent again at start."""
         cursor = data.get("cursor")
-        rows: list[Inference] = []
-        for raw in data.get("recent") or ():
-            try:
-                rows.append(Inference.from_dict(raw))
-            except (ValueError, TypeError, JoulegateError):
-                continue
         return cls(
             window=window,
             cursor=cursor if isinstance(cursor, int) and not isinstance(cursor, bool) else None,
-            recent=sorted(rows, key=_row_id),
         )
 
 

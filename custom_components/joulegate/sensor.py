@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -15,17 +17,22 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfEnergy,
     UnitOfPower,
     UnitOfTemperature,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .accounting import Totals
+from .api import Status
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
+    DOMAIN,
     UNIT_G_CO2E_PER_INFERENCE,
     UNIT_INFERENCES,
     UNIT_INFERENCES_PER_HOUR,
@@ -43,6 +50,9 @@ from .surplus import Reason
 # All entities read the coordinator's data; nothing is polled per entity.
 PARALLEL_UPDATES = 0
 
+# The least value a state shows as more than 0 (a microwatt-hour, a millionth of a percent).
+STATE_FLOOR = 1e-6
+
 
 @dataclass(frozen=True, kw_only=True)
 class JoulegateSensorEntityDescription(SensorEntityDescription):
@@ -50,6 +60,23 @@ class JoulegateSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[JoulegateState], StateType]
     attributes_fn: Callable[[JoulegateState], Mapping[str, Any] | None] | None = None
+    exists_fn: Callable[[Status], bool] = lambda _: True  # whether the board can fill it
+
+
+def _clean(value: float) -> float:
+    """0.0 for float noise (7.59e-19 Wh where the sun paid for all of it) and for -0.0."""
+    return 0.0 if abs(value) < STATE_FLOOR else value
+
+
+def _shown(value: StateType) -> StateType | Decimal:
+    """A float as its state should read: 0.0 below a millionth, and never in exponent notation
+    (Home Assistant writes a float to 15 digits, 1.23e-05 for a small one; a Decimal of the
+    same digits reads 0.0000123). Order is kept, so a total that never decreases still never
+    does."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return value
+    text = f"{_clean(value):.15}"
+    return Decimal(text) if "e" in text else _clean(value)
 
 
 def _last_inference_attributes(state: JoulegateState) -> Mapping[str, Any] | None:
@@ -103,6 +130,7 @@ SENSORS: tuple[JoulegateSensorEntityDescription, ...] = (
         key="power_mode",
         translation_key="power_mode",
         value_fn=lambda state: mode.name if (mode := state.status.power_mode) else None,
+        exists_fn=lambda status: status.power_mode is not None,
     ),
     JoulegateSensorEntityDescription(
         key="inferences",
@@ -254,18 +282,19 @@ def _battery_per_100(gate: GateRunner) -> StateType:
 
 
 def _energy_total(
-    key: str, value_fn: Callable[[GateRunner], StateType], **kwargs: Any
+    key: str, value_fn: Callable[[Totals], float], **kwargs: Any
 ) -> JoulegateGateSensorEntityDescription:
-    """A lifetime total of inference energy from one source."""
+    """A lifetime total of inference energy above idle, as last saved with the ledger cursor
+    (never a figure a crash could take back). In Wh: a rig's share is small, and a kWh state
+    would read 1e-05 for its first inferences."""
     return JoulegateGateSensorEntityDescription(
         key=key,
         translation_key=key,
         device_class=SensorDeviceClass.ENERGY,
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=5,
+        suggested_display_precision=3,
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=value_fn,
+        value_fn=lambda gate: value_fn(gate.coordinator.saved_totals),
         **kwargs,
     )
 
@@ -296,16 +325,20 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         suggested_display_precision=0,
         value_fn=lambda gate: gate.state.inferences_per_hour,
     ),
-    _energy_total("inference_energy_solar", lambda gate: gate.summary.solar_wh),
+    # The sum first, then its three parts: solar + battery + grid = above idle, always.
+    _energy_total("inference_energy_above_idle", lambda totals: totals.total_wh),
+    _energy_total("inference_energy_solar", lambda totals: totals.solar_wh),
     _energy_total(
         "inference_energy_battery",
-        lambda gate: gate.summary.battery_wh,
+        lambda totals: totals.battery_wh,
         exists_fn=lambda gate: gate.config.has_battery,
     ),
     _energy_total(
         "inference_energy_grid",
-        lambda gate: gate.summary.grid_wh,
-        attributes_fn=lambda gate: {"unattributed_wh": gate.summary.unattributed_wh},
+        lambda totals: totals.grid_wh,
+        attributes_fn=lambda gate: {
+            "unattributed_wh": _clean(gate.coordinator.saved_totals.unattributed_wh)
+        },
     ),
     # Ratios over the most recent inferences (as the other per-inference means).
     JoulegateGateSensorEntityDescription(
@@ -359,8 +392,9 @@ async def async_setup_entry(
     """Set up the sensors of one agent (rails and zones are those it reports), and its gate's."""
     coordinator = entry.runtime_data.coordinator
     status = coordinator.data.status
+    _remove_unfillable(hass, coordinator.info.device_id, status)
     descriptions = [
-        *SENSORS,
+        *(description for description in SENSORS if description.exists_fn(status)),
         *(_rail_sensor(rail.name) for rail in status.power.rails),
         *(_zone_sensor(zone) for zone in sorted(status.thermal.zones)),
     ]
@@ -375,15 +409,26 @@ async def async_setup_entry(
         )
 
 
+def _remove_unfillable(hass: HomeAssistant, device_id: str, status: Status) -> None:
+    """Remove the entities of an earlier version that this board cannot fill (Unknown for good)."""
+    registry = er.async_get(hass)
+    for description in SENSORS:
+        if description.exists_fn(status):
+            continue
+        unique_id = f"{device_id}_{description.key}"
+        if entity_id := registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id):
+            registry.async_remove(entity_id)
+
+
 class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
     """A sensor of a Joulegate agent."""
 
     entity_description: JoulegateSensorEntityDescription
 
     @property
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | Decimal:
         """Return the sensor's value."""
-        return self.entity_description.value_fn(self.coordinator.data)
+        return _shown(self.entity_description.value_fn(self.coordinator.data))
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any] | None:
@@ -399,9 +444,9 @@ class JoulegateGateSensorEntity(JoulegateGateEntity, SensorEntity):
     entity_description: JoulegateGateSensorEntityDescription
 
     @property
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | Decimal:
         """Return the sensor's value."""
-        return self.entity_description.value_fn(self.gate)
+        return _shown(self.entity_description.value_fn(self.gate))
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any] | None:

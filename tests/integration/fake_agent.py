@@ -43,6 +43,9 @@ class FakeAgent:
         self.status: dict[str, Any] = load_json("status.json")
         self.rows: list[dict[str, Any]] = load_json("inferences.json")["items"]
         self.gate: dict[str, Any] = load_json("gate.json")
+        # The ledger's identity, in /info and each page; None: an agent from before it had one.
+        self.ledger_id: str | None = "ledger-0001"
+        self.features: list[str] = ["ledger_id"]
         # Switches a test flips.
         self.fail_status: int | None = None  # authenticated routes answer this status
         self.health_override: Callable[[], web.Response] | None = None
@@ -103,6 +106,13 @@ class FakeAgent:
         self.publish("inference", row)
         return row
 
+    def start_ledger_over(self, ledger_id: str | None) -> None:
+        """A new, empty ledger (`--fresh`, a deleted data dir): ids start at 1 again."""
+        self.ledger_id = ledger_id
+        self.rows = []
+        inference = self.status["inference"]
+        inference.update(count=0, output_tokens=0, last=None)
+
     def publish(self, event: str, data: Any) -> None:
         """Send an event to every open stream."""
         frame = f"event: {event}\ndata: {json.dumps(data)}\n\n"
@@ -144,7 +154,11 @@ class FakeAgent:
         return web.json_response(self.health)
 
     async def _info(self, _: web.Request) -> web.Response:
-        return web.json_response(self.info)
+        if self.ledger_id is None:
+            return web.json_response(self.info)
+        return web.json_response(
+            self.info | {"ledger_id": self.ledger_id, "features": self.features}
+        )
 
     async def _status(self, _: web.Request) -> web.Response:
         return web.json_response(self.status)
@@ -164,6 +178,7 @@ class FakeAgent:
                 "cursor": items[-1]["id"] if items else after,
                 "has_more": len(newer) > limit,
             }
+            | ({} if self.ledger_id is None else {"ledger_id": self.ledger_id})
         )
 
     async def _put_gate(self, request: web.Request) -> web.Response:
