@@ -164,15 +164,20 @@ class Flows:
     def as_event(self) -> dict[str, float | str]:
         return {
             "time": self.sim_time.strftime("%H:%M"),
-            "pv_w": round(self.pv_w, 1),
-            "house_w": round(self.house_w, 1),
-            "battery_w": round(self.battery_w, 1),
-            "battery_soc": round(self.battery_soc, 1),
-            "grid_w": round(self.grid_w, 1),
-            "forecast_kwh": round(self.forecast_remaining_kwh, 2),
-            "pv_kwh": round(self.pv_energy_kwh, 3),
+            "pv_w": _reading(self.pv_w, 1),
+            "house_w": _reading(self.house_w, 1),
+            "battery_w": _reading(self.battery_w, 1),
+            "battery_soc": _reading(self.battery_soc, 1),
+            "grid_w": _reading(self.grid_w, 1),
+            "forecast_kwh": _reading(self.forecast_remaining_kwh, 2),
+            "pv_kwh": _reading(self.pv_energy_kwh, 3),
             "cloud_pct": round(self.shade * 100),
         }
+
+
+def _reading(value: float, digits: int) -> float:
+    """Rounded as a meter shows it: a battery idling at -0.04 W reads 0.0 W, not -0.0."""
+    return round(value, digits) + 0.0
 
 
 @dataclass(slots=True)

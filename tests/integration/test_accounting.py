@@ -210,3 +210,38 @@ def test_accounting_survives_a_round_trip_and_bad_data() -> None:
     assert list(broken.recent) == [Split(0.1, 0.2, 0.3, None, True)]
     assert broken.day is None
     assert Accounting.from_dict({}, window=20).as_dict() == Accounting(window=20).as_dict()
+
+
+def test_energy_the_sun_paid_for_leaves_no_grid_crumb() -> None:
+    """Seven equal shares of 0.011 Wh add up to a hair less in floats: that is no grid energy
+    (it showed as a grid total of 1.7e-18 Wh)."""
+    split = split_energy(0.011, 2.0, [sample(0, -500)] * 7)
+    assert split.grid_wh == 0
+    assert split.solar_wh == pytest.approx(0.011)
+
+
+def test_pv_yield_of_an_earlier_day_is_not_today_s() -> None:
+    """The meter's last reading was yesterday (Home Assistant was down, or a previous run): its
+    rise since is not known to be today's, so today's yield starts from the first reading."""
+    accounting = Accounting(window=20)
+    accounting.update_pv(DAY, 100_000.0)
+    accounting.update_pv(DAY, 104_000.0)
+    restored = Accounting.from_dict(accounting.as_dict(), window=20)
+    restored.update_pv(DAY + timedelta(days=1), 109_000.0)
+    assert restored.summary().pv_yield_today_wh == 0
+    restored.update_pv(DAY + timedelta(days=1), 109_500.0)
+    assert restored.summary().pv_yield_today_wh == pytest.approx(500)
+    # A daily meter read first today after a reset counts what it shows: all of it is today's.
+    daily = Accounting(window=20)
+    daily.update_pv(DAY, 20_000.0)
+    daily.update_pv(DAY + timedelta(days=1), 19_000.0)
+    assert daily.summary().pv_yield_today_wh == pytest.approx(19_000)
+
+
+def test_a_restart_the_same_day_keeps_the_yield_since_the_saved_reading() -> None:
+    accounting = Accounting(window=20)
+    accounting.update_pv(DAY, 100_000.0)
+    accounting.update_pv(DAY, 101_000.0)
+    restored = Accounting.from_dict(accounting.as_dict(), window=20)
+    restored.update_pv(DAY, 102_000.0)
+    assert restored.summary().pv_yield_today_wh == pytest.approx(2000)

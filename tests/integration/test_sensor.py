@@ -78,3 +78,25 @@ async def test_missing_values_are_unknown(
     await mock_config_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get("sensor.orin_rooftop_vdd_in_power").state == "unknown"
+
+
+async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """An earlier version created Power mode on every board; where there is none it goes."""
+    mock_config_entry.add_to_hass(hass)
+    entity_registry.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{DEVICE_ID}_power_mode",
+        config_entry=mock_config_entry,
+        suggested_object_id="orin_rooftop_power_mode",
+    )
+    agent.status["power_mode"] = None
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode") is None
+    assert hass.states.get("sensor.orin_rooftop_power_mode") is None
