@@ -139,13 +139,6 @@ def _list(data: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _strings(data: Mapping[str, Any], key: str) -> list[str]:
-    values = _list(data, key)
-    if not all(isinstance(value, str) for value in values):
-        raise ValueError(f"field {key!r} is not a list of strings")
-    return values
-
-
 def _parse[M](parser: Callable[[Any], M], data: Any) -> M:
     """Run a model parser and turn a malformed body into a client error."""
     try:
@@ -247,7 +240,6 @@ class Info:
     sample_rate_hz: float | None
     sources: tuple[PowerSource, ...]
     ledger_id: str | None  # None: an agent older than ledger identities
-    features: tuple[str, ...]
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -264,7 +256,6 @@ class Info:
             sample_rate_hz=_opt_float(obj, "sample_rate_hz"),
             sources=tuple(PowerSource.from_dict(src) for src in _list(obj, "sources")),
             ledger_id=_opt_str(obj, "ledger_id"),
-            features=tuple(_strings(obj, "features")),
             raw=obj,
         )
 

@@ -38,11 +38,10 @@ class InferenceLedger:
         *,
         window: int,
         cursor: int | None = None,
-        recent: Iterable[Inference] = (),
     ) -> None:
-        """Start empty (cursor None: never synchronised) or from saved state."""
+        """Start empty (cursor None: never synchronised) or from a saved cursor."""
         self.cursor = cursor
-        self._recent: deque[Inference] = deque(recent, maxlen=window)
+        self._recent: deque[Inference] = deque(maxlen=window)
 
     @property
     def recent(self) -> tuple[Inference, ...]:
