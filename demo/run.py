@@ -253,14 +253,10 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     return ha
 
 
-# Energies a small rig makes in minutes: shown in Wh rather than 0.000 kWh. This is the display
-# unit a user can pick in the entity's settings; the integration reports kWh.
-SHOW_IN_WH = (
-    "energy",
-    "inference_energy_solar",
-    "inference_energy_battery",
-    "inference_energy_grid",
-)
+# The rig's energy, which a small rig makes in minutes: shown in Wh rather than 0.000 kWh. This is
+# the display unit a user can pick in the entity's settings; the integration suggests kWh (the
+# inference energy totals are in Wh already).
+SHOW_IN_WH = ("energy",)
 
 
 async def _show_in_wh(ha: HomeAssistantClient, entities: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from .gate import GateRunner, gate_store
 from .inputs import GateConfig
 from .issues import delete_issues
 from .number import NUMBERS
+from .retired import delete_retired_issue
 from .select import BATTERY_POLICY, GATE_MODE
 from .sensor import GATE_SENSORS
 from .services import async_setup_services
@@ -133,3 +134,4 @@ async def async_remove_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -
     await LedgerStore(hass, entry.entry_id).async_remove_all()
     await gate_store(hass, entry.entry_id).async_remove()
     delete_issues(hass, entry.entry_id)
+    delete_retired_issue(hass, entry.entry_id)

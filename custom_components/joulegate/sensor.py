@@ -45,6 +45,7 @@ from .const import (
 from .coordinator import JoulegateConfigEntry, JoulegateState
 from .entity import JoulegateEntity, JoulegateGateEntity
 from .gate import GateRunner
+from .retired import async_retire_sensors
 from .surplus import Reason
 
 # All entities read the coordinator's data; nothing is polled per entity.
@@ -327,14 +328,14 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
     ),
     # The sum first, then its three parts: solar + battery + grid = above idle, always.
     _energy_total("inference_energy_above_idle", lambda totals: totals.total_wh),
-    _energy_total("inference_energy_solar", lambda totals: totals.solar_wh),
+    _energy_total("inference_energy_above_idle_solar", lambda totals: totals.solar_wh),
     _energy_total(
-        "inference_energy_battery",
+        "inference_energy_above_idle_battery",
         lambda totals: totals.battery_wh,
         exists_fn=lambda gate: gate.config.has_battery,
     ),
     _energy_total(
-        "inference_energy_grid",
+        "inference_energy_above_idle_grid",
         lambda totals: totals.grid_wh,
         attributes_fn=lambda gate: {
             "unattributed_wh": _clean(gate.coordinator.saved_totals.unattributed_wh)
@@ -402,6 +403,7 @@ async def async_setup_entry(
         JoulegateSensorEntity(coordinator, description) for description in descriptions
     )
     if (gate := entry.runtime_data.gate) is not None:
+        async_retire_sensors(hass, entry.entry_id, entry.title, coordinator.info.device_id)
         async_add_entities(
             JoulegateGateSensorEntity(gate, description)
             for description in GATE_SENSORS

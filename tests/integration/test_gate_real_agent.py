@@ -130,9 +130,9 @@ async def test_a_day_with_the_real_agent(
         return max(0.0, row["marginal_j"]) / 3600
 
     assert min(wh(night), wh(cloud), wh(sunny)) > 0
-    battery = float(state("sensor:inference_energy_battery"))
-    grid = float(state("sensor:inference_energy_grid"))
-    solar = float(state("sensor:inference_energy_solar"))
+    battery = float(state("sensor:inference_energy_above_idle_battery"))
+    grid = float(state("sensor:inference_energy_above_idle_grid"))
+    solar = float(state("sensor:inference_energy_above_idle_solar"))
     assert battery == pytest.approx(wh(night))
     assert grid == pytest.approx(wh(cloud))
     assert solar == pytest.approx(wh(sunny))

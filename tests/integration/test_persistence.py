@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -352,3 +354,47 @@ async def test_no_state_reads_in_exponent_notation_or_as_minus_zero(
     for state in hass.states.async_all("sensor"):
         assert "e-" not in state.state, state
         assert state.state != "-0.0", state
+
+
+@pytest.mark.usefixtures("no_gate_timer")
+async def test_the_old_source_sensors_are_retired_with_a_repair_not_lowered(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    entity_registry: er.EntityRegistry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """Version 1's "Inference energy from solar/battery/grid" (kWh) go; their successors, with
+    new unique ids, carry on with the same totals, and a repair issue says so."""
+    mock_config_entry.add_to_hass(hass)
+    old = {
+        key: entity_registry.async_get_or_create(
+            "sensor",
+            DOMAIN,
+            f"{DEVICE_ID}_inference_energy_{key}",
+            config_entry=mock_config_entry,
+            suggested_object_id=f"orin_rooftop_inference_energy_from_{key}",
+        ).entity_id
+        for key in ("solar", "battery", "grid")
+    }
+    hass_storage[ACCOUNTING_KEY] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": ACCOUNTING_KEY,
+        "data": {"solar_wh": 1.0, "battery_wh": 0.25, "grid_wh": 0.5},
+    }
+    await start(hass, mock_config_entry)
+
+    for entity_id in old.values():
+        assert entity_registry.async_get(entity_id) is None
+        assert hass.states.get(entity_id) is None
+    assert totals(hass) == {ABOVE_IDLE: 1.75, SOLAR: 1.0, BATTERY: 0.25, GRID: 0.5}
+    issue = issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_retired_energy_sensors")
+    assert issue is not None
+    assert issue.translation_key == "retired_energy_sensors"
+    assert issue.translation_placeholders is not None
+    assert old["solar"] in issue.translation_placeholders["entities"]
+
+    # Removing the entry removes the issue.
+    assert await hass.config_entries.async_remove(mock_config_entry.entry_id)
+    assert issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_retired_energy_sensors") is None
