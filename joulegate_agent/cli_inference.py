@@ -190,6 +190,7 @@ def measurement_row(
         ended_at=ended,
         duration_s=result.duration_s,
         energy_j=result.energy_j,
+        energy_error_j=result.energy_error_j,
         marginal_j=None if result.marginal_j is None else max(0.0, result.marginal_j),
         avg_w=result.avg_w,
         peak_w=result.peak_w,

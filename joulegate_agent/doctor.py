@@ -82,6 +82,7 @@ def _source(source: PowerSource, reading: PowerReading) -> dict[str, Any]:
         "kind": info.kind,
         "path": info.path,
         "boundary": info.boundary,
+        "resolution_s": info.resolution_s,
         "notes": list(info.notes),
         "board_w": reading.board_w,
         "energy_j": reading.energy_j,
@@ -134,6 +135,15 @@ def _problems(
     return problems
 
 
+def resolution_text(seconds: float | None) -> str:
+    """How often a source has a new value, for people."""
+    if seconds is None:
+        return "not stated by the driver (taken as the sampling interval)"
+    if seconds == 0:
+        return "a new value on every read"
+    return f"a new value every {seconds * 1000:.0f} ms"
+
+
 def _number(value: float | None, unit: str, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f} {unit}"
 
@@ -148,6 +158,7 @@ def format_report(report: dict[str, Any]) -> str:
     for number, source in enumerate(sources, start=1):
         lines.append(f"  {number}. {source['kind']}  {source['path']}")
         lines.append(f"     boundary: {source['boundary']}")
+        lines.append(f"     resolution: {resolution_text(source['resolution_s'])}")
         lines += [f"     note: {note}" for note in source["notes"]]
         for rail in source["rails"]:
             mark = "  (whole board)" if rail["whole_board"] else ""

@@ -445,6 +445,7 @@ class InferenceService:
             ended_at=max(ended_at, window.started_at),
             duration_s=energy.duration_s,
             energy_j=energy.energy_j,
+            energy_error_j=energy.error_j,
             marginal_j=energy.marginal_j,
             avg_w=energy.avg_w,
             peak_w=energy.peak_w,

@@ -60,6 +60,7 @@ _COLUMNS = (
     "boundary",
     "clock_synced",
     "retention_ts",
+    "energy_error_j",
 )
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
 _INSERT = (
@@ -78,6 +79,7 @@ JSON_FIELDS = (
     "output_tokens",
     "tokens_estimated",
     "energy_j",
+    "energy_error_j",
     "marginal_j",
     "avg_w",
     "peak_w",
@@ -116,7 +118,10 @@ def storable_text(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InferenceRow:
-    """One finished inference window. `id` is None until the ledger has committed it."""
+    """One finished inference window. `id` is None until the ledger has committed it.
+
+    `energy_error_j` bounds how far `energy_j` can be from the truth (energy_error.py).
+    """
 
     window_id: str
     started_at: datetime
@@ -141,6 +146,7 @@ class InferenceRow:
     clock_synced: bool | None = None
     retention_ts: float | None = None
     """Seconds since the epoch that retention ages the row from (clock.py); None until stamped."""
+    energy_error_j: float = 0.0
     id: int | None = None
 
     def __post_init__(self) -> None:
@@ -184,6 +190,7 @@ class InferenceRow:
             "output_tokens": self.output_tokens,
             "tokens_estimated": self.tokens_estimated,
             "energy_j": round(self.energy_j, 3),
+            "energy_error_j": round(self.energy_error_j, 3),
             "marginal_j": round_or_none(self.marginal_j, 3),
             "avg_w": round_or_none(self.avg_w, 3),
             "peak_w": round_or_none(self.peak_w, 3),
@@ -226,6 +233,7 @@ class InferenceRow:
             self.boundary,
             None if self.clock_synced is None else int(self.clock_synced),
             self.retention_ts,
+            self.energy_error_j,
         )
 
     @classmethod
@@ -256,6 +264,7 @@ class InferenceRow:
             boundary,
             clock_synced,
             retention_ts,
+            energy_error_j,
         ) = tuple(row)
         return cls(
             id=id_,
@@ -281,6 +290,7 @@ class InferenceRow:
             boundary=boundary,
             clock_synced=None if clock_synced is None else bool(clock_synced),
             retention_ts=retention_ts,
+            energy_error_j=energy_error_j,
         )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from joulegate_agent.energy_error import Edge, EdgeTracker, error_bound_j
 from joulegate_agent.work_share import Work, WorkShares
 
 IDLE_SETTLE_S = 2.0
@@ -35,7 +36,10 @@ def plausible_watts(watts: float) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class WindowEnergy:
-    """What one window cost; marginal_j is None until an idle baseline exists."""
+    """What one window cost; marginal_j is None until an idle baseline exists.
+
+    `error_j` bounds how far energy_j can be from the truth (energy_error.py).
+    """
 
     energy_j: float
     marginal_j: float | None
@@ -43,6 +47,7 @@ class WindowEnergy:
     peak_w: float | None
     duration_s: float
     idle_w: float | None
+    error_j: float = 0.0
 
 
 @dataclass(slots=True)
@@ -57,6 +62,8 @@ class PendingWindow:
     peak_w: float | None = None
     work: Work | None = None
     """What the proxy sees of its work (a streamed answer); None: not visible."""
+    start_edge: Edge | None = None
+    end_edge: Edge | None = None
     result: WindowEnergy | None = None
     done: threading.Event = field(default_factory=threading.Event)
     callbacks: list[Callable[[WindowEnergy], None]] = field(default_factory=list)
@@ -82,18 +89,22 @@ class IdleBaseline:
     """Rolling estimate of power with no inference in flight (an exponential moving average).
 
     Samples count only once the board has been idle for IDLE_SETTLE_S, so the tail of an
-    inference (fans, clocks ramping down) does not inflate the baseline.
+    inference (fans, clocks ramping down) does not inflate the baseline. It starts from the
+    average over its whole warm-up, not from the last interval's: between two reads a counter
+    may show no step or two (0 W, or twice the power).
     """
 
     def __init__(self) -> None:
         self.watts: float | None = None
         self._idle_time_s = 0.0
+        self._idle_j = 0.0
 
     def update(self, mean_w: float, dt: float) -> None:
-        self._idle_time_s += dt
         if self.watts is None:
+            self._idle_time_s += dt
+            self._idle_j += mean_w * dt
             if self._idle_time_s >= IDLE_WARMUP_S:
-                self.watts = mean_w
+                self.watts = self._idle_j / self._idle_time_s
             return
         alpha = min(1.0, dt / IDLE_TIME_CONSTANT_S)
         self.watts += alpha * (mean_w - self.watts)
@@ -102,13 +113,18 @@ class IdleBaseline:
         """Forget the baseline, e.g. after a power-mode change that moves idle power."""
         self.watts = None
         self._idle_time_s = 0.0
+        self._idle_j = 0.0
 
 
 class Meter:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, resolution_s: float = 0.0
+    ) -> None:
         self._clock = clock
+        self._edges = EdgeTracker(resolution_s)
         self._lock = threading.Lock()
         self._last: tuple[float, float] | None = None
+        self._counted = False  # the last segment came from an energy counter
         self._windows: dict[int, PendingWindow] = {}
         self._next_key = 1
         self._busy_until = float("-inf")
@@ -134,6 +150,21 @@ class Meter:
                 for w in self._windows.values()
                 if w.end is None and (w.work is None or w.work.first_at is not None)
             )
+
+    @property
+    def resolution_s(self) -> float:
+        """The source's resolution (its SourceInfo.resolution_s), for each window's error bound."""
+        return self._edges.resolution_s
+
+    @resolution_s.setter
+    def resolution_s(self, seconds: float) -> None:
+        self._edges.resolution_s = seconds
+
+    @property
+    def last_sample_t(self) -> float | None:
+        """When the last sample that counts toward energy was taken (None after a gap)."""
+        with self._lock:
+            return None if self._last is None else self._last[0]
 
     @property
     def idle_w(self) -> float | None:
@@ -222,17 +253,23 @@ class Meter:
             self._last = (t, watts)
             if last is not None and 0 < t - last[0] <= MAX_GAP_S:
                 t0, p0 = last
-                if segment_j is not None and plausible_watts(segment_j / (t - t0)):
+                self._counted = segment_j is not None and plausible_watts(segment_j / (t - t0))
+                if self._counted:
+                    assert segment_j is not None
                     p0 = watts = segment_j / (t - t0)
                 self._integrate(t0, p0, t, watts)
+            else:
+                self._edges.reset()
             self._finish_ready()
 
     def drop_gap(self) -> None:
         """Forget the last sample so no energy is invented across a sensor outage."""
         with self._lock:
             self._last = None
+            self._edges.reset()
 
     def _integrate(self, t0: float, p0: float, t1: float, p1: float) -> None:
+        self._note_edges(t0, p0, t1, p1)
         slope = (p1 - p0) / (t1 - t0)
         cuts = {t0, t1}
         for w in self._windows.values():
@@ -259,6 +296,19 @@ class Meter:
                 a, b, active, energy_j=energy, marginal_j=marginal, peak_w=max(pa, pb)
             )
 
+    def _note_edges(self, t0: float, p0: float, t1: float, p1: float) -> None:
+        """Keep, for each window edge in this interval, what its error bound needs."""
+        edge = self._edges.interval(t0, p0, t1, p1, counter=self._counted)
+        for w in self._windows.values():
+            if w.start_edge is None and w.start < t1:
+                # A window opened before the first sample also misses the time until then.
+                missed = max(0.0, t0 - w.start)
+                w.start_edge = Edge(
+                    edge.interval_s + missed, 0.0 if missed else edge.low_w, edge.high_w
+                )
+            if w.end_edge is None and w.end is not None and w.end <= t1:
+                w.end_edge = edge
+
     def _finish_ready(self) -> None:
         if self._last is None:
             return
@@ -271,6 +321,19 @@ class Meter:
         self._shares.settle(w, None)
         end = self._clock() if w.end is None else w.end
         duration = max(0.0, end - w.start)
+        # A window finished before the sampler passed its end (no sample came) misses all the
+        # energy since the last sample: at the last power seen, that much more error.
+        last_t, last_w = self._last if self._last is not None else (w.start, 0.0)
+        missed_j = 0.0 if w.end_edge else last_w * max(0.0, end - max(last_t, w.start))
+        unseen = Edge(0.0, last_w, last_w)
+        error_j = missed_j + error_bound_j(
+            w.start_edge or unseen,
+            w.end_edge or unseen,
+            self.resolution_s,
+            counter=self._counted,
+            energy_j=w.energy_j,
+            duration_s=duration,
+        )
         w.result = WindowEnergy(
             energy_j=w.energy_j,
             marginal_j=max(0.0, w.marginal_j) if w.marginal_known else None,
@@ -278,6 +341,7 @@ class Meter:
             peak_w=w.peak_w,
             duration_s=duration,
             idle_w=self.idle.watts,
+            error_j=error_j,
         )
         del self._windows[key]
         w.done.set()

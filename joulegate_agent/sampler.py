@@ -32,6 +32,7 @@ class Sampler:
             raise ValueError(f"sample rate must be between 0.1 and 1000 Hz, got {rate_hz}")
         self.source = source
         self.meter = meter
+        meter.resolution_s = source.info.resolution_s or 0.0  # for each window's error bound
         self.rate_hz = rate_hz
         self.latest: PowerReading | None = None
         self.worst_gap_s = 0.0

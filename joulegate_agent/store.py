@@ -40,6 +40,8 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE inferences ADD COLUMN retention_ts REAL",
     "UPDATE inferences SET retention_ts = ended_ts",
     "CREATE INDEX inferences_retention_ts ON inferences (retention_ts)",
+    # energy_error.py: how far energy_j can be off (rows from before it: 0, not known)
+    "ALTER TABLE inferences ADD COLUMN energy_error_j REAL NOT NULL DEFAULT 0",
 ]
 
 

@@ -51,6 +51,7 @@ def info_payload(agent: Agent) -> dict[str, Any]:
                 "kind": source.info.kind,
                 "path": source.info.path,
                 "boundary": source.info.boundary,
+                "resolution_s": source.info.resolution_s,
                 "calibration": {
                     "gain": agent.config.calibration.gain,
                     "offset_w": agent.config.calibration.offset_w,

@@ -61,13 +61,19 @@ class RailInfo:
 
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
-    """Static description of a detected source, for `info` and `doctor`."""
+    """Static description of a detected source, for `info` and `doctor`.
+
+    `resolution_s` is how often the sensor has a new value (a counter's step, the chip's
+    averaging interval, tegrastats' line): a reading cannot place energy in time more finely.
+    None where the driver does not say.
+    """
 
     kind: str
     path: str
     boundary: str
     rails: tuple[RailInfo, ...]
     notes: tuple[str, ...] = field(default=())
+    resolution_s: float | None = None
 
 
 class PowerSource(Protocol):

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import Channel, RailSource
+from joulegate_agent.sources.rails import Channel, RailSource, update_interval_s
 from joulegate_agent.sysfs import SysfsRoot
 
 PATTERN = "/sys/class/hwmon/hwmon*"
@@ -35,7 +35,13 @@ def detect_hwmon(sysfs: SysfsRoot) -> RailSource:
         f"hwmon sensor ({channels[0].name})" if len(channels) == 1 else "sum of hwmon sensors"
     )
     return RailSource(
-        sysfs, kind="hwmon", paths=devices, channels=channels, whole=None, boundary=boundary
+        sysfs,
+        kind="hwmon",
+        paths=devices,
+        channels=channels,
+        whole=None,
+        boundary=boundary,
+        resolution_s=update_interval_s(sysfs, devices),
     )
 
 

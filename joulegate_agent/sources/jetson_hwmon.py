@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import Channel, RailSource, jetson_source
+from joulegate_agent.sources.rails import Channel, RailSource, jetson_source, update_interval_s
 from joulegate_agent.sysfs import SysfsRoot
 
 PATTERN = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
@@ -20,7 +20,14 @@ def detect_jetson_hwmon(sysfs: SysfsRoot) -> RailSource:
     channels = [channel for chip in chips for channel in _channels(sysfs, chip)]
     if not channels:
         raise NotDetected(f"no labelled ina3221 channel under {PATTERN}")
-    return jetson_source(sysfs, "jetson_hwmon", chips, channels, _notes(sysfs, chips))
+    return jetson_source(
+        sysfs,
+        "jetson_hwmon",
+        chips,
+        channels,
+        _notes(sysfs, chips),
+        resolution_s=update_interval_s(sysfs, chips),
+    )
 
 
 def _channels(sysfs: SysfsRoot, chip: Path) -> list[Channel]:

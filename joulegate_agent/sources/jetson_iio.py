@@ -14,6 +14,7 @@ from joulegate_agent.sysfs import SysfsRoot
 
 PATTERN = "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"
 CONTINUOUS = 1
+CONTINUOUS_REFRESH_S = 0.4
 
 
 def detect_jetson_iio(sysfs: SysfsRoot) -> RailSource:
@@ -21,13 +22,19 @@ def detect_jetson_iio(sysfs: SysfsRoot) -> RailSource:
     channels = [channel for chip in chips for channel in _channels(sysfs, chip)]
     if not channels:
         raise NotDetected(f"no ina3221x rail_name_N file under {PATTERN}")
-    notes = tuple(
-        f"{chip.parent.name}: continuous mode refreshes about every 0.4 s; "
-        "sampling above 2-3 Hz repeats values"
+    continuous = [
+        chip
         for chip in chips
         if (chip / "running_mode").exists() and sysfs.read_int(chip / "running_mode") == CONTINUOUS
+    ]
+    notes = tuple(
+        f"{chip.parent.name}: continuous mode refreshes about every {CONTINUOUS_REFRESH_S:g} s; "
+        "sampling above 2-3 Hz repeats values"
+        for chip in continuous
     )
-    return jetson_source(sysfs, "jetson_iio", chips, channels, notes)
+    # Triggered mode converts on each read: no interval of its own to state.
+    resolution = CONTINUOUS_REFRESH_S if continuous else None
+    return jetson_source(sysfs, "jetson_iio", chips, channels, notes, resolution_s=resolution)
 
 
 def _channels(sysfs: SysfsRoot, chip: Path) -> list[Channel]:

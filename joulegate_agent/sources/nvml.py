@@ -2,7 +2,8 @@
 
 `pynvml` is imported only when NVML is asked for, so the agent runs without it. Volta and newer
 count energy in mJ (`nvmlDeviceGetTotalEnergyConsumption`), which the sampler integrates; older
-GPUs give power in mW. The boundary is the GPU board, not the machine.
+GPUs give power in mW. The boundary is the GPU board, not the machine. The counter moves in steps
+(about 100 ms on an H200), measured at start.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from types import ModuleType
 from typing import Any
 
 from joulegate_agent.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
-from joulegate_agent.sources.counter import DeltaPower
+from joulegate_agent.sources.counter import DeltaPower, probe_update_period
 from joulegate_agent.sources.errors import NotDetected
 from joulegate_agent.sources.rails import board_power
 from joulegate_agent.sysfs import OnceLog
+
+TYPICAL_STEP_S = 0.1
 
 
 class NvmlSource:
@@ -29,7 +32,9 @@ class NvmlSource:
         handles: list[Any],
         names: list[str],
         use_counter: bool,
+        *,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._nvml = nvml
         self._handles = handles
@@ -38,6 +43,17 @@ class NvmlSource:
         self._clock = clock
         self._powers = [DeltaPower() for _ in handles]
         self._log = OnceLog()
+        step = None
+        if use_counter:
+            # The probe's reads also start the counters' watts, so the first read has a power.
+            step = probe_update_period(
+                lambda: [energy for energy, _ in self._poll_counters()],
+                clock,
+                sleep,
+                typical_s=TYPICAL_STEP_S,
+            )
+            for power in self._powers:
+                power.set_step(step)
         self._info = SourceInfo(
             kind="nvml",
             path="nvml",
@@ -46,25 +62,22 @@ class NvmlSource:
             notes=(
                 "energy counter (mJ)" if use_counter else "power readings (mW, averaged by NVML)",
             ),
+            resolution_s=step,
         )
-        if use_counter:
-            self.read()  # sets the counters' start; the next read has a power
 
     @property
     def info(self) -> SourceInfo:
         return self._info
 
     def read(self) -> PowerReading:
-        now = self._clock()
         rails = []
         energies: list[float | None] = []
-        for name, handle, power in zip(self._names, self._handles, self._powers, strict=True):
-            if self._use_counter:
-                energy = self._call(name, self._nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
-                energy_j = None if energy is None else energy / 1e3
+        if self._use_counter:
+            for name, (energy_j, watts) in zip(self._names, self._poll_counters(), strict=True):
                 energies.append(energy_j)
-                rails.append(RailReading(name, power.update(now, energy_j)))
-            else:
+                rails.append(RailReading(name, watts))
+        else:
+            for name, handle in zip(self._names, self._handles, strict=True):
                 milliwatts = self._call(name, self._nvml.nvmlDeviceGetPowerUsage, handle)
                 rails.append(RailReading(name, None if milliwatts is None else milliwatts / 1e3))
         board = board_power(rails, whole=None)
@@ -74,6 +87,16 @@ class NvmlSource:
             else None
         )
         return PowerReading(board_w=board, rails=tuple(rails), energy_j=energy_total)
+
+    def _poll_counters(self) -> list[tuple[float | None, float | None]]:
+        """Each GPU's counter (J) and its watts, None where NVML failed."""
+        now = self._clock()
+        polled = []
+        for name, handle, power in zip(self._names, self._handles, self._powers, strict=True):
+            energy = self._call(name, self._nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+            energy_j = None if energy is None else energy / 1e3
+            polled.append((energy_j, power.update(now, energy_j)))
+        return polled
 
     def _call(self, name: str, function: Callable[[Any], int], handle: Any) -> float | None:
         try:
@@ -88,7 +111,9 @@ class NvmlSource:
         self._nvml.nvmlShutdown()
 
 
-def detect_nvml(clock: Callable[[], float] = time.monotonic) -> NvmlSource:
+def detect_nvml(
+    clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+) -> NvmlSource:
     try:
         nvml = importlib.import_module("pynvml")
     except ImportError as err:
@@ -108,7 +133,7 @@ def detect_nvml(clock: Callable[[], float] = time.monotonic) -> NvmlSource:
     if not handles:
         nvml.nvmlShutdown()
         raise NotDetected("NVML found no GPU")
-    return NvmlSource(nvml, handles, names, use_counter, clock)
+    return NvmlSource(nvml, handles, names, use_counter, clock=clock, sleep=sleep)
 
 
 def _has_counter(nvml: ModuleType, handle: Any) -> bool:

@@ -28,6 +28,7 @@ def detect_power_supply(sysfs: SysfsRoot) -> RailSource:
         whole=None,
         boundary=f"power supply ({names})",
         notes=("a battery shows the board's draw only while it discharges",),
+        resolution_s=None,  # the supply's driver does not say how often it refreshes
     )
 
 

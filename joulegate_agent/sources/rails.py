@@ -79,6 +79,7 @@ class RailSource:
         whole: str | None,
         boundary: str,
         notes: tuple[str, ...] = (),
+        resolution_s: float | None = None,
     ) -> None:
         self._sysfs = sysfs
         self._channels = tuple(channels)
@@ -89,6 +90,7 @@ class RailSource:
             boundary=boundary,
             rails=tuple(RailInfo(c.name, c.name == whole) for c in self._channels),
             notes=notes,
+            resolution_s=resolution_s,
         )
 
     @property
@@ -112,12 +114,27 @@ def board_power(rails: Sequence[RailReading], whole: str | None) -> float | None
     return None
 
 
+def update_interval_s(sysfs: SysfsRoot, devices: Iterable[Path]) -> float | None:
+    """How often the slowest of these hwmon devices has a new value: its `update_interval` (ms,
+    the hwmon ABI), or None where none of them has the file."""
+    intervals = [
+        ms
+        for device in devices
+        if (device / "update_interval").exists()
+        and (ms := sysfs.read_int(device / "update_interval")) is not None
+        and ms >= 0
+    ]
+    return max(intervals) / 1000.0 if intervals else None
+
+
 def jetson_source(
     sysfs: SysfsRoot,
     kind: str,
     paths: Sequence[Path],
     channels: Sequence[Channel],
     notes: tuple[str, ...] = (),
+    *,
+    resolution_s: float | None = None,
 ) -> RailSource:
     """A Jetson module: VDD_IN / POM_5V_IN is the board if present, else the sum without NC."""
     connected = [c for c in channels if c.name != NOT_CONNECTED]
@@ -131,4 +148,5 @@ def jetson_source(
         whole=whole,
         boundary=boundary,
         notes=notes,
+        resolution_s=resolution_s,
     )

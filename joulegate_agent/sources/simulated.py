@@ -67,6 +67,7 @@ class SimulatedOrinNano:
             boundary=f"{MODULE_INPUT} ({WHOLE})",
             rails=(RailInfo(WHOLE, True), RailInfo(CPU_GPU_CV, False), RailInfo(SOC, False)),
             notes=("simulated: no hardware is read",),
+            resolution_s=0.0,  # a new value on every read
         )
 
     @property

@@ -131,6 +131,7 @@ class TegrastatsSource:
                 f"tegrastats prints every {self._interval_s:g} s: power between lines is held, "
                 "so short inferences are metered coarsely; the INA3221 files are better",
             ),
+            resolution_s=self._interval_s,
         )
 
     def read(self) -> PowerReading:

@@ -121,3 +121,8 @@ async def test_info_names_the_device_board_and_whole_board_rail(
     assert body["board"]["simulated"] is True
     whole = [r["name"] for s in body["sources"] for r in s["rails"] if r["whole_board"]]
     assert whole == ["VDD_IN"]
+
+
+async def test_info_states_each_sources_resolution(api: TestClient[Any, Any], agent: Agent) -> None:
+    body = await (await api.get("/api/v1/info", headers=auth(agent))).json()
+    assert [s["resolution_s"] for s in body["sources"]] == [0.0]  # simulated: every read

@@ -111,6 +111,7 @@ def test_doctor_json_for_orin_nano_in_full(tmp_path: Path) -> None:
                 "kind": "jetson_hwmon",
                 "path": "/sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon1",
                 "boundary": "module input rail (VDD_IN)",
+                "resolution_s": 0.14,
                 "notes": ["1-0040: averages 512 samples, new value every 140 ms"],
                 "board_w": pytest.approx(4.767616),
                 "energy_j": None,
@@ -179,6 +180,16 @@ def test_doctor_json_for_a_battery_box_with_rapl(tmp_path: Path) -> None:
     assert report["board_w"] == pytest.approx(9.36)
     assert report["sources"][1]["board_w"] == 0.0  # the counter did not move in the test tree
     assert report["thermal"]["power_mode"] is None
+
+
+def test_doctor_states_each_sources_resolution(tmp_path: Path) -> None:
+    trees.orin_nano(tmp_path)
+    trees.battery(tmp_path)
+    report = report_for(tmp_path)
+    assert [s["resolution_s"] for s in report["sources"]] == [0.14, None]
+    text = format_report(report)
+    assert "resolution: a new value every 140 ms" in text
+    assert "resolution: not stated by the driver (taken as the sampling interval)" in text
 
 
 def test_doctor_json_for_generic_hwmon(tmp_path: Path) -> None:

@@ -78,6 +78,18 @@ async def test_an_explicit_window_loads_the_simulated_board(tmp_path: Path) -> N
     assert row["avg_w"] > 7
 
 
+async def test_a_row_carries_an_error_bound_that_covers_its_edges(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        await asyncio.sleep(0.3)
+        window_id = await start_window(agent, client)
+        await asyncio.sleep(0.5)
+        row = await (await end_window(agent, client, window_id)).json()
+        page = await (await client.get("/api/v1/inferences", headers=auth(agent))).json()
+    # The simulated board steps from ~4.5 W to ~10 W at the edges, sampled every 0.1 s.
+    assert 0.0 < row["energy_error_j"] < 0.5 * row["energy_j"]
+    assert page["items"][-1]["energy_error_j"] == row["energy_error_j"]
+
+
 async def test_ending_an_unknown_or_ended_window_is_404(tmp_path: Path) -> None:
     async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
         window_id = await start_window(agent, client)

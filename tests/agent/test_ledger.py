@@ -20,7 +20,7 @@ from joulegate_agent.ledger import (
     export_rows,
     parse_iso_time,
 )
-from joulegate_agent.store import Store
+from joulegate_agent.store import MIGRATIONS, Store
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 _WINDOW_IDS = itertools.count()  # id() of a freed dict can come back: not unique
@@ -87,6 +87,33 @@ def test_the_row_json_has_the_contract_fields_and_derived_figures(ledger: Ledger
     assert data["wh"] == pytest.approx(40 / 3600, abs=1e-7)
     assert data["tokens_per_s"] == pytest.approx(25.0)
     assert data["started_at"] == "2026-11-26T12:00:00.000+00:00"
+
+
+def test_a_row_keeps_its_energy_error_bound(ledger: Ledger) -> None:
+    recorded = ledger.record(row(energy_error_j=1.25))
+    assert ledger.get(recorded.id or 0) == recorded
+    assert recorded.to_json()["energy_error_j"] == 1.25
+
+
+def test_rows_from_before_the_error_bound_read_with_a_bound_of_zero(tmp_path: Path) -> None:
+    path = tmp_path / "joulegate.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for number, statement in enumerate(MIGRATIONS[:4], start=1):
+        old.execute(statement)
+        old.execute(f"PRAGMA user_version={number}")
+    old.execute(
+        "INSERT INTO inferences (window_id, started_at, ended_at, started_ts, ended_ts,"
+        " duration_s, tokens_estimated, energy_j, outcome, gate_open, boundary) VALUES"
+        " ('old', '2026-11-26T12:00:00.000+00:00', '2026-11-26T12:00:04.000+00:00',"
+        " 0, 4, 4.0, 0, 40.0, 'ok', 1, 'module input rail (VDD_IN)')"
+    )
+    old.close()
+    store = Store(path)
+    try:
+        (kept,) = Ledger(store).page().items
+    finally:
+        store.close()
+    assert (kept.window_id, kept.energy_error_j) == ("old", 0.0)
 
 
 def test_a_row_without_output_tokens_has_no_j_per_token(ledger: Ledger) -> None:
@@ -177,6 +204,14 @@ def test_export_jsonl_writes_one_api_row_per_line(ledger: Ledger) -> None:
     assert export_rows(ledger, out, "jsonl") == 3
     lines = out.getvalue().splitlines()
     assert [json.loads(line) for line in lines] == [r.to_json() for r in recorded]
+
+
+def test_export_csv_has_the_energy_error_bound_beside_the_energy(ledger: Ledger) -> None:
+    ledger.record(row(energy_error_j=0.5))
+    out = io.StringIO()
+    export_rows(ledger, out, "csv")
+    (line,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert (line["energy_j"], line["energy_error_j"]) == ("40.0", "0.5")
 
 
 def test_export_csv_has_a_header_and_one_line_per_row(ledger: Ledger) -> None:

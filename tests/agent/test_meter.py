@@ -231,3 +231,49 @@ async def test_close_window_finishes_anyway_when_no_sample_arrives() -> None:
     key = meter.open_window()
     result = await asyncio.wait_for(meter.close_window(key, timeout=0.05), 2)
     assert result.energy_j == 0.0
+
+
+def test_a_window_on_steady_power_read_by_a_power_sensor_has_no_error() -> None:
+    clock = ManualClock()
+    meter = Meter(clock, resolution_s=0.14)
+    for i in range(40):
+        clock.now = i * 0.1
+        if i == 10:
+            clock.now = 1.03
+            key = meter.open_window()
+        if i == 30:
+            clock.now = 2.97
+            ended = meter.end_window(key)
+        clock.now = i * 0.1
+        meter.add_sample(clock.now, 10.0)
+    assert ended.wait(0).error_j == 0.0
+
+
+def test_a_power_step_at_a_windows_edges_is_in_its_bound() -> None:
+    clock = ManualClock()
+    meter = Meter(clock, resolution_s=0.14)
+    for i in range(10):
+        meter.add_sample(i * 0.1, IDLE_W)
+    clock.now = 0.95
+    key = meter.open_window()
+    for i in range(10, 30):
+        meter.add_sample(i * 0.1, BUSY_W)
+    clock.now = 2.95
+    ended = meter.end_window(key)
+    for i in range(30, 40):
+        meter.add_sample(i * 0.1, IDLE_W)
+    window = ended.wait(0)
+    exact = BUSY_W * 2.0  # the board stepped at 0.95 s and back at 2.95 s
+    assert abs(window.energy_j - exact) <= window.error_j
+    assert window.error_j < 0.2 * exact
+
+
+async def test_a_window_no_sample_reached_is_bounded_by_the_time_it_missed() -> None:
+    meter = Meter()
+    meter.add_sample(time.monotonic() - 0.5, 5.0)
+    meter.add_sample(time.monotonic(), 5.0)
+    key = meter.open_window()
+    await asyncio.sleep(0.1)  # the sampler has stopped: nothing is counted from here on
+    result = await asyncio.wait_for(meter.close_window(key, timeout=0.1), 2)
+    assert result.duration_s >= 0.1
+    assert result.error_j >= 5.0 * result.duration_s

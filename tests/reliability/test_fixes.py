@@ -8,6 +8,7 @@ Others are pinned by the tests that found them: disk full / read-only ledger
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -242,16 +243,18 @@ def test_an_energy_counter_that_runs_back_is_not_integrated() -> None:
 
 def test_rapl_ignores_a_counter_value_outside_its_range(tmp_path: Path) -> None:
     sysfs_trees.rapl(tmp_path, 1_000_000)
-    files = {"energy_uj": ["1000000", "-5", str(sysfs_trees.RAPL_MAX_UJ + 1), "2000000"]}
-    reads = iter(files["energy_uj"])
+    script: list[str] = []  # what energy_uj reads after detection (which reads it to time its step)
 
     def reader(path: Path) -> str:
         if path.name == "energy_uj":
-            return next(reads)
+            return script.pop(0) if script else "1000000"
         return path.read_text()
 
-    ticks = iter([1.0, 2.0, 3.0, 4.0])
-    source = detect_rapl(SysfsRoot(tmp_path, reader=reader), clock=lambda: next(ticks))
+    ticks = itertools.count(1.0)
+    source = detect_rapl(
+        SysfsRoot(tmp_path, reader=reader), clock=lambda: next(ticks), sleep=lambda _s: None
+    )
+    script += ["-5", str(sysfs_trees.RAPL_MAX_UJ + 1), "2000000"]
     energies = [source.read().energy_j for _ in range(3)]
     assert energies == [None, None, 1.0]  # 1 J counted, not a wrap of 262 kJ
 
