@@ -400,6 +400,8 @@ class Inference:
     outcome: str
     gate_open: bool | None
     boundary: str | None
+    energy_error_j: float | None
+    """How far energy_j can be off (J); None from agents older than the bound."""
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -432,6 +434,7 @@ class Inference:
             outcome=_str(obj, "outcome"),
             gate_open=gate_open if isinstance(gate_open, bool) else None,
             boundary=_opt_str(obj, "boundary"),
+            energy_error_j=_opt_float(obj, "energy_error_j"),
             raw=obj,
         )
 

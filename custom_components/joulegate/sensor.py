@@ -91,6 +91,17 @@ def _last_inference_attributes(state: JoulegateState) -> Mapping[str, Any] | Non
         "model": row.model,
         "outcome": row.outcome,
         "ended_at": row.ended_at.isoformat() if row.ended_at else None,
+        **_energy_error(row.energy_error_j, row.energy_j),
+    }
+
+
+def _energy_error(error_j: float | None, energy_j: float) -> dict[str, float | None]:
+    """The agent's bound on the energy, as "0.42 Wh ± 3 %" needs it (None from older agents)."""
+    return {
+        "energy_error_wh": None if error_j is None else round(error_j / 3600.0, 6),
+        "energy_error_percent": (
+            round(100.0 * error_j / energy_j, 1) if error_j is not None and energy_j > 0 else None
+        ),
     }
 
 

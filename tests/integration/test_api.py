@@ -380,3 +380,10 @@ def test_status_with_optional_parts_missing() -> None:
     assert parsed.power_mode is None
     with pytest.raises(ValueError, match="not a list"):
         Status.from_dict(load_json("status.json") | {"power": {"rails": {}}})
+
+
+def test_an_inference_row_carries_the_agents_error_bound_when_it_has_one() -> None:
+    row = load_json("inferences.json")["items"][0]
+    assert Inference.from_dict(row).energy_error_j == 1.08
+    del row["energy_error_j"]  # an agent older than the bound
+    assert Inference.from_dict(row).energy_error_j is None

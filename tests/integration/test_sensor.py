@@ -100,3 +100,27 @@ async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
     await hass.async_block_till_done()
     assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode") is None
     assert hass.states.get("sensor.orin_rooftop_power_mode") is None
+
+
+@pytest.mark.usefixtures("init_integration")
+async def test_last_inference_shows_the_agents_error_bound(hass: HomeAssistant) -> None:
+    """31.4 J ± 0.942 J: "0.0087 Wh ± 3 %"."""
+    last = hass.states.get("sensor.orin_rooftop_last_inference_energy")
+    assert last.attributes["energy_error_wh"] == pytest.approx(0.942 / 3600, abs=1e-6)
+    assert last.attributes["energy_error_percent"] == 3.0
+
+
+async def test_last_inference_from_an_agent_without_the_bound_says_unknown(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """An agent older than the bound sends no energy_error_j: the energy still shows."""
+    del agent.status["inference"]["last"]["energy_error_j"]
+    for row in agent.rows:
+        del row["energy_error_j"]
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    last = hass.states.get("sensor.orin_rooftop_last_inference_energy")
+    assert float(last.state) == pytest.approx(0.008722)
+    assert last.attributes["energy_error_wh"] is None
+    assert last.attributes["energy_error_percent"] is None
