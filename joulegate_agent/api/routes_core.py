@@ -18,7 +18,7 @@ from joulegate_agent.ledger import iso, round_or_none
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"
-FEATURES = ("ledger_id", "storage_health", "clock_synced")
+FEATURES = ("ledger_id", "storage_health", "clock_synced", "energy_error")
 """What this agent offers beyond API version 1's first answers, for clients that must also work
 with older agents (listed in /api/v1/info)."""
 

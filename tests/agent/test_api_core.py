@@ -126,3 +126,4 @@ async def test_info_names_the_device_board_and_whole_board_rail(
 async def test_info_states_each_sources_resolution(api: TestClient[Any, Any], agent: Agent) -> None:
     body = await (await api.get("/api/v1/info", headers=auth(agent))).json()
     assert [s["resolution_s"] for s in body["sources"]] == [0.0]  # simulated: every read
+    assert "energy_error" in body["features"]
