@@ -278,6 +278,27 @@ def test_nvml_integrates_the_energy_counter_on_volta_and_newer(
     assert source.info.boundary == "GPU board (NVML)"
 
 
+def test_nvml_times_its_counters_step_and_never_reports_a_power_from_less(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An H200's counter moves every ~100 ms: a few ms after the start read it gave 2,302 W."""
+    gpu = FakeGpu("NVIDIA H200", energy_mj=0)
+    FakeNvml([gpu]).install(monkeypatch)
+    clock = trees.Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.t += seconds
+        gpu.energy_mj = round(124_000 * (clock.t - clock.t % 0.1 - 1000.0))  # 124 W, 100-ms steps
+
+    source = detect_nvml(clock, sleep)
+    assert source.info.resolution_s == pytest.approx(0.1, abs=0.003)
+    watts = []
+    for _ in range(20):
+        sleep(0.004)
+        watts.append(source.read().board_w)
+    assert all(w == pytest.approx(124.0, rel=0.5) for w in watts), watts
+
+
 def test_nvml_reads_power_on_older_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     FakeNvml([FakeGpu(b"Tesla P4", energy_mj=None, power_mw=23_500)]).install(monkeypatch)
     reading = detect_nvml().read()
