@@ -138,7 +138,7 @@ def _problems(
 def resolution_text(seconds: float | None) -> str:
     """How often a source has a new value, for people."""
     if seconds is None:
-        return "not stated by the driver (taken as the sampling interval)"
+        return "not stated by the driver (error bounds count the sampling interval only)"
     if seconds == 0:
         return "a new value on every read"
     return f"a new value every {seconds * 1000:.0f} ms"
