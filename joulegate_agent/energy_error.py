@@ -85,7 +85,7 @@ class EdgeTracker:
     """Follows the meter's intervals and tells, for each, the Edge a window edge in it would get.
 
     A counter's interval holds a whole number of steps (none, or two, for one step's time), so
-    its power is taken over spans of at least one step instead; a power sensor's readings are
+    its power is taken over spans of STEP_SPAN steps instead; a power sensor's readings are
     taken as they are.
     """
 
@@ -104,7 +104,7 @@ class EdgeTracker:
             trail.append((t0, 0.0, p0))
         trail.append((t1, trail[-1][1] + (p0 + p1) / 2.0 * (t1 - t0), p1))
         reach = t0 - self.resolution_s
-        recent = [i for i, (t, _, _) in enumerate(trail) if t >= reach] or [len(trail) - 2]
+        recent = [i for i, (t, _, _) in enumerate(trail) if t >= reach]  # t0 and t1 at least
         first = max(0, recent[0] - 1)
         if counter:
             powers = [w for i in recent if (w := self._step_power(i)) is not None] or [p0]
@@ -113,7 +113,7 @@ class EdgeTracker:
         return Edge(interval_s=t1 - t0, low_w=min(powers), high_w=max(powers))
 
     def _step_power(self, index: int) -> float | None:
-        """Average power over the shortest span ending at this point that holds a whole step."""
+        """Average power over the shortest span of STEP_SPAN steps that ends at this point."""
         t, energy, _ = self._trail[index]
         for back in range(index - 1, -1, -1):
             t_back, energy_back, _ = self._trail[back]
