@@ -654,7 +654,10 @@ class JoulegateClient:
                         raise JoulegateNotAgentError(
                             f"{path} answered {response.content_type!r}, not JSON"
                         )
-                    return await response.json()
+                    try:
+                        return await response.json()
+                    except ValueError as err:
+                        raise JoulegateNotAgentError(f"{path} did not answer valid JSON") from err
         except TimeoutError as err:
             raise JoulegateConnectionError(
                 f"Timed out talking to the agent at {self.host}"
@@ -663,8 +666,6 @@ class JoulegateClient:
             raise JoulegateConnectionError(
                 f"Could not talk to the agent at {self.host}:{self.port}: {err}"
             ) from err
-        except ValueError as err:  # invalid JSON body
-            raise JoulegateNotAgentError(f"{path} did not answer valid JSON") from err
 
     async def health(self) -> Health:
         """Check that a Joulegate agent answers (no token needed)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from ipaddress import ip_address
 from typing import Any
 
 import voluptuous as vol
@@ -19,6 +21,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from yarl import URL
 
 from .api import (
     Info,
@@ -39,6 +42,47 @@ PORT_SELECTOR = NumberSelector(
     NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
 )
 TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+# A DNS name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?", re.IGNORECASE)
+
+
+def parse_address(typed: str, port: int) -> tuple[str, int] | None:
+    """Host and port from what was typed in the host field, or None if it cannot be an agent.
+
+    People paste what their browser shows: `192.168.1.20`, `192.168.1.20:8787` or
+    `http://192.168.1.20:8787/`. A port in the host field wins over the port field. The agent
+    serves plain http at its root, so another scheme or a path is refused rather than dropped.
+    """
+    text = typed.strip()
+    try:
+        return str(ip_address(text)), port  # a bare IPv6 address has colons of its own
+    except ValueError:
+        pass
+    if "://" not in text:
+        text = f"http://{text}"
+    try:
+        url = URL(text)
+    except ValueError:
+        return None
+    host = url.host
+    if (
+        url.scheme.lower() != "http"
+        or not host
+        or url.user is not None
+        or url.path not in ("", "/")
+        or url.query_string
+        or url.fragment
+    ):
+        return None
+    try:
+        host = str(ip_address(host))
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host):
+            return None
+    return host, url.explicit_port or port
 
 
 def _host_port_schema(host: str | None, port: int) -> dict[vol.Marker, Any]:
@@ -77,8 +121,8 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "not_joulegate_agent"
         except JoulegateConnectionError:
             errors["base"] = "cannot_connect"
-        except JoulegateError:
-            LOGGER.exception("Unexpected answer from the Joulegate agent at %s:%s", host, port)
+        except Exception:  # an unreadable answer (JoulegateResponseError) or a bug
+            LOGGER.exception("Unexpected error checking the Joulegate agent at %s:%s", host, port)
             errors["base"] = "unknown"
         return None
 
@@ -86,10 +130,12 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the agent's address and token."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            host = user_input[CONF_HOST].strip()
-            port = int(user_input[CONF_PORT])
             token = user_input[CONF_TOKEN].strip()
-            if info := await self._async_validate(host, port, token, errors):
+            address = parse_address(user_input[CONF_HOST], int(user_input[CONF_PORT]))
+            if address is None:
+                errors[CONF_HOST] = "invalid_host"
+            elif info := await self._async_validate(*address, token, errors):
+                host, port = address
                 await self.async_set_unique_id(info.device_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
                 return self.async_create_entry(
@@ -205,7 +251,12 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             host = user_input[CONF_HOST].strip()
             port = int(user_input[CONF_PORT])
-            info = await self._async_validate(host, port, entry.data[CONF_TOKEN], errors)
+            info = None
+            if (address := parse_address(host, port)) is None:
+                errors[CONF_HOST] = "invalid_host"
+            else:
+                host, port = address
+                info = await self._async_validate(host, port, entry.data[CONF_TOKEN], errors)
             if CONF_TOKEN in errors:
                 # No token field on this form: the agent there has another token.
                 errors = {"base": "invalid_auth"}

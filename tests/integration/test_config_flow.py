@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.joulegate.config_flow import parse_address
 from custom_components.joulegate.const import CONF_UPDATE_INTERVAL, DEFAULT_PORT, DOMAIN
 from demo.procs import free_port
 
@@ -101,6 +102,110 @@ async def test_user_flow_errors(
     agent.fail_status = None
     result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(agent))
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "http://127.0.0.1:{port}",
+        "127.0.0.1:{port}",
+        "http://127.0.0.1:{port}/",
+        " HTTP://127.0.0.1:{port} ",
+    ],
+)
+async def test_a_pasted_address_is_read_as_host_and_port(
+    hass: HomeAssistant, agent: FakeAgent, typed: str
+) -> None:
+    """A URL or host:port pasted into the host field: its port wins over the port field."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _user_input(agent, **{CONF_HOST: typed.format(port=agent.port), CONF_PORT: DEFAULT_PORT}),
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_HOST] == "127.0.0.1"
+    assert result["data"][CONF_PORT] == agent.port
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_a_url_without_port_uses_the_port_field(
+    hass: HomeAssistant, agent: FakeAgent
+) -> None:
+    """`http://host` takes the port from the port field."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _user_input(agent, **{CONF_HOST: "http://127.0.0.1"})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_HOST] == "127.0.0.1"
+    assert result["data"][CONF_PORT] == agent.port
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+@pytest.mark.parametrize(
+    "typed",
+    ["https://127.0.0.1", "http://127.0.0.1/api/v1", "two words", "http://", "host:port", "::1:x"],
+)
+async def test_an_address_that_cannot_be_an_agent_is_refused_before_connecting(
+    hass: HomeAssistant, agent: FakeAgent, typed: str
+) -> None:
+    """Not a host, host:port or http:// URL: the host field says so; nothing is contacted."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with patch("custom_components.joulegate.config_flow.JoulegateClient") as client:
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _user_input(agent, **{CONF_HOST: typed})
+        )
+    client.assert_not_called()
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_HOST: "invalid_host"}
+
+
+@pytest.mark.parametrize(
+    ("typed", "address"),
+    [
+        ("fe80::1", ("fe80::1", 8787)),
+        ("http://[fe80::1]:9000", ("fe80::1", 9000)),
+        ("[fe80::1]:9000", ("fe80::1", 9000)),
+        ("orin.local.", ("orin.local.", 8787)),
+    ],
+)
+def test_ipv6_addresses_and_dns_names_are_hosts(typed: str, address: tuple[str, int]) -> None:
+    """A bare IPv6 address is a host (its colons are no port); brackets take a port."""
+    assert parse_address(typed, DEFAULT_PORT) == address
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_an_unexpected_error_is_unknown_and_logged(
+    hass: HomeAssistant, agent: FakeAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug or a library surprise: the form says `unknown`, the log has the traceback."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with patch(
+        "custom_components.joulegate.config_flow.JoulegateClient.health",
+        side_effect=RuntimeError("surprise"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _user_input(agent)
+        )
+    assert result["errors"] == {"base": "unknown"}
+    assert "surprise" in caplog.text
+
+
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_reconfigure_reads_a_pasted_url(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """Reconfigure parses the host field the same way."""
+    mock_config_entry.add_to_hass(hass)
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: f"http://127.0.0.1:{agent.port}", CONF_PORT: DEFAULT_PORT}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_config_entry.data[CONF_HOST] == "127.0.0.1"
+    assert mock_config_entry.data[CONF_PORT] == agent.port
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
