@@ -753,6 +753,8 @@ class JoulegateClient:
             raise JoulegateConnectionError("The event stream went quiet") from err
         except aiohttp.ClientError as err:
             raise JoulegateConnectionError(f"The event stream broke: {err}") from err
+        except ValueError as err:  # aiohttp's reader refuses a line over its limit (128 KiB)
+            raise JoulegateResponseError(f"Unreadable event stream: {err}") from err
 
 
 def _parse_event(event_type: str, data: str) -> JoulegateEvent | None:

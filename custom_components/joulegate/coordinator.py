@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -294,14 +295,21 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         )
 
     async def async_listen_events(self) -> None:
-        """Follow the agent's event stream for as long as the entry is loaded."""
+        """Follow the agent's event stream for as long as the entry is loaded.
+
+        Only a refused token or an agent without the route ends it: anything else reconnects
+        with back-off. A lost connection is logged at debug level (the poll reports it); an
+        answer that cannot be read, or an error nobody expected, once per run of failures.
+        """
         backoff = EVENT_STREAM_BACKOFF_MIN
+        reported = False
         while True:
             self.event_stream = "connecting"
             try:
                 async for _event in self.client.events():
                     self.event_stream = "connected"
                     backoff = EVENT_STREAM_BACKOFF_MIN
+                    reported = False
                     await self.async_request_refresh()
             except JoulegateAuthenticationError:
                 # The next poll fails the same way and starts reauthentication.
@@ -315,9 +323,23 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                     )
                     self.event_stream = "unsupported"
                     return
-                LOGGER.debug("Event stream of %s failed: %s", self.config_entry.title, err)
+                LOGGER.log(
+                    logging.DEBUG if reported else logging.WARNING,
+                    "Event stream of %s failed, reconnecting: %s",
+                    self.config_entry.title,
+                    err,
+                )
+                reported = True
             except JoulegateError as err:
                 LOGGER.debug("Event stream of %s lost: %s", self.config_entry.title, err)
+            except Exception:
+                LOGGER.log(
+                    logging.DEBUG if reported else logging.ERROR,
+                    "Unexpected error in the event stream of %s, reconnecting",
+                    self.config_entry.title,
+                    exc_info=True,
+                )
+                reported = True
             self.event_stream = "reconnecting"
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, EVENT_STREAM_BACKOFF_MAX)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
@@ -152,6 +153,52 @@ async def test_event_stream_with_bad_event_reconnects(
     await wait_until(lambda: agent.stream_connections == 1)
     agent.publish("inference", {"id": "not a row"})
     await wait_until(lambda: agent.stream_connections == 2)
+
+
+async def test_an_event_line_over_the_read_limit_reconnects_the_stream(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 200 KiB line (over aiohttp's 128 KiB) is reported once; the stream comes back."""
+    await wait_until(lambda: agent.stream_connections == 1)
+    agent.publish("note", "x" * 200_000)
+    await wait_until(lambda: agent.stream_connections == 2)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert ["Event stream of orin-rooftop failed" in r.getMessage() for r in warnings] == [True]
+    agent.finish_inference()
+    await wait_until(lambda: _state(hass, INFERENCES) == "13")
+
+
+async def test_an_unexpected_error_in_the_stream_is_logged_and_the_stream_reconnects(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever the client raises, the stream task lives on: logged with its traceback."""
+    await wait_until(lambda: agent.stream_connections == 1)
+    client = init_integration.runtime_data.client
+    real_events = client.events
+    calls = 0
+
+    def events() -> AsyncIterator[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the client")
+        return real_events()
+
+    with patch.object(client, "events", events):
+        agent.close_streams()
+        await wait_until(lambda: agent.stream_connections == 2)
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert "a bug in the client" in caplog.text
+    agent.finish_inference()
+    await wait_until(lambda: _state(hass, INFERENCES) == "13")
 
 
 async def test_event_stream_stops_on_rejected_token(
