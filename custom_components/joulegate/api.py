@@ -510,6 +510,27 @@ class Queue:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Storage:
+    """Whether the agent can write its ledger; rows it cannot write wait in a memory spool."""
+
+    healthy: bool
+    pending_rows: int
+    spool_capacity: int
+    error: str | None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Self:
+        """Parse the storage object."""
+        obj = _obj(data, "storage")
+        return cls(
+            healthy=_bool(obj, "healthy"),
+            pending_rows=_int(obj, "pending_rows"),
+            spool_capacity=_int(obj, "spool_capacity"),
+            error=_opt_str(obj, "error"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Status:
     """GET /api/v1/status: the live state of the rig."""
 
@@ -524,6 +545,7 @@ class Status:
     inference: InferenceCounters
     gate: Gate
     queue: Queue
+    storage: Storage | None  # None from an agent that does not report it
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -532,6 +554,7 @@ class Status:
         obj = _obj(data, "status")
         idle = _obj(obj.get("idle") or {}, "idle")
         power_mode = obj.get("power_mode")
+        storage = obj.get("storage")
         return cls(
             time=_opt_time(obj, "time"),
             uptime_s=_opt_float(obj, "uptime_s"),
@@ -544,6 +567,7 @@ class Status:
             inference=InferenceCounters.from_dict(_req(obj, "inference")),
             gate=Gate.from_dict(_req(obj, "gate")),
             queue=Queue.from_dict(obj.get("queue") or {"length": 0}),
+            storage=None if storage is None else Storage.from_dict(storage),
             raw=obj,
         )
 

@@ -41,6 +41,13 @@ class FakeAgent:
         self.health: dict[str, Any] = load_json("health.json")
         self.info: dict[str, Any] = load_json("info.json")
         self.status: dict[str, Any] = load_json("status.json")
+        # Whether the agent can write its ledger (agents before 0.2 leave this out).
+        self.status["storage"] = {
+            "healthy": True,
+            "pending_rows": 0,
+            "spool_capacity": 10000,
+            "error": None,
+        }
         self.rows: list[dict[str, Any]] = load_json("inferences.json")["items"]
         self.gate: dict[str, Any] = load_json("gate.json")
         # The ledger's identity, in /info and each page; None: an agent from before it had one.

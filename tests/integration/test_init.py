@@ -6,12 +6,13 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
 from demo.procs import free_port
 
-from .common import DEVICE_ID
+from .common import DEVICE_ID, ENTRY_ID
 from .fake_agent import FakeAgent
 
 LEDGER_KEY = f"{DOMAIN}.{{}}.ledger"
@@ -76,14 +77,64 @@ async def test_setup_with_rejected_token_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
 
-async def test_setup_refuses_another_agent(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+async def test_another_agent_at_the_address_keeps_retrying_and_raises_a_repair(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
 ) -> None:
-    """Another agent answers at the entry's address: wait for the right one."""
-    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    """Another agent answers at the entry's address: setup retries (zeroconf may bring the
+    right one back) and a repair tells the user, with a link to the entry to reconfigure it."""
+    agent.info = agent.info | {"device_id": "ffffffffffffffff", "hostname": "xavier-shed"}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    issue = issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_wrong_device")
+    assert issue is not None
+    assert issue.translation_key == "wrong_device"
+    assert not issue.is_fixable
+    assert issue.translation_placeholders == {
+        "agent": "orin-rooftop",
+        "address": f"127.0.0.1:{agent.port}",
+        "expected": DEVICE_ID,
+        "found": "ffffffffffffffff",
+        "found_name": "xavier-shed",
+        "entry_url": f"/config/integrations/integration/{DOMAIN}#config_entry={ENTRY_ID}",
+    }
+
+
+async def test_the_wrong_device_repair_goes_once_setup_succeeds(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The right agent is back at the address: the next retry loads and removes the repair."""
+    right = agent.info
+    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_wrong_device")
+    agent.info = right
+    await hass.config_entries.async_reload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_wrong_device") is None
+
+
+async def test_removing_a_retrying_entry_removes_its_wrong_device_repair(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """An entry the user deletes instead of reconfiguring leaves no repair behind."""
+    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.config_entries.async_remove(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_wrong_device") is None
 
 
 async def test_remove_entry_deletes_ledger_cursor(

@@ -84,6 +84,7 @@ def test_translations_cover_every_key() -> None:
     for key in ("grid_source", "battery_source", "grid_sign", "battery_sign"):
         assert key in english["selector"], key
     issues = {f"input_{problem}" for problem in LASTING_PROBLEMS} | {"retired_energy_sensors"}
+    issues |= {"wrong_device", "storage_failing", "storage_failing_no_detail"}
     assert issues == set(english["issues"])
     services = yaml.safe_load((INTEGRATION / "services.yaml").read_text(encoding="utf-8"))
     assert set(services) == set(english["services"]) == set(_json("icons.json")["services"])
