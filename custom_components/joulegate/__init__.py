@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .agent_issues import (
-    clear_storage_issue,
-    clear_wrong_device,
-    delete_agent_issues,
-    raise_wrong_device,
-    update_storage_issue,
-)
+from .agent_issues import clear_wrong_device, delete_agent_issues, raise_wrong_device
+from .agent_watch import AgentWatch
 from .api import JoulegateAuthenticationError, JoulegateClient, JoulegateError
 from .binary_sensor import INFERENCE_ALLOWED
 from .const import DOMAIN
@@ -106,7 +101,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
     _remove_stale_gate_entities(hass, entry, gate.entity_keys if gate else set())
     if gate is not None:
         gate.async_start()
-    _follow_agent_health(hass, entry, coordinator)
+    AgentWatch(hass, entry, coordinator)
 
     entry.async_create_background_task(
         hass,
@@ -114,21 +109,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
         name=f"Joulegate {entry.title} event stream",
     )
     return True
-
-
-def _follow_agent_health(
-    hass: HomeAssistant, entry: JoulegateConfigEntry, coordinator: JoulegateDataUpdateCoordinator
-) -> None:
-    """Keep the storage repair in step with each status the coordinator reads."""
-
-    @callback
-    def _update() -> None:
-        if coordinator.last_update_success:
-            update_storage_issue(hass, entry, coordinator.data.status.storage)
-
-    _update()
-    entry.async_on_unload(coordinator.async_add_listener(_update))
-    entry.async_on_unload(lambda: clear_storage_issue(hass, entry.entry_id))
 
 
 def _remove_stale_gate_entities(

@@ -31,21 +31,22 @@ from .const import (
 from .coordinator import JoulegateConfigEntry
 from .inputs import LASTING_PROBLEMS, Flows, Problem
 
-# How the issue names each input (the options form's labels).
-ROLE_NAMES = {
-    CONF_GRID_POWER: "Grid power",
-    CONF_GRID_IMPORT: "Grid import power",
-    CONF_GRID_EXPORT: "Grid export power",
-    CONF_PV_POWER: "PV power",
-    CONF_LOAD_POWER: "House consumption",
-    CONF_BATTERY_POWER: "Battery power",
-    CONF_BATTERY_CHARGE: "Battery charge power",
-    CONF_BATTERY_DISCHARGE: "Battery discharge power",
-    CONF_BATTERY_SOC: "Battery state of charge",
-    CONF_PV_FORECAST: "PV forecast, energy remaining today",
-    CONF_PV_ENERGY: "PV energy",
-    CONF_CARBON_INTENSITY: "Grid carbon intensity",
-}
+# Every input that can have an issue. The issue names the entity, not the input's label: a
+# placeholder is not translated, and the options form shows which input holds that entity.
+ROLES = (
+    CONF_GRID_POWER,
+    CONF_GRID_IMPORT,
+    CONF_GRID_EXPORT,
+    CONF_PV_POWER,
+    CONF_LOAD_POWER,
+    CONF_BATTERY_POWER,
+    CONF_BATTERY_CHARGE,
+    CONF_BATTERY_DISCHARGE,
+    CONF_BATTERY_SOC,
+    CONF_PV_FORECAST,
+    CONF_PV_ENERGY,
+    CONF_CARBON_INTENSITY,
+)
 
 
 def issue_id(entry_id: str, role: str) -> str:
@@ -55,7 +56,7 @@ def issue_id(entry_id: str, role: str) -> str:
 
 def delete_issues(hass: HomeAssistant, entry_id: str) -> None:
     """Remove every input issue of an entry."""
-    for role in ROLE_NAMES:
+    for role in ROLES:
         ir.async_delete_issue(hass, DOMAIN, issue_id(entry_id, role))
 
 
@@ -96,9 +97,8 @@ class InputIssues:
                 translation_key=f"input_{problem.value}",
                 translation_placeholders={
                     "agent": self._entry.title,
-                    "input": ROLE_NAMES.get(role, role),
                     "entity_id": reading.entity_id,
-                    "detail": reading.detail or "",
+                    **({"detail": reading.detail} if reading.detail else {}),
                 },
             )
             self._raised.add(role)

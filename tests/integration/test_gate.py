@@ -435,7 +435,6 @@ async def test_a_bad_input_raises_a_repair_issue_once_it_lasts(
     assert issue.translation_key == "input_bad_unit"
     assert issue.translation_placeholders == {
         "agent": "orin-rooftop",
-        "input": "Grid power",
         "entity_id": GRID,
         "detail": "A",
     }

@@ -40,6 +40,35 @@ async def test_load_unload(
     assert hass.states.get("sensor.orin_rooftop_board_power").state == "unavailable"
 
 
+async def test_an_upgraded_agent_updates_the_device_software_version(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The agent restarts with a new version: the device shows it, without a reload."""
+    coordinator = init_integration.runtime_data.coordinator
+    agent.info = agent.info | {"agent_version": "0.2.0"}
+    # The same agent, still running: nothing is read again.
+    agent.status["uptime_s"] += 10.0
+    agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
+    assert device is not None
+    assert device.sw_version == "0.1.0"
+
+    # Restarted (it started later than it did before): its info is read again.
+    agent.status["uptime_s"] = 3.0
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
+    assert device is not None
+    assert device.sw_version == "0.2.0"
+    assert init_integration.runtime_data.info.agent_version == "0.2.0"
+    assert coordinator.info.agent_version == "0.2.0"
+
+
 async def test_setup_retries_while_agent_unreachable(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
