@@ -1,9 +1,9 @@
 """Configure the Joulegate entry for the demo through the options flow's REST API.
 
-What a user does under Settings -> Devices & services -> Joulegate -> Configure: the update
-interval, then the solar surplus gate with the simulated house's sensors (one signed grid sensor,
-+ import; one signed battery sensor, + discharge; the battery's level; the PV forecast and yield),
-then the gate's battery policy on its select entity.
+What a user does under Settings -> Devices & services -> Joulegate -> Configure: the solar surplus
+gate with the simulated house's sensors (one signed grid sensor, + import; one signed battery
+sensor, + discharge; the battery's level; the PV forecast and yield), then the gate's battery
+policy on its select entity.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 from demo.ha_client import HomeAssistantClient, HomeAssistantError
 from demo.sunny_day import Site
 
-UPDATE_INTERVAL_S = 5
 # Readings older than this count as unavailable (the driver sends one every 2 s).
 STALE_AFTER_S = 60
 POLICY = "balanced"
@@ -50,7 +49,6 @@ def gate_answers(
             "pv_energy": "sensor.demo_pv_energy",
         }
     return [
-        {"next_step_id": "gate"},
         {"grid_source": "signed", "battery_source": "signed" if battery else "none"},
         sensors,
         extras,
@@ -58,21 +56,15 @@ def gate_answers(
 
 
 def has_gate_options(first_form: dict[str, Any]) -> bool:
-    """Whether this version of the integration has the solar gate in its options."""
-    return first_form.get("type") == "menu" and "gate" in (first_form.get("menu_options") or [])
+    """Whether the options open at the solar gate's first form."""
+    return first_form.get("type") == "form" and first_form.get("step_id") == "gate"
 
 
 async def configure(ha: HomeAssistantClient, entry_id: str) -> str:
     """Set the options; returns a sentence about the gate for the demo's banner."""
     first = await ha.options_form(entry_id)
     if not has_gate_options(first):
-        fields = {str(field["name"]) for field in first.get("data_schema") or []}
-        if "update_interval" in fields:
-            await ha.options_flow(entry_id, {"update_interval": UPDATE_INTERVAL_S})
-        return "this version of the integration has no solar gate: the agent's gate stays closed"
-    await ha.options_flow(
-        entry_id, {"next_step_id": "polling"}, {"update_interval": UPDATE_INTERVAL_S}
-    )
+        raise HomeAssistantError(f"the options do not open at the solar gate: {first}", body=first)
     result = await ha.options_flow(entry_id, *gate_answers())
     if result.get("type") != "create_entry":
         raise HomeAssistantError(f"the gate's options were not saved: {result}", body=result)

@@ -14,7 +14,7 @@ from .agent_issues import clear_wrong_device, delete_agent_issues, raise_wrong_d
 from .agent_watch import AgentWatch
 from .api import JoulegateAuthenticationError, JoulegateClient, JoulegateError
 from .binary_sensor import INFERENCE_ALLOWED
-from .const import DOMAIN
+from .const import CONF_UPDATE_INTERVAL, DOMAIN
 from .coordinator import JoulegateConfigEntry, JoulegateData, JoulegateDataUpdateCoordinator
 from .gate import GateRunner, gate_store
 from .inputs import GateConfig
@@ -47,6 +47,17 @@ GATE_ENTITY_KEYS = frozenset(
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (they answer for every entry)."""
     async_setup_services(hass)
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> bool:
+    """Bring an entry saved by an older version up to date; refuse one from a newer version."""
+    if entry.version > 1:
+        return False
+    if entry.minor_version < 2:
+        # 1.2: polling is fixed at the gate cycle; the user-set interval goes.
+        options = {k: v for k, v in entry.options.items() if k != CONF_UPDATE_INTERVAL}
+        hass.config_entries.async_update_entry(entry, options=options, minor_version=2)
     return True
 
 

@@ -96,6 +96,7 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
     """Adds a Joulegate agent: by hand, or when zeroconf finds one."""
 
     VERSION = 1
+    MINOR_VERSION = 2  # 1.2: the polling interval option is gone
 
     _discovered_host: str
     _discovered_port: int

@@ -14,11 +14,8 @@ LOGGER = logging.getLogger(__package__)
 # The agent's default listening port (`joulegate-agent serve --port`).
 DEFAULT_PORT: Final = 8787
 
-# Options.
+# The option that set the polling interval until config entry version 1.2, which drops it.
 CONF_UPDATE_INTERVAL: Final = "update_interval"
-DEFAULT_UPDATE_INTERVAL: Final = 10
-MIN_UPDATE_INTERVAL: Final = 1
-MAX_UPDATE_INTERVAL: Final = 3600
 
 # Short debounce for refreshes requested by the agent's event stream: a burst of
 # finished inferences costs one round trip, a single one shows at once.
@@ -170,6 +167,10 @@ GATE_OPTION_KEYS: Final = (
 # request does not close the gate, and a stopped Home Assistant lets it lapse
 # to the agent's fallback within half a minute.
 GATE_CYCLE: Final = timedelta(seconds=10)
+# How often the agent's status is read. Fixed (Home Assistant's policy: no user-set polling
+# interval) and no slower than the gate cycle, which reads the rig's power from it; finished
+# inferences and gate changes come at once through the event stream anyway.
+UPDATE_INTERVAL: Final = GATE_CYCLE
 LEASE_CYCLES: Final = 3
 # Recent flows kept for attributing ledger rows that arrive after their time.
 FLOW_HISTORY: Final = 360  # samples: an hour at one per cycle

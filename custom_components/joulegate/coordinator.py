@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
@@ -26,8 +25,6 @@ from .api import (
     Status,
 )
 from .const import (
-    CONF_UPDATE_INTERVAL,
-    DEFAULT_UPDATE_INTERVAL,
     DOMAIN,
     EVENT_INFERENCE,
     EVENT_REFRESH_COOLDOWN,
@@ -37,6 +34,7 @@ from .const import (
     LEDGER_PAGE_SIZE,
     LOGGER,
     ROLLING_WINDOW,
+    UPDATE_INTERVAL,
 )
 from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary
 from .store import LedgerStore
@@ -80,8 +78,8 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
     """Polls the agent's status and takes in new ledger rows.
 
     The agent's event stream, when it offers one, triggers an immediate refresh
-    when an inference finishes or the gate changes; polling continues at the
-    configured interval either way (power changes all the time).
+    when an inference finishes or the gate changes; polling continues every gate cycle
+    either way (power changes all the time).
     """
 
     config_entry: JoulegateConfigEntry
@@ -99,9 +97,7 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
             LOGGER,
             config_entry=entry,
             name=f"Joulegate {entry.title}",
-            update_interval=timedelta(
-                seconds=entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
-            ),
+            update_interval=UPDATE_INTERVAL,
             request_refresh_debouncer=Debouncer(
                 hass,
                 LOGGER,

@@ -1,9 +1,9 @@
-"""Options of a Joulegate agent: how often to poll it, and the surplus gate's inputs.
+"""Options of a Joulegate agent: the surplus gate's inputs.
 
-The gate branch asks, in three forms: where the grid flow comes from (and whether there is a home
-battery); which entities measure it (filtered by device class, with the Energy dashboard's power
-sensors as defaults); then the optional inputs and the fail-safe. Every entity is checked: a unit
-that cannot be converted or a state that is not a number is refused with a message.
+Three forms: where the grid flow comes from (and whether there is a home battery); which entities
+measure it (filtered by device class); then the optional inputs and the fail-safe. Every entity is
+checked: a unit that cannot be converted or a state that is not a number is refused with a
+message. Polling is not an option: it is fixed at the gate's cycle.
 """
 
 from __future__ import annotations
@@ -36,21 +36,16 @@ from .const import (
     CONF_GRID_SOURCE,
     CONF_INFERENCE_POWER,
     CONF_STALE_AFTER,
-    CONF_UPDATE_INTERVAL,
     DEFAULT_INFERENCE_POWER,
     DEFAULT_STALE_AFTER,
-    DEFAULT_UPDATE_INTERVAL,
     GATE_OPTION_KEYS,
     GRID_FLOW,
     GRID_SOURCE_NONE,
     GRID_SOURCE_SIGNED,
     GRID_SOURCES,
     MAX_STALE_AFTER,
-    MAX_UPDATE_INTERVAL,
     MIN_STALE_AFTER,
-    MIN_UPDATE_INTERVAL,
 )
-from .dashboard import async_dashboard_defaults
 from .inputs import ROLE_KINDS, GateConfig, Kind, flow_error
 
 # Roles that the "extras" form asks for; the others are on the "sensors" form.
@@ -88,38 +83,14 @@ def _number(low: float, high: float, step: float, unit: str) -> NumberSelector:
 
 
 class JoulegateOptionsFlow(OptionsFlowWithReload):
-    """Polling interval, and the surplus gate's inputs."""
+    """The surplus gate's inputs."""
 
     _options: dict[str, Any]
     _suggested: dict[str, Any]
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """What to change."""
-        return self.async_show_menu(step_id="init", menu_options=["polling", "gate"])
-
-    async def async_step_polling(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Ask for the update interval."""
-        if user_input is not None:
-            return self.async_create_entry(
-                data={
-                    **self.config_entry.options,
-                    CONF_UPDATE_INTERVAL: int(user_input[CONF_UPDATE_INTERVAL]),
-                }
-            )
-
-        interval = self.config_entry.options.get(CONF_UPDATE_INTERVAL, DEFAULT_UPDATE_INTERVAL)
-        return self.async_show_form(
-            step_id="polling",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_UPDATE_INTERVAL, default=interval): _number(
-                        MIN_UPDATE_INTERVAL, MAX_UPDATE_INTERVAL, 1, "s"
-                    ),
-                }
-            ),
-        )
+        """The gate's options are the only ones."""
+        return await self.async_step_gate(user_input)
 
     async def async_step_gate(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Where the grid flow comes from, and the home battery."""
@@ -138,8 +109,7 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
 
         current = dict(self.config_entry.options)
         self._options = current
-        # What the user chose before wins over what the Energy dashboard names.
-        self._suggested = await async_dashboard_defaults(self.hass) | current
+        self._suggested = dict(current)
         schema = vol.Schema(
             {
                 vol.Required(

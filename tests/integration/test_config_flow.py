@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
 from unittest.mock import AsyncMock, patch
 
 import pytest
@@ -15,7 +14,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.config_flow import parse_address
-from custom_components.joulegate.const import CONF_UPDATE_INTERVAL, DEFAULT_PORT, DOMAIN
+from custom_components.joulegate.const import DEFAULT_PORT, DOMAIN
 from demo.procs import free_port
 
 from .common import DEVICE_ID, form_defaults, zeroconf_info
@@ -463,27 +462,14 @@ async def test_reconfigure_flow_refused(
         assert result["errors"] == {"base": outcome}
 
 
-async def test_options_flow(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
-    """The update interval is an option; changing it reloads the entry with it."""
-    coordinator = init_integration.runtime_data.coordinator
-    assert coordinator.update_interval == timedelta(seconds=10)
-
+async def test_options_open_at_the_gate_and_offer_no_update_interval(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Polling is fixed (core policy): the options are the surplus gate's, nothing else."""
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
-    assert result["type"] is FlowResultType.MENU
-    assert result["step_id"] == "init"
-    assert result["menu_options"] == ["polling", "gate"]
-
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "polling"}
-    )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "polling"
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"], {CONF_UPDATE_INTERVAL: 30.0}
-    )
-    await hass.async_block_till_done()
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert init_integration.options == {CONF_UPDATE_INTERVAL: 30}
-    reloaded = init_integration.runtime_data.coordinator
-    assert reloaded is not coordinator
-    assert reloaded.update_interval == timedelta(seconds=30)
+    assert result["step_id"] == "gate"
+    assert {str(key) for key in result["data_schema"].schema} == {
+        "grid_source",
+        "battery_source",
+    }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_PORT, CONF_TOKEN
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.joulegate.const import DOMAIN
+from custom_components.joulegate.const import DOMAIN, GATE_CYCLE
 from demo.procs import free_port
 
 from .common import DEVICE_ID, ENTRY_ID
@@ -67,6 +70,59 @@ async def test_an_upgraded_agent_updates_the_device_software_version(
     assert device.sw_version == "0.2.0"
     assert init_integration.runtime_data.info.agent_version == "0.2.0"
     assert coordinator.info.agent_version == "0.2.0"
+
+
+async def test_the_agent_is_polled_at_least_once_a_gate_cycle(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The gate reads the rig's power from the coordinator every cycle: polling is no slower."""
+    interval = init_integration.runtime_data.coordinator.update_interval
+    assert interval is not None
+    assert interval <= GATE_CYCLE
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"update_interval": 3600}, {"update_interval": 1, "grid_source": "none"}],
+)
+async def test_a_stored_update_interval_is_migrated_away(
+    hass: HomeAssistant, agent: FakeAgent, options: dict[str, Any]
+) -> None:
+    """Entries from 0.1 (config entry version 1.1) lose the option; the rest is kept."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="orin-rooftop",
+        unique_id=DEVICE_ID,
+        entry_id=ENTRY_ID,
+        version=1,
+        minor_version=1,
+        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
+        options=options,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert dict(entry.options) == {
+        key: value for key, value in options.items() if key != "update_interval"
+    }
+    assert entry.runtime_data.coordinator.update_interval == GATE_CYCLE
+
+
+async def test_an_entry_from_a_newer_version_is_not_loaded(
+    hass: HomeAssistant, agent: FakeAgent
+) -> None:
+    """A downgrade: the entry's data may mean something else, so it is left alone."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=DEVICE_ID,
+        version=2,
+        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
 async def test_setup_retries_while_agent_unreachable(

@@ -11,8 +11,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.joulegate.const import CONF_UPDATE_INTERVAL
-
 from .home import (
     BATTERY,
     CARBON,
@@ -46,71 +44,29 @@ def suggested(result: FlowResult) -> dict[str, Any]:
     return values
 
 
-@pytest.fixture
-def energy_dashboard(hass_storage: dict[str, Any]) -> None:
-    """An Energy dashboard that names grid, solar and battery power sensors."""
-    hass_storage["energy"] = {
-        "version": 1,
-        "minor_version": 2,
-        "key": "energy",
-        "data": {
-            "energy_sources": [
-                {
-                    "type": "grid",
-                    "flow_from": [],
-                    "flow_to": [],
-                    "cost_adjustment_day": 0,
-                    "power": [{"power_config": {"stat_rate": GRID}, "stat_rate": GRID}],
-                },
-                {
-                    "type": "solar",
-                    "stat_energy_from": PV_ENERGY,
-                    "stat_rate": "sensor.pv_power",
-                    "config_entry_solar_forecast": None,
-                },
-                {
-                    "type": "battery",
-                    "stat_energy_from": "sensor.battery_out",
-                    "stat_energy_to": "sensor.battery_in",
-                    "power_config": {"stat_rate_inverted": BATTERY},
-                    "stat_rate": "sensor.battery_power_inverted",
-                },
-            ],
-            "device_consumption": [],
-            "device_consumption_water": [],
-        },
-    }
-
-
 async def open_gate_branch(hass: HomeAssistant, entry: MockConfigEntry) -> FlowResult:
-    """Options → Solar surplus gate."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": "gate"}
-    )
+    """Options (the solar surplus gate's first form)."""
+    return await hass.config_entries.options.async_init(entry.entry_id)
 
 
-@pytest.mark.usefixtures("energy_dashboard")
-async def test_gate_options_with_defaults_from_the_energy_dashboard(
-    hass: HomeAssistant, init_integration: MockConfigEntry
-) -> None:
-    """The dashboard's sensors are offered; the gate and its entities appear after saving."""
+async def test_gate_options(hass: HomeAssistant, init_integration: MockConfigEntry) -> None:
+    """The gate's inputs are chosen in three forms; the gate and its entities appear after
+    saving. (Defaults from the Energy dashboard are gone: they read the energy integration's
+    internals, not a public API.)"""
     set_home(hass, None, grid_w=-300, battery_w=0)
     set_state(hass, "sensor.pv_power", 2000, None, unit_of_measurement="W", device_class="power")
 
     result = await open_gate_branch(hass, init_integration)
     assert result["step_id"] == "gate"
-    assert suggested(result) == {"grid_source": "signed", "battery_source": "signed"}
+    assert suggested(result) == {"grid_source": "signed", "battery_source": "none"}
 
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"grid_source": "signed", "battery_source": "signed"}
     )
     assert result["step_id"] == "sensors"
     assert suggested(result) == {
-        "grid_power": GRID,
         "grid_sign": "import_positive",
-        "battery_power": BATTERY,
-        "battery_sign": "charge_positive",  # the dashboard inverts it
+        "battery_sign": "discharge_positive",
     }
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
@@ -124,7 +80,6 @@ async def test_gate_options_with_defaults_from_the_energy_dashboard(
     )
     assert result["step_id"] == "extras"
     assert suggested(result) == {
-        "pv_energy": PV_ENERGY,
         "stale_after": 300,
         "inference_power": 10.0,
         "fail_open": False,
@@ -154,7 +109,7 @@ async def test_gate_options_with_defaults_from_the_energy_dashboard(
         "inference_first",
     ]
 
-    # Opened again, the saved choices are offered, not the dashboard's.
+    # Opened again, the saved choices are offered.
     result = await open_gate_branch(hass, init_integration)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"grid_source": "signed", "battery_source": "signed"}
@@ -251,11 +206,11 @@ async def test_pv_and_load_with_a_split_battery_and_a_refused_carbon_sensor(
     ]
 
 
-@pytest.mark.parametrize("options", [GATE_OPTIONS | {CONF_UPDATE_INTERVAL: 30}])
+@pytest.mark.parametrize("options", [GATE_OPTIONS | {"a_future_option": 30}])
 async def test_switching_the_gate_off_keeps_the_other_options(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """Off removes the gate's options (and its entities on reload), keeps the interval."""
+    """Off removes the gate's options (and its entities on reload), keeps any other."""
     assert init_integration.runtime_data.gate is not None
     result = await open_gate_branch(hass, init_integration)
     assert suggested(result)["grid_source"] == "signed"
@@ -264,13 +219,6 @@ async def test_switching_the_gate_off_keeps_the_other_options(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert init_integration.options == {CONF_UPDATE_INTERVAL: 30}
+    assert init_integration.options == {"a_future_option": 30}
     assert init_integration.runtime_data.gate is None
     assert hass.states.get("select.orin_rooftop_gate_mode") is None
-
-
-async def test_without_an_energy_dashboard_the_defaults_are_plain(
-    hass: HomeAssistant, init_integration: MockConfigEntry
-) -> None:
-    result = await open_gate_branch(hass, init_integration)
-    assert suggested(result) == {"grid_source": "signed", "battery_source": "none"}

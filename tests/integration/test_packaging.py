@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from awesomeversion import AwesomeVersion
+from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.helpers import selector
 
 from custom_components.joulegate.binary_sensor import BINARY_SENSORS, INFERENCE_ALLOWED
@@ -19,7 +21,8 @@ from custom_components.joulegate.select import BATTERY_POLICY, GATE_MODE
 from custom_components.joulegate.sensor import GATE_SENSORS, SENSORS, _rail_sensor, _zone_sensor
 from custom_components.joulegate.surplus import BatteryPolicy, GateMode, Reason
 
-INTEGRATION = Path(__file__).parents[2] / "custom_components" / DOMAIN
+REPO = Path(__file__).parents[2]
+INTEGRATION = REPO / "custom_components" / DOMAIN
 
 
 def _json(name: str) -> dict[str, Any]:
@@ -105,8 +108,24 @@ def test_icons_name_known_entities() -> None:
             assert set(icon.get("state", {})) <= states, key
 
 
+def test_hacs_minimum_is_the_release_the_tests_run_on() -> None:
+    """hacs.json claims the oldest Home Assistant the suite is pinned to and passes on, so it
+    claims nothing untested. The brand images need 2026.3 and are not a reason to require it:
+    2026.2 ignores brand/ and shows its placeholder icon (README, HACS)."""
+    minimum = AwesomeVersion(json.loads((REPO / "hacs.json").read_text())["homeassistant"])
+    pinned = re.search(
+        r"^homeassistant==(\S+)$", (REPO / "requirements" / "test.txt").read_text(), re.MULTILINE
+    )
+    assert pinned is not None
+    tested = AwesomeVersion(pinned.group(1))
+    assert AwesomeVersion(HA_VERSION) == tested
+    assert minimum <= tested
+    assert (minimum.major, minimum.minor) == (tested.major, tested.minor)
+    assert "2026.3" in (REPO / "README.md").read_text()
+
+
 def test_brand_icon() -> None:
-    """A 256 x 256 PNG icon (and its 512 x 512 double)."""
+    """A 256 x 256 PNG icon (and its 512 x 512 double), shown from Home Assistant 2026.3."""
     for name, size in (("icon.png", 256), ("icon@2x.png", 512)):
         data = (INTEGRATION / "brand" / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
