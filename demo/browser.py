@@ -154,3 +154,64 @@ class Card:
 def dashboard_cards(page: Page) -> list[Card]:
     raw: list[dict[str, Any]] = page.evaluate(_CARDS_JS)
     return [Card(c["type"], c["entity"], c["title"], c["text"]) for c in raw]
+
+
+# Every tile's texts that are cut off: an element that clips its text (ellipsis, or hidden
+# overflow without wrapping) whose content is wider than its box. Looks through shadow roots and
+# into slots, where the tile puts its name and state.
+_CLIPPED_JS = """
+() => {
+  const textOf = (node) => {
+    let out = "";
+    const walk = (n) => {
+      if (n.nodeType === Node.TEXT_NODE) { out += n.textContent + " "; return; }
+      if (n.nodeType !== Node.ELEMENT_NODE && n.nodeType !== Node.DOCUMENT_FRAGMENT_NODE) return;
+      if (n.nodeName === "STYLE" || n.nodeName === "SCRIPT") return;
+      if (n.nodeName === "SLOT") { for (const a of n.assignedNodes({flatten: true})) walk(a); }
+      if (n.shadowRoot) walk(n.shadowRoot);
+      for (const c of n.childNodes) walk(c);
+    };
+    walk(node);
+    return out.replace(/\\s+/g, " ").trim();
+  };
+  const clips = (el) => {
+    const style = getComputedStyle(el);
+    if (style.textOverflow === "ellipsis") return true;
+    const hidden = ["hidden", "clip"].includes(style.overflowX);
+    return hidden && style.whiteSpace.startsWith("nowrap");
+  };
+  const found = [];
+  const inTile = (tile, root) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (clips(el) && el.scrollWidth > el.clientWidth + 1) {
+        const text = textOf(el);
+        if (text) found.push({entity: (tile._config || {}).entity || null, text,
+                              scroll: el.scrollWidth, client: el.clientWidth});
+      }
+      if (el.shadowRoot) inTile(tile, el.shadowRoot);
+    }
+  };
+  const visit = (root) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (el.tagName.toLowerCase() === "hui-tile-card" && el.shadowRoot) inTile(el, el.shadowRoot);
+      else if (el.shadowRoot) visit(el.shadowRoot);
+    }
+  };
+  visit(document);
+  return found;
+}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Clipped:
+    entity: str | None
+    text: str
+    scroll_width: int
+    client_width: int
+
+
+def clipped_tile_texts(page: Page) -> list[Clipped]:
+    """The tiles' names and states that do not fit their box (shown cut off, with an ellipsis)."""
+    raw: list[dict[str, Any]] = page.evaluate(_CLIPPED_JS)
+    return [Clipped(c["entity"], c["text"], c["scroll"], c["client"]) for c in raw]

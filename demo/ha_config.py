@@ -1,8 +1,9 @@
 """The Home Assistant configuration folder the demo and the end-to-end tests run `hass` on.
 
 Minimal on purpose (no `default_config`): the frontend and what it needs, the REST API, the
-recorder and history (for graphs and long-term statistics), template sensors for the simulated
-house, a YAML dashboard, and the Joulegate integration linked in from this repository.
+recorder and history (for graphs and long-term statistics), the Energy dashboard, template
+sensors for the simulated house and energy meters integrated from them, a YAML dashboard, and the
+Joulegate integration linked in from this repository.
 `configuration.yaml` is rewritten on every start; `.storage/` (users, config entries, registries)
 and the database are kept, so a second start is quick and keeps its history.
 """
@@ -37,6 +38,9 @@ class HouseSensor:
     device_class: str | None = None
     state_class: str | None = "measurement"
     icon: str | None = None
+    # The part of a signed flow this sensor shows: +1 the positive part, -1 the negative part
+    # turned positive (grid export, battery charge), 0 the value as it is.
+    part: int = 0
 
     @property
     def entity_id(self) -> str:
@@ -49,6 +53,11 @@ HOUSE_SENSORS = (
     HouseSensor("Demo grid power", "grid_w", "W", "power", icon="mdi:transmission-tower"),
     HouseSensor("Demo battery power", "battery_w", "W", "power", icon="mdi:home-battery"),
     HouseSensor("Demo battery level", "battery_soc", "%", "battery"),
+    # One-way powers, for the energy meters below.
+    HouseSensor("Demo grid import power", "grid_w", "W", "power", part=1),
+    HouseSensor("Demo grid export power", "grid_w", "W", "power", part=-1),
+    HouseSensor("Demo battery discharge power", "battery_w", "W", "power", part=1),
+    HouseSensor("Demo battery charge power", "battery_w", "W", "power", part=-1),
     HouseSensor(
         "Demo PV forecast remaining",
         "forecast_kwh",
@@ -70,6 +79,62 @@ HOUSE_SENSORS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class EnergyMeter:
+    """A kWh meter Home Assistant integrates from one of the house's power sensors.
+
+    The Energy dashboard takes these. They count wall-clock time, as the rig's own energy meter
+    does, so that in the sped-up day the rig's share of the house is what it really is; the
+    "Demo PV energy" sensor counts the simulated day's yield instead (the gate's PV inputs).
+    """
+
+    name: str
+    source: str  # a power sensor's entity id
+
+    @property
+    def entity_id(self) -> str:
+        return "sensor." + re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_")
+
+
+ENERGY_METERS = (
+    EnergyMeter("Demo grid import energy", "sensor.demo_grid_import_power"),
+    EnergyMeter("Demo grid export energy", "sensor.demo_grid_export_power"),
+    EnergyMeter("Demo solar production", "sensor.demo_pv_power"),
+    EnergyMeter("Demo battery discharge energy", "sensor.demo_battery_discharge_power"),
+    EnergyMeter("Demo battery charge energy", "sensor.demo_battery_charge_power"),
+)
+
+
+def _state_template(sensor: HouseSensor) -> str:
+    value = f"trigger.event.data.{sensor.key}"
+    if sensor.part == 0:
+        return f"{{{{ {value} }}}}"
+    sign = "" if sensor.part > 0 else "-"
+    # 0 first: of equals, max keeps the first, so no "-0" when the flow is nil.
+    return f"{{{{ [0, {sign}({value} | float(0))] | max | round(1) }}}}"
+
+
+def _meters_yaml() -> str:
+    lines = [
+        "# Energy meters for the Energy dashboard: left Riemann sums of the house's one-way",
+        "# powers, in kWh, over wall-clock time (see demo/ha_config.py).",
+    ]
+    for meter in ENERGY_METERS:
+        slug = meter.entity_id.split(".", 1)[1]
+        lines += [
+            "- platform: integration",
+            f"  name: {meter.name}",
+            f"  unique_id: joulegate_{slug}",
+            f"  source: {meter.source}",
+            "  method: left",
+            "  unit_prefix: k",
+            "  round: 5",
+            "  max_sub_interval:",
+            "    seconds: 30",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def _house_yaml() -> str:
     lines = [
         "# The simulated house: the demo's driver fires `joulegate_demo_house` events, with",
@@ -84,7 +149,7 @@ def _house_yaml() -> str:
         lines += [
             f"    - name: {sensor.name}",
             f"      unique_id: joulegate_{slug}",
-            f'      state: "{{{{ trigger.event.data.{sensor.key} }}}}"',
+            f'      state: "{_state_template(sensor)}"',
         ]
         if sensor.unit:
             lines.append(f'      unit_of_measurement: "{sensor.unit}"')
@@ -123,6 +188,7 @@ history:
 recorder:
   commit_interval: 2
   purge_keep_days: 30
+energy:
 
 logger:
   default: {log_level}
@@ -142,6 +208,7 @@ lovelace:
       require_admin: false
 
 template: !include joulegate-demo-house.yaml
+sensor: !include joulegate-demo-meters.yaml
 """
 
 
@@ -150,6 +217,7 @@ def write_config(config_dir: Path, *, port: int, site: Site, log_level: str = "w
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "configuration.yaml").write_text(_configuration_yaml(port, site, log_level))
     (config_dir / "joulegate-demo-house.yaml").write_text(_house_yaml())
+    (config_dir / "joulegate-demo-meters.yaml").write_text(_meters_yaml())
     dashboard = config_dir / DASHBOARD_FILE
     if not dashboard.exists():
         # Until the integration's entities exist, show the example as it is.

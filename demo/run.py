@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from demo import gate_setup
+from demo import energy_setup, gate_setup
 from demo.driver import AgentReader, HouseDriver
 from demo.ha_client import HomeAssistantClient
 from demo.ha_config import (
@@ -214,6 +214,7 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
         gate_note += f", minimum off time {gate_setup.DEMO_MIN_OFF_S:.0f} s"
     demo.gate_entity = entities.get("gate")
     await _show_in_wh(ha, entities)
+    await energy_setup.configure(ha, entities)
     _say(f"[{elapsed()}] Joulegate integration set up ({entry['title']}): {gate_note}")
 
     # The dashboard, with this agent's entity ids.
@@ -237,6 +238,7 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     _say(f"  Joulegate demo is running ({elapsed().strip()} to start).")
     _say()
     _say(f"  Home Assistant: {ha_url}/{DASHBOARD_URL_PATH}")
+    _say(f"  Energy:         {ha_url}/energy   (hourly bars: after the first full hour)")
     _say(f"  user name:      {creds.username}")
     _say(f"  password:       {creds.password}")
     _say()

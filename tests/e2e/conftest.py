@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from demo import gate_setup
+from demo import energy_setup, gate_setup
 from demo.ha_client import JOULEGATE, HomeAssistantClient
 from demo.ha_config import HOUSE_EVENT, write_config
 from demo.procs import (
@@ -342,3 +342,11 @@ def gate(stack: Stack, entry: dict[str, Any], house: HouseFeeder) -> dict[str, s
 
     stack.entities = wait_for(gate_entities, timeout=60, what="the gate's entities")
     return stack.entities
+
+
+@pytest.fixture(scope="session")
+def energy(stack: Stack, entry: dict[str, Any]) -> dict[str, Any]:
+    """The demo's Energy dashboard (demo/energy_setup.py), saved as the demo saves it."""
+    entities = dict(stack.entities)
+    stack.ha(lambda ha: energy_setup.configure(ha, entities))
+    return energy_setup.energy_prefs(entities)

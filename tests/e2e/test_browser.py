@@ -1,8 +1,10 @@
 """A real browser: headless Chromium (Debian's package) logs into Home Assistant and opens the
 Joulegate dashboard (examples/dashboard.yaml, as the demo shows it). Every card must show what it
-should - numbers where the entity is a number - and none may say "unavailable" or show an error.
-The screenshot is kept in the test's temporary folder (its path is printed), and copied to
-$JOULEGATE_SCREENSHOT when that is set.
+should - numbers where the entity is a number - and none may say "unavailable" or show an error;
+at 1280 and 390 px wide no tile's name or state may be cut off. Then /energy, the Energy dashboard
+the demo sets up, must draw its cards without an error. The screenshots are kept in the test's
+temporary folder (their paths are printed); the dashboard's is copied to $JOULEGATE_SCREENSHOT when
+that is set.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from demo.browser import Card, chromium_page, dashboard_cards, ensure_chromium, log_in
+from demo.browser import (
+    Card,
+    chromium_page,
+    clipped_tile_texts,
+    dashboard_cards,
+    ensure_chromium,
+    log_in,
+)
 from demo.ha_config import (
     DASHBOARD_FILE,
     DASHBOARD_URL_PATH,
@@ -33,6 +42,8 @@ BAD_WORDS = re.compile(
     r"invalid configuration|non-numeric|error)\b",
     re.IGNORECASE,
 )
+# Phone and laptop widths: no tile may cut its name or state off at either.
+WIDTHS = (1280, 390)
 # Long-term statistics are compiled every 5 minutes: a test session is shorter than that, so a
 # statistics graph may still say so. It must not show an error either.
 NO_STATISTICS_YET = "No statistics found"
@@ -74,6 +85,7 @@ def _numeric(state: dict[str, Any] | None) -> bool:
     return True
 
 
+@pytest.mark.usefixtures("energy")
 def test_dashboard_in_chromium(
     stack: Stack,
     entry: dict[str, Any],
@@ -109,7 +121,25 @@ def test_dashboard_in_chromium(
         page.wait_for_timeout(3000)  # let the graphs draw
         cards = dashboard_cards(page)
         page.screenshot(path=str(shot), full_page=True)
-    print(f"screenshot: {shot}")
+
+        clipped = []
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 1100})
+            page.wait_for_timeout(1500)  # the sections view lays out again
+            page.screenshot(path=str(tmp_path / f"dashboard-{width}.png"), full_page=True)
+            clipped += [f"{width} px: {c}" for c in clipped_tile_texts(page)]
+
+        page.set_viewport_size({"width": 1280, "height": 1100})
+        page.goto(f"{stack.ha_url}/energy")
+        energy_cards = wait_for(
+            lambda: [c for c in dashboard_cards(page) if c.type.startswith("hui-energy-")],
+            timeout=60,
+            what="the Energy dashboard's cards",
+        )
+        page.wait_for_timeout(2000)
+        energy_cards = dashboard_cards(page)
+        page.screenshot(path=str(tmp_path / "energy.png"), full_page=True)
+    print(f"screenshots: {shot}, {tmp_path}/dashboard-*.png, {tmp_path}/energy.png")
     if target := os.environ.get("JOULEGATE_SCREENSHOT"):
         shutil.copyfile(shot, target)
 
@@ -133,3 +163,12 @@ def test_dashboard_in_chromium(
                 problems.append(f"{card.entity} is unknown: {card.text!r}")
     assert not problems, "\n".join(problems)
     assert shot.stat().st_size > 20_000
+    assert not clipped, "tile texts cut off:\n" + "\n".join(clipped)
+
+    # The Energy dashboard: the rig among the devices, nothing in error. Its bars are hourly
+    # statistics, so a session younger than an hour may show none yet.
+    energy_types = [c.type for c in energy_cards]
+    assert "hui-error-card" not in energy_types, energy_cards
+    assert "hui-energy-distribution-card" in energy_types, energy_types
+    assert "hui-energy-devices-graph-card" in energy_types, energy_types
+    assert not [c for c in energy_cards if re.search(r"\berror\b", c.text, re.IGNORECASE)]
