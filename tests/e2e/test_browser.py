@@ -85,7 +85,7 @@ def _numeric(state: dict[str, Any] | None) -> bool:
     return True
 
 
-@pytest.mark.usefixtures("energy")
+@pytest.mark.usefixtures("gate", "energy")
 def test_dashboard_in_chromium(
     stack: Stack,
     entry: dict[str, Any],
