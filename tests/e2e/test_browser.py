@@ -130,16 +130,19 @@ def test_dashboard_in_chromium(
             clipped += [f"{width} px: {c}" for c in clipped_tile_texts(page)]
 
         page.set_viewport_size({"width": 1280, "height": 1100})
-        page.goto(f"{stack.ha_url}/energy")
-        energy_cards = wait_for(
-            lambda: [c for c in dashboard_cards(page) if c.type.startswith("hui-energy-")],
-            timeout=60,
-            what="the Energy dashboard's cards",
-        )
-        page.wait_for_timeout(2000)
-        energy_cards = dashboard_cards(page)
-        page.screenshot(path=str(tmp_path / "energy.png"), full_page=True)
-    print(f"screenshots: {shot}, {tmp_path}/dashboard-*.png, {tmp_path}/energy.png")
+        energy_cards: list[Card] = []
+        # The Energy panel's summary (house flows), then its electricity view (the devices).
+        for view in ("energy", "energy/electricity"):
+            page.goto(f"{stack.ha_url}/{view}")
+            wait_for(
+                lambda: [c for c in dashboard_cards(page) if c.type.startswith("hui-energy-")],
+                timeout=60,
+                what=f"the cards of /{view}",
+            )
+            page.wait_for_timeout(2000)
+            energy_cards += dashboard_cards(page)
+            page.screenshot(path=str(tmp_path / f"{view.replace('/', '-')}.png"), full_page=True)
+    print(f"screenshots: {shot}, {tmp_path}/dashboard-*.png, {tmp_path}/energy*.png")
     if target := os.environ.get("JOULEGATE_SCREENSHOT"):
         shutil.copyfile(shot, target)
 
@@ -165,8 +168,8 @@ def test_dashboard_in_chromium(
     assert shot.stat().st_size > 20_000
     assert not clipped, "tile texts cut off:\n" + "\n".join(clipped)
 
-    # The Energy dashboard: the rig among the devices, nothing in error. Its bars are hourly
-    # statistics, so a session younger than an hour may show none yet.
+    # The Energy dashboard: the house's flows, the rig among the devices, nothing in error. Its
+    # bars are hourly statistics, so a session younger than an hour may show none yet.
     energy_types = [c.type for c in energy_cards]
     assert "hui-error-card" not in energy_types, energy_cards
     assert "hui-energy-distribution-card" in energy_types, energy_types
