@@ -125,6 +125,31 @@ async def test_an_entry_from_a_newer_version_is_not_loaded(
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
+async def test_an_info_that_cannot_be_read_after_a_restart_is_read_at_the_next_poll(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    init_integration: MockConfigEntry,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    """The agent restarted but its info does not answer well yet: the next status tries again."""
+    coordinator = init_integration.runtime_data.coordinator
+    upgraded = agent.info | {"agent_version": "0.2.0"}
+    agent.info = {"not": "an info document"}
+    agent.status["uptime_s"] = 3.0
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert coordinator.info.agent_version == "0.1.0"
+
+    agent.info = upgraded
+    agent.status["uptime_s"] = 13.0
+    agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
+    assert device is not None
+    assert device.sw_version == "0.2.0"
+
+
 async def test_setup_retries_while_agent_unreachable(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:

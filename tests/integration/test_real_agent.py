@@ -11,6 +11,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
@@ -68,3 +69,22 @@ async def test_real_agent_end_to_end(
     assert hass.states.get(inferences_id).state == str(start_count + 2)
     await entry.runtime_data.coordinator.async_refresh()
     assert [event.data["id"] for event in events] == [row["id"], missed["id"]]
+
+
+async def test_the_real_agents_storage_report_is_read_and_raises_no_repair(
+    hass: HomeAssistant, real_agent: RealAgent, issue_registry: ir.IssueRegistry
+) -> None:
+    """The agent's `storage` object parses as the integration expects; healthy, no repair."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: "127.0.0.1", CONF_PORT: real_agent.port, CONF_TOKEN: real_agent.token},
+    )
+    entry = result["result"]
+    await hass.async_block_till_done()
+    storage = entry.runtime_data.coordinator.data.status.storage
+    assert storage is not None
+    assert storage.healthy
+    assert storage.pending_rows == 0
+    assert storage.spool_capacity >= 1
+    assert issue_registry.async_get_issue(DOMAIN, f"{entry.entry_id}_storage") is None
