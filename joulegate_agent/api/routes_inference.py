@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
 from aiohttp import web
@@ -109,10 +108,11 @@ class InferenceRoutes:
         if not isinstance(is_open, bool):
             raise _bad("invalid_body", "open must be true or false.")
         lease = body.get("lease_s", DEFAULT_LEASE_S)
+        # Compared as it came: an integer of hundreds of digits cannot become a float, and NaN
+        # or infinity fail the comparison.
         if (
             isinstance(lease, bool)
             or not isinstance(lease, (int, float))
-            or not math.isfinite(lease)
             or not LEASE_MIN_S <= lease <= LEASE_MAX_S
         ):
             raise _bad(

@@ -330,8 +330,8 @@ class TokenReader:
         if predicted is not None:
             seen.llama_predicted = predicted
         prompt_n = _int(timings.get("prompt_n"))
-        if prompt_n is not None:
-            seen.prompt_timings = prompt_n + (_int(timings.get("cache_n")) or 0)
+        if prompt_n is not None:  # the sum of two counts may itself be past MAX_COUNT
+            seen.prompt_timings = _int(prompt_n + (_int(timings.get("cache_n")) or 0))
         prompt_ms = _num(timings.get("prompt_ms"))
         if prompt_ms is not None:
             seen.ttft_s = prompt_ms / 1000.0
@@ -445,8 +445,8 @@ class OllamaReader(TokenReader):
             seen.prompt_ollama = _int(obj.get("prompt_eval_count")) or 0
             load_ns = _num(obj.get("load_duration")) or 0.0
             prompt_ns = _num(obj.get("prompt_eval_duration")) or 0.0
-            if load_ns or prompt_ns:
-                seen.ttft_s = (load_ns + prompt_ns) / 1e9
+            if load_ns or prompt_ns:  # two finite durations may add up to infinity
+                seen.ttft_s = _num((load_ns + prompt_ns) / 1e9)
         message = _dict(obj.get("message"))
         chars = _text_len(obj.get("response")) + _text_len(obj.get("thinking"))
         chars += _text_len(message.get("content")) + _text_len(message.get("thinking"))

@@ -32,6 +32,7 @@ from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.gate import QueueFullError
 from joulegate_agent.inference import InferenceService, OpenWindow, utc_now
 from joulegate_agent.ledger import Outcome, parse_iso_time
+from joulegate_agent.proxy.bounds import within_window
 from joulegate_agent.proxy.dialects import (
     Dialect,
     TokenCounts,
@@ -471,6 +472,7 @@ class Proxy:
 
     def _finish(self, window: OpenWindow, exchange: _Exchange) -> None:
         counts = exchange.reader.finish() if exchange.reader is not None else TokenCounts()
+        counts = within_window(counts, time.monotonic() - window.started_mono)
         ttft = exchange.ttft_s
         if ttft is None and exchange.outcome == "ok":
             ttft = counts.upstream_ttft_s
