@@ -62,7 +62,8 @@ OPENAI_INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
 def dialect_for(method: str, path: str) -> Dialect | None:
-    """The dialect of a metered (inference) route, or None for a pass-through route."""
+    """The dialect whose token counts a route's answers carry, or None when unknown (the route is
+    still metered unless it computes nothing: route_classes.py)."""
     if method.upper() != "POST":
         return None
     if path in LLAMA_CPP_INFERENCE_PATHS:

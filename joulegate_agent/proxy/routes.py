@@ -5,10 +5,11 @@ configured upstream and nowhere else: method, path, query, headers (without hop-
 and without the client's Authorization, which carries the agent's token) and body. The response
 comes back unchanged, chunk by chunk, as it arrives; a copy of each chunk goes to a token reader.
 
-Inference routes (`/completion`, `/v1/chat/completions`, `/v1/completions`, `/api/generate`,
-`/api/chat`, ...) are metered: admitted only when the gate is open (or after waiting in the
-deferral queue), counted against the optional concurrency limit, and recorded as one window each.
-Other upstream routes (`/api/tags`, `/v1/models`, ...) pass through unmetered and ungated.
+Every route that makes the upstream compute is metered: admitted only when the gate is open (or
+after waiting in the deferral queue), counted against the optional concurrency limit, and
+recorded as one window each; token counts are read where the dialect is known (`/completion`,
+`/v1/chat/completions`, `/api/generate`, ...). Only routes that compute nothing (`/v1/models`,
+`/api/tags`, `/props`, `/tokenize`, ...: route_classes.py) pass through unmetered and ungated.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from joulegate_agent.proxy.dialects import (
     read_request,
     reader_for,
 )
+from joulegate_agent.proxy.route_classes import computes_nothing
 
 if TYPE_CHECKING:
     from joulegate_agent.config import AgentConfig
@@ -199,15 +201,14 @@ class Proxy:
                 400, "invalid_path", "The path may not hold '.' or '..' segments (even encoded)."
             )
         body = await self._read_body(request)
-        dialect = dialect_for(request.method, request.path)
-        if dialect is None:
+        if computes_nothing(request.method, request.path):
             return await self._relay(request, body, None, None)
-        return await self._metered(request, body, dialect)
+        return await self._metered(request, body, dialect_for(request.method, request.path))
 
     # -- admission ------------------------------------------------------------------------------
 
     async def _metered(
-        self, request: web.Request, body: bytes, dialect: Dialect
+        self, request: web.Request, body: bytes, dialect: Dialect | None
     ) -> web.StreamResponse:
         service = self.service
         service.check_storage()  # a full spool refuses new metered work: its row had no room
