@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from joulegate_agent.api.errors import ApiError, json_error
@@ -322,11 +322,7 @@ class Proxy:
         )
 
     def _forward_headers(self, request: web.Request) -> CIMultiDict[str]:
-        named_in_connection = {
-            token.strip().lower()
-            for value in request.headers.getall("Connection", [])
-            for token in value.split(",")
-        }
+        named_in_connection = _named_in_connection(request.headers)
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in request.headers.items():
             lower = name.lower()
@@ -390,12 +386,7 @@ class Proxy:
             )
         except aiohttp.ClientError as err:
             exchange.http_status = 502
-            shown = self.settings.upstream.with_user(None) if self.settings.upstream else None
-            return json_error(  # the URL without any user:password it may carry
-                502,
-                "upstream_unavailable",
-                f"The upstream LLM server at {shown} is not reachable: {err.__class__.__name__}.",
-            )
+            return self._bad_gateway(err)
         try:
             return await self._stream_back(request, upstream, dialect, window, exchange)
         finally:
@@ -418,8 +409,9 @@ class Proxy:
             )
         reader = exchange.reader
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        hop_by_hop = _HOP_BY_HOP | _named_in_connection(upstream.headers)
         for name, value in upstream.headers.items():
-            if name.lower() not in _HOP_BY_HOP:
+            if name.lower() not in hop_by_hop:
                 response.headers.add(name, value)
         try:
             await response.prepare(request)
@@ -455,6 +447,26 @@ class Proxy:
         exchange.outcome = "ok" if upstream.status < 400 else "error"
         return response
 
+    def _bad_gateway(self, err: aiohttp.ClientError) -> web.Response:
+        """502 for an upstream that gave no usable answer, saying which way it failed."""
+        upstream = self.settings.upstream
+        shown = upstream.with_user(None) if upstream is not None else None  # no user:password
+        if isinstance(err, aiohttp.ClientResponseError):  # the parser refused its answer
+            detail = str(err.message).splitlines()[0] if err.message else "unparsable"
+            return json_error(
+                502,
+                "upstream_bad_response",
+                f"The upstream LLM server at {shown} answered, but not valid HTTP ({detail}); "
+                f"is --upstream the LLM server's HTTP address?",
+            )
+        if isinstance(err, aiohttp.ServerDisconnectedError):
+            what = "closed the connection without answering"
+        else:
+            what = f"is not reachable: {err.__class__.__name__}"
+        return json_error(
+            502, "upstream_unavailable", f"The upstream LLM server at {shown} {what}."
+        )
+
     @staticmethod
     def _abort(
         request: web.Request,
@@ -488,6 +500,16 @@ class Proxy:
             model=counts.model,
             prompt_s=counts.upstream_ttft_s,
         )
+
+
+def _named_in_connection(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
+    """Header names listed in `Connection`: hop-by-hop for this connection only (RFC 9110 7.6.1)."""
+    return frozenset(
+        token.strip().lower()
+        for value in headers.getall("Connection", [])
+        for token in value.split(",")
+        if token.strip()
+    )
 
 
 def add_proxy_routes(app: web.Application, proxy: Proxy) -> None:
