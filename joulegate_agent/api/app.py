@@ -58,12 +58,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except SpoolFullError as err:
         return json_error(503, "storage_full", str(err), headers={"Retry-After": "60"})
     except sqlite3.Error as err:  # disk full, read-only data directory, ...: logged where raised
-        return json_error(
-            503,
-            "storage_unavailable",
-            f"The agent cannot write its ledger right now ({err}); rows already recorded are kept.",
-            headers={"Retry-After": "60"},
+        reading = request.method in ("GET", "HEAD")  # a damaged file fails reads as well
+        message = (
+            f"The agent cannot read its ledger right now ({err})."
+            if reading
+            else f"The agent cannot write its ledger right now ({err}); "
+            "rows already recorded are kept."
         )
+        return json_error(503, "storage_unavailable", message, headers={"Retry-After": "60"})
     except web.HTTPException as err:
         if err.status < 400:
             raise

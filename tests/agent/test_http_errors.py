@@ -1,0 +1,38 @@
+"""Errors at the HTTP level: every one is JSON, says what happened, and none needs a traceback."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from joulegate_agent.agent import DATABASE_FILE
+from tests.agent.llm_fakes import auth, proxy_config, running_agent
+
+
+def corrupt_pages_after_the_first(database: Path) -> None:
+    """Damage every page but the header-and-schema page, as a failing SD card would, and touch
+    the header from another connection so the agent's own page cache is dropped."""
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = database.stat().st_size
+    with database.open("r+b") as handle:
+        handle.seek(4096)
+        handle.write(os.urandom(size - 4096))
+    other.execute("PRAGMA user_version=99")
+    other.close()
+
+
+async def test_a_damaged_ledger_says_it_cannot_be_read_on_a_read(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        for _ in range(3):
+            started = await client.post("/api/v1/windows", json={}, headers=auth(agent))
+            window_id = (await started.json())["window_id"]
+            await client.post(f"/api/v1/windows/{window_id}/end", json={}, headers=auth(agent))
+        corrupt_pages_after_the_first(tmp_path / "data" / DATABASE_FILE)
+        response = await client.get("/api/v1/inferences", headers=auth(agent))
+        body = await response.json()
+    assert response.status == 503
+    assert body["error"] == "storage_unavailable"
+    assert "cannot read" in body["message"]
+    assert "cannot write" not in body["message"]
