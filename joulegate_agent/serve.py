@@ -11,6 +11,7 @@ from aiohttp import web
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
+from joulegate_agent.api.server import AgentRunner, ServerLimits
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.discovery import Advertiser
 from joulegate_agent.token import TOKEN_ENV, token_path
@@ -21,7 +22,7 @@ _LOGGER = logging.getLogger(__name__)
 async def serve(config: AgentConfig) -> None:
     agent = Agent(config)
     app = build_app(agent)
-    runner = web.AppRunner(app, access_log=None)
+    runner = AgentRunner(app, ServerLimits.for_this_process())
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await agent.start()

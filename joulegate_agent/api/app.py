@@ -13,6 +13,7 @@ from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
 from joulegate_agent.api.routes_inference import add_inference_routes
+from joulegate_agent.api.server import connection_middleware
 from joulegate_agent.spool import SpoolFullError
 from joulegate_agent.token import token_matches
 
@@ -47,6 +48,12 @@ def presented_token(request: web.Request) -> str | None:
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def _plausible_token(token: str) -> bool:
+    """Bearer tokens are ASCII (RFC 6750); other bytes arrive as lone surrogates, which cannot
+    even be compared."""
+    return token.isascii()
 
 
 @web.middleware
@@ -87,7 +94,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 "(see `joulegate-agent token`).",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if not token_matches(agent.token, token):
+        if not _plausible_token(token) or not token_matches(agent.token, token):
             return json_error(
                 401,
                 "invalid_token",
@@ -99,7 +106,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 def build_app(agent: Agent) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[connection_middleware, error_middleware, auth_middleware],
         client_max_size=agent.config.max_body_bytes,
     )
     app[AGENT_KEY] = agent

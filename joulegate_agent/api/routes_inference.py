@@ -14,6 +14,7 @@ from aiohttp import web
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError
+from joulegate_agent.api.server import read_in_time
 from joulegate_agent.gate import LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
 from joulegate_agent.inference import (
     InferenceService,
@@ -38,7 +39,7 @@ def _bad(code: str, message: str) -> ApiError:
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body; an empty body is an empty object."""
-    raw = await request.read()
+    raw = await read_in_time(request, request.read())
     if not raw.strip():
         return {}
     try:

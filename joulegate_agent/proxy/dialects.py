@@ -480,11 +480,14 @@ class RequestFacts:
     asked): then the proxy sees its work token by token."""
 
 
-def read_request(dialect: Dialect, body: bytes) -> RequestFacts:
-    """The model and the streaming choice of an inference request body, parsed once."""
+def read_request(dialect: Dialect | None, body: bytes) -> RequestFacts:
+    """The model and the streaming choice of an inference request body, parsed once. A route of
+    no known dialect is never `streamed`: no reader sees its tokens arrive."""
     parsed = _request_object(body)
     if parsed is None:
         return RequestFacts()
+    if dialect is None:
+        return RequestFacts(model=_model_of(parsed))
     stream = parsed.get("stream")
     streamed = stream is not False if dialect is Dialect.OLLAMA else stream is True
     return RequestFacts(model=_model_of(parsed), streamed=streamed)

@@ -30,6 +30,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from joulegate_agent.api.errors import ApiError, json_error
+from joulegate_agent.api.server import read_in_time
 from joulegate_agent.gate import QueueFullError
 from joulegate_agent.inference import InferenceService, OpenWindow, utc_now
 from joulegate_agent.ledger import Outcome, parse_iso_time
@@ -200,7 +201,7 @@ class Proxy:
             raise ApiError(
                 400, "invalid_path", "The path may not hold '.' or '..' segments (even encoded)."
             )
-        body = await self._read_body(request)
+        body = await read_in_time(request, self._read_body(request))
         if computes_nothing(request.method, request.path):
             return await self._relay(request, body, None, None)
         return await self._metered(request, body, dialect_for(request.method, request.path))
