@@ -7,11 +7,9 @@ import contextlib
 import logging
 import signal
 
-from aiohttp import web
-
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
-from joulegate_agent.api.server import AgentRunner, ServerLimits
+from joulegate_agent.api.server import AgentRunner, GuardedSite, ServerLimits
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.discovery import Advertiser
 from joulegate_agent.token import TOKEN_ENV, token_path
@@ -24,7 +22,7 @@ async def serve(config: AgentConfig) -> None:
     app = build_app(agent)
     runner = AgentRunner(app, ServerLimits.for_this_process())
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = GuardedSite(runner, config.host, config.port)
     await agent.start()
     advertiser = Advertiser(agent.device_id, config.host, config.port) if config.zeroconf else None
     try:

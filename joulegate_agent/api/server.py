@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -103,23 +104,35 @@ class ConnectionGuard:
         self.limits = limits
         self._clock = clock
         self._connections: dict[GuardedRequestHandler, _Connection] = {}
+        self._closing: set[GuardedRequestHandler] = set()
+        self._room = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
+        self.accepting = 0
+        """Sockets accepted whose connection is not made yet: they hold descriptors too."""
         self.evicted = 0
         self.timed_out = 0
 
     def __len__(self) -> int:
         return len(self._connections)
 
+    @property
+    def full(self) -> bool:
+        return len(self._connections) + self.accepting >= self.limits.max_connections
+
+    async def wait_for_room(self) -> None:
+        """Return once one more connection fits: close the one that has waited longest without
+        a request being worked on, or, when every one is working, wait until one is not."""
+        while self.full:
+            self._room.clear()
+            if not self._closing:
+                self._evict_one()
+            await self._room.wait()
+
     def opened(self, handler: GuardedRequestHandler) -> None:
-        now = self._clock()
         if len(self._connections) >= self.limits.max_connections:
-            candidates = [(c.quiet_since, h) for h, c in self._connections.items() if c.evictable]
-            if not candidates:
-                handler.force_close()  # every connection is working: this one waits its turn
-                return
-            self.evicted += 1
-            min(candidates, key=lambda item: item[0])[1].force_close()
-        self._connections[handler] = _Connection(now)
+            handler.force_close()  # not accepted through wait_for_room (a test's own site)
+            return
+        self._connections[handler] = _Connection(self._clock())
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL_S, self._sweep)
 
@@ -130,6 +143,16 @@ class ConnectionGuard:
 
     def closed(self, handler: GuardedRequestHandler) -> None:
         self._connections.pop(handler, None)
+        self._closing.discard(handler)
+        self._room.set()
+
+    def _evict_one(self) -> None:
+        candidates = [(c.quiet_since, h) for h, c in self._connections.items() if c.evictable]
+        if candidates:
+            handler = min(candidates, key=lambda item: item[0])[1]
+            self.evicted += 1
+            self._closing.add(handler)
+            handler.force_close()
 
     @contextlib.contextmanager
     def working(self, handler: GuardedRequestHandler) -> Iterator[None]:
@@ -145,6 +168,7 @@ class ConnectionGuard:
         finally:
             state.working -= 1
             state.quiet_since = self._clock()
+            self._room.set()  # it may be evicted now
 
     @contextlib.contextmanager
     def receiving_body(self, handler: GuardedRequestHandler) -> Iterator[None]:
@@ -155,6 +179,7 @@ class ConnectionGuard:
             return
         state.receiving_body = True
         state.quiet_since = self._clock()
+        self._room.set()
         try:
             yield
         finally:
@@ -267,6 +292,119 @@ class AgentRunner(web.AppRunner):
     async def cleanup(self) -> None:
         self.guard.stop()
         await super().cleanup()
+
+
+class _Acceptor(asyncio.AbstractServer):
+    """Accepts connections on listening sockets, one at a time and only while the guard has
+    room: past the cap, newcomers wait in the kernel's backlog instead of taking descriptors
+    (asyncio's own server accepts a whole backlog at once, and ran the agent out of them)."""
+
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        factory: Callable[[], asyncio.Protocol],
+        guard: ConnectionGuard,
+    ) -> None:
+        self._sockets = sockets
+        self._factory = factory
+        self._guard = guard
+        self._loop = asyncio.get_running_loop()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._tasks = [self._loop.create_task(self._accept(sock)) for sock in sockets]
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._sockets)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return any(not task.done() for task in self._tasks)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def start_serving(self) -> None:
+        """Serving from the start."""
+
+    async def serve_forever(self) -> None:
+        await self.wait_closed()
+
+    def close_clients(self) -> None:
+        """The runner's shutdown closes the connections."""
+
+    def abort_clients(self) -> None:
+        """The runner's shutdown closes the connections."""
+
+    async def _accept(self, sock: socket.socket) -> None:
+        while True:
+            await self._guard.wait_for_room()
+            try:
+                conn, _address = await self._loop.sock_accept(sock)
+            except OSError as err:  # EMFILE from something else, ECONNABORTED, ...
+                _LOGGER.warning("Could not accept a connection (%s); retrying in a second", err)
+                await asyncio.sleep(1.0)
+                continue
+            self._guard.accepting += 1
+            task = self._loop.create_task(self._connect(conn))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError:
+            conn.close()
+        finally:
+            self._guard.accepting -= 1
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections pass the runner's guard before they are accepted."""
+
+    __slots__ = ("_host", "_port")
+
+    def __init__(self, runner: AgentRunner, host: str, port: int, backlog: int = 1024) -> None:
+        super().__init__(runner, backlog=backlog)
+        self._host = host
+        self._port = port
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        runner = self._runner
+        assert isinstance(runner, AgentRunner)
+        assert runner.server is not None
+        self._server = _Acceptor(self._listen(), runner.server, runner.guard)
+
+    def _listen(self) -> list[socket.socket]:
+        addresses = {
+            (family, address[:2])
+            for family, _type, _proto, _name, address in socket.getaddrinfo(
+                self._host or None, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        }
+        listening = []
+        try:
+            for family, address in sorted(addresses):
+                sock = socket.create_server(address, family=family, backlog=self._backlog)
+                sock.setblocking(False)
+                listening.append(sock)
+        except OSError:
+            for sock in listening:
+                sock.close()
+            raise
+        return listening
 
 
 @web.middleware

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
-from joulegate_agent.api.server import AgentRunner, ServerLimits
+from joulegate_agent.api.server import AgentRunner, GuardedSite, ServerLimits
 from joulegate_agent.config import AgentConfig
 
 
@@ -49,7 +47,7 @@ async def served_agent(
     runner = AgentRunner(build_app(agent), limits or ServerLimits.for_this_process())
     await runner.setup()
     await agent.start()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = GuardedSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     try:
