@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from joulegate_agent import __version__
+from joulegate_agent.atomic_file import make_private_dir
 from joulegate_agent.clock import clock_synced
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
@@ -39,6 +40,7 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
+        make_private_dir(data_dir)
         self.token = load_or_create_token(data_dir)
         self.token_from_env = bool(os.environ.get(TOKEN_ENV, "").strip())
         self.device_id = load_device_id(data_dir, config.root)

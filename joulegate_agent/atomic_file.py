@@ -22,3 +22,10 @@ def replace_file(path: Path, text: str, mode: int) -> None:
         os.fsync(directory)  # the rename itself survives a power cut
     finally:
         os.close(directory)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and its parents) for its owner only, 0700: it holds the token and the
+    ledger. One that exists already is left as it is (it may be a folder the user chose)."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)

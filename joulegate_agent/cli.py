@@ -108,7 +108,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(_config_for(args)))
+    config = _config_for(args)
+    for warning in cli_inference.credential_warnings(args):
+        logging.getLogger("joulegate_agent").warning(warning)
+    asyncio.run(serve(config))
     return 0
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from joulegate_agent.agent import DATABASE_FILE
 from joulegate_agent.config import AgentConfig, ConfigError
@@ -18,13 +20,20 @@ from joulegate_agent.measure import MeasureResult
 from joulegate_agent.store import Store
 
 LABEL_MAX_CHARS = 200
+UPSTREAM_KEY_ENV = "JOULEGATE_UPSTREAM_API_KEY"
 
 
 def add_proxy_flags(serve: argparse.ArgumentParser) -> None:
     group = serve.add_argument_group("proxy, gate and ledger")
     group.add_argument("--upstream", help="URL of the local LLM server to proxy to")
     group.add_argument(
-        "--upstream-api-key", help="API key the agent sends to the upstream (its own setting)"
+        "--upstream-api-key",
+        help="API key the agent sends to the upstream (visible in ps: prefer the next two)",
+    )
+    group.add_argument(
+        "--upstream-api-key-file",
+        type=Path,
+        help=f"read the upstream's API key from this file (or set ${UPSTREAM_KEY_ENV})",
     )
     group.add_argument(
         "--no-proxy-auth",
@@ -56,7 +65,7 @@ def proxy_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config overrides the proxy flags gave (None: not given)."""
     return {
         "upstream": getattr(args, "upstream", None),
-        "upstream_api_key": getattr(args, "upstream_api_key", None),
+        "upstream_api_key": _upstream_api_key(args),
         "upstream_timeout_s": getattr(args, "upstream_timeout_s", None),
         "proxy_auth": False if getattr(args, "no_proxy_auth", False) else None,
         "max_body_bytes": getattr(args, "max_body_bytes", None),
@@ -65,6 +74,47 @@ def proxy_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "gate_fallback_open": True if getattr(args, "gate_fallback_open", False) else None,
         "retention_days": getattr(args, "retention_days", None),
     }
+
+
+def _upstream_api_key(args: argparse.Namespace) -> str | None:
+    """The key from --upstream-api-key, else its file, else the environment (None: not given,
+    so the config file's applies)."""
+    given: str | None = getattr(args, "upstream_api_key", None)
+    if given:
+        return given
+    path: Path | None = getattr(args, "upstream_api_key_file", None)
+    if path is not None:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or str(err)
+            raise ConfigError(f"cannot read the upstream API key file {path}: {reason}") from err
+        if not key:
+            raise ConfigError(f"the upstream API key file {path} is empty; write the key into it")
+        return key
+    return os.environ.get(UPSTREAM_KEY_ENV, "").strip() or None
+
+
+def credential_warnings(args: argparse.Namespace) -> list[str]:
+    """Credentials given on the command line, where any local user can read them (`ps`)."""
+    warnings = []
+    if getattr(args, "upstream_api_key", None):
+        warnings.append(
+            "--upstream-api-key puts the upstream's key on the command line, where any user of "
+            f"this machine can read it (ps); use --upstream-api-key-file FILE or "
+            f"${UPSTREAM_KEY_ENV} instead"
+        )
+    upstream: str | None = getattr(args, "upstream", None)
+    try:
+        has_password = upstream is not None and urlsplit(upstream).password is not None
+    except ValueError:
+        has_password = False  # the config check reports the URL itself
+    if has_password:
+        warnings.append(
+            "--upstream carries a user:password, which any user of this machine can read on the "
+            "command line (ps); put the upstream in the config file (root-only) instead"
+        )
+    return warnings
 
 
 def add_ledger_flags(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from joulegate_agent.atomic_file import replace_file
+from joulegate_agent.atomic_file import make_private_dir, replace_file
 from joulegate_agent.data_errors import UnusableDataError
 
 DEVICE_ID_FILE = "device_id"
@@ -44,8 +44,8 @@ def load_device_id(data_dir: Path, root: Path) -> str:
         device_id = hashlib.sha256(f"joulegate:{machine_id}".encode()).hexdigest()[:16]
     else:
         device_id = secrets.token_hex(8)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    replace_file(path, device_id + "\n", 0o644)
+    make_private_dir(data_dir)
+    replace_file(path, device_id + "\n", 0o600)
     return device_id
 
 

@@ -189,6 +189,7 @@ def _create(path: Path) -> None:
     building = path.with_name(f"{path.name}.{os.getpid()}.new")
     try:
         connection = _connect(building)
+        os.chmod(building, 0o600)  # the owner's only, whatever the umask; the WAL follows it
         try:
             _migrate(connection)
         finally:

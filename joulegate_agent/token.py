@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import stat
 from pathlib import Path
 
-from joulegate_agent.atomic_file import replace_file
+from joulegate_agent.atomic_file import make_private_dir, replace_file
 from joulegate_agent.data_errors import UnusableDataError
 
 TOKEN_ENV = "JOULEGATE_TOKEN"  # noqa: S105 - a variable name, not a secret
@@ -34,14 +35,32 @@ def load_or_create_token(data_dir: Path) -> str:
                 f"replace it with `joulegate-agent token --rotate --data-dir {data_dir}` "
                 "(clients then need the new token) or set JOULEGATE_TOKEN",
             ) from None
-        if stored:
-            return stored
+        if not stored:  # replacing it silently would lock out every client holding the token
+            raise UnusableDataError(
+                path,
+                "the token file is empty",
+                "write the agent's token into it, or run "
+                f"`joulegate-agent token --rotate --data-dir {data_dir}` for a new one",
+            )
+        _refuse_if_shared(path)
+        return stored
     return rotate_token(data_dir)
+
+
+def _refuse_if_shared(path: Path) -> None:
+    """A token others could have read may be known to them: refuse it rather than trust it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise UnusableDataError(
+            path,
+            f"the token file is readable or writable by others (mode {mode:04o})",
+            f"run `chmod 600 {path}`, or `joulegate-agent token --rotate` for a new token",
+        )
 
 
 def rotate_token(data_dir: Path) -> str:
     """Write a fresh token atomically, readable by the owner only."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     token = secrets.token_urlsafe(32)
     replace_file(token_path(data_dir), token + "\n", 0o600)
     return token
