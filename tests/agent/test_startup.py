@@ -96,6 +96,7 @@ def test_a_read_only_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> Non
         data = filesystem / "data"
         data.mkdir()
         (data / "token").write_text("a-token-of-the-agent\n")
+        (data / "token").chmod(0o600)  # one others can read is refused before the ledger
         (data / "device_id").write_text("0123456789abcdef\n")
         Store(data / "joulegate.db").close()
         subprocess.run(["mount", "-o", "remount,ro", str(filesystem)], check=True)
