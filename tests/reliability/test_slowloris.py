@@ -112,6 +112,7 @@ def test_twice_the_units_descriptors_in_half_open_connections_for_60_s(
     agent = processes.add(limited_agent(tmp_path, root))
     agent.start()
     before = asyncio.run(status(agent))
+    began = time.monotonic()
     attacker = subprocess.Popen(
         [
             sys.executable,
@@ -132,16 +133,18 @@ def test_twice_the_units_descriptors_in_half_open_connections_for_60_s(
             attacker.kill()
             attacker.wait()
     after = asyncio.run(status(agent))
+    elapsed_s = time.monotonic() - began
     attack = json.loads(out)
     p99 = statistics.quantiles(latencies, n=100)[98]
     sampler = after["sampler"]
     assert isinstance(sampler, dict)
-    board_w = before["power"]["board_w"]  # type: ignore[index]
-    metered_wh = after["energy"]["board_wh"] - before["energy"]["board_wh"]  # type: ignore[index]
+    samples = sampler["samples"] - before["sampler"]["samples"]  # type: ignore[index]
+    expected = sampler["rate_hz"] * elapsed_s
     print(
         f"attack {attack}; status reads {len(latencies)}, failed {failures}, "
         f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms; "
-        f"sampler worst gap {sampler['worst_gap_s']} s; metered {metered_wh:.5f} Wh"
+        f"sampler worst gap {sampler['worst_gap_s']} s; {samples} board power readings of "
+        f"{expected:.0f} due"
     )
     assert attack["opened"] >= HALF_OPEN  # the attack really held (and renewed) its connections
     assert failures == 0, agent.log_tail()
@@ -149,6 +152,6 @@ def test_twice_the_units_descriptors_in_half_open_connections_for_60_s(
     assert sampler["worst_gap_s"] < 0.5
     assert after["power"]["board_w"] is not None  # type: ignore[index]
     assert agent.running
-    # The rails were read throughout: the energy metered matches the board's constant power.
-    elapsed_s = ATTACK_S + 2.0
-    assert metered_wh >= 0.9 * board_w * elapsed_s / 3600.0
+    # The rails were read throughout: a board power reading (which needs the rail files opened)
+    # at nearly every tick.
+    assert samples >= 0.95 * expected
