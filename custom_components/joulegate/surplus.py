@@ -119,7 +119,11 @@ class SurplusController:
         state.open = decision.open
         return decision
 
-    def _decide(self, inputs: Inputs, dt: float) -> Decision:
+    def forced(self, inputs: Inputs) -> Decision | None:
+        """The decision that holds whatever the surplus (the mode, heat, throttling), if any.
+
+        Public so that the level controllers (`levels`, `allocation`) apply the same rules.
+        """
         settings = self.settings
         if settings.mode is GateMode.NEVER:
             return Decision(False, Reason.FORCED_OFF, None)
@@ -130,6 +134,13 @@ class SurplusController:
             return Decision(False, Reason.THROTTLING, None)
         if settings.mode is GateMode.ALWAYS:
             return Decision(True, Reason.FORCED_ON, None)
+        return None
+
+    def _decide(self, inputs: Inputs, dt: float) -> Decision:
+        settings = self.settings
+        forced = self.forced(inputs)
+        if forced is not None:
+            return forced
         surplus, blocked = self.surplus(inputs)
         if surplus is None:
             return Decision(settings.fail_open, Reason.INPUT_UNAVAILABLE, None)

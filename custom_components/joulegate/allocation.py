@@ -1,0 +1,259 @@
+"""One surplus shared among several rigs with power levels. Pure Python, no Home Assistant.
+
+The rigs together are the house's last load: their combined measured draw above idle is added
+back once, so the surplus they share is what the house would export (or, by policy, charge)
+without any of them. Counting each rig as the last load on its own would count the same export
+once per rig. One allocation then splits that surplus by a priority the user sets per rig:
+
+- Down first, up last: at the first short reading the rigs of lowest priority step down (to the
+  highest rung the rest covers, or closed); a rig never steps down for another one's sake except
+  as below.
+- Up only by each rig's own rule: a rig climbs one rung once the headroom it sees has paid for a
+  minute of the rung's extra power (as `levels.Rung.step_up`), highest priority first. A rig
+  waiting to climb holds the headroom it waits for, so lower rigs do not take it meanwhile.
+- No start-stop between rigs: a higher-priority rig's headroom includes what lower rigs draw
+  above their lowest rung, so it takes power from them through its own step-up rule; it never
+  closes a running rig to start itself, and rigs run side by side instead of taking turns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from .levels import (
+    STEP_UP_AFTER_S,
+    Level,
+    LevelMode,
+    LevelReason,
+    Rung,
+    forced_rung,
+    ladder_for,
+)
+from .surplus import MAX_STEP_S, Inputs, Reason, Settings, SurplusController
+
+
+@dataclass(frozen=True, slots=True)
+class RigConfig:
+    """A rig as the site sees it: its levels, its priority (higher first) and its mode."""
+
+    key: str
+    levels: Sequence[Level]
+    priority: int = 0
+    mode: LevelMode = LevelMode.FASTEST
+
+
+@dataclass(frozen=True, slots=True)
+class RigReading:
+    """What a rig's agent reports this cycle. None: unavailable."""
+
+    inference_w: float | None = 0.0  # measured power above idle
+    temperature_c: float | None = None
+    throttling: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Allotment:
+    """One rig's share: its level (None: closed), the watts allotted to it and why."""
+
+    key: str
+    index: int | None
+    level: Level | None
+    allotted_w: float  # the level's power above idle, plus headroom held for its next rung
+    reason: Reason | LevelReason
+
+
+@dataclass(slots=True)
+class _Rig:
+    config: RigConfig
+    ladder: tuple[Level, ...]
+    rung: Rung
+    limits: SurplusController  # its own mode, thermal and throttling rules (with hysteresis)
+
+
+@dataclass(slots=True)
+class Allocator:
+    """The site's allocation of one surplus among its rigs, stepped once per cycle."""
+
+    rigs: Sequence[RigConfig]
+    settings: Settings = field(default_factory=Settings)
+    step_up_after_s: float = STEP_UP_AFTER_S
+    _rigs: list[_Rig] = field(init=False)
+    _house: SurplusController = field(init=False)
+    _last_now: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        keys = [rig.key for rig in self.rigs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"rig keys must be unique, got {keys}")
+        if not keys:
+            raise ValueError("an allocation needs at least one rig")
+        self._rigs = [
+            _Rig(rig, ladder_for(rig.levels, rig.mode), Rung(), SurplusController(self.settings))
+            for rig in self.rigs
+        ]
+        # Stable: equal priorities keep the order the rigs were given in.
+        self._rigs.sort(key=lambda rig: -rig.config.priority)
+        self._house = SurplusController(self._house_settings())
+
+    def _house_settings(self) -> Settings:
+        lowest = min(rig.ladder[0].marginal_w for rig in self._rigs)
+        return replace(self.settings, need_w=lowest)
+
+    def update_settings(self, **changes: object) -> None:
+        self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        self._house.settings = self._house_settings()
+        for rig in self._rigs:
+            rig.limits.settings = self.settings
+
+    def step(self, house: Inputs, readings: Mapping[str, RigReading]) -> dict[str, Allotment]:
+        """Allocate for the next cycle. `house.rig_inference_w` is ignored: the rigs' combined
+        measured draw (from `readings`) is added back instead; a rig without a reading counts as
+        unavailable."""
+        gap = 0.0 if self._last_now is None else max(0.0, house.now - self._last_now)
+        dt = min(gap, MAX_STEP_S)
+        self._last_now = house.now
+        now = house.now
+        reasons: dict[str, Reason | LevelReason] = {}
+        held: dict[str, float] = {}
+        free: list[_Rig] = []
+        for rig in self._rigs:
+            reading = readings.get(rig.config.key)
+            limits = Inputs(
+                now=now,
+                grid_w=None,
+                temperature_c=None if reading is None else reading.temperature_c,
+                throttling=False if reading is None else reading.throttling,
+            )
+            forced = rig.limits.forced(limits)
+            if forced is not None:
+                forced_rung(forced.open, rig.ladder, rig.rung, now)
+                reasons[rig.config.key] = forced.reason
+            else:
+                free.append(rig)
+        measured = [readings.get(rig.config.key) for rig in self._rigs]
+        combined: float | None = 0.0
+        for reading in measured:
+            if reading is None or reading.inference_w is None or combined is None:
+                combined = None
+            else:
+                combined += max(0.0, reading.inference_w)
+        surplus, blocked = self._house.surplus(replace(house, rig_inference_w=combined))
+        if surplus is None:
+            for rig in free:
+                if self.settings.fail_open:
+                    rig.rung.index, rig.rung.banked_wh = 0, 0.0
+                else:
+                    rig.rung.close(now)
+                reasons[rig.config.key] = Reason.INPUT_UNAVAILABLE
+        else:
+            self._allocate(
+                free, surplus, blocked=blocked, dt=dt, now=now, reasons=reasons, held=held
+            )
+        return {
+            rig.config.key: Allotment(
+                key=rig.config.key,
+                index=rig.rung.index,
+                level=None if rig.rung.index is None else rig.ladder[rig.rung.index],
+                allotted_w=rig.rung.draw_w(rig.ladder) + held.get(rig.config.key, 0.0),
+                reason=reasons[rig.config.key],
+            )
+            for rig in self._in_config_order()
+        }
+
+    def _in_config_order(self) -> list[_Rig]:
+        order = {rig.key: n for n, rig in enumerate(self.rigs)}
+        return sorted(self._rigs, key=lambda rig: order[rig.config.key])
+
+    def _allocate(
+        self,
+        free: list[_Rig],
+        surplus: float,
+        *,
+        blocked: Reason | None,
+        dt: float,
+        now: float,
+        reasons: dict[str, Reason | LevelReason],
+        held: dict[str, float],
+    ) -> None:
+        # Rigs forced on draw whatever the sun does: they come off the top.
+        budget = surplus - sum(rig.rung.draw_w(rig.ladder) for rig in self._rigs if rig not in free)
+        stepped_down: set[str] = set()
+        for rig in free:  # priority order: the lowest give way first
+            if rig.rung.step_down(rig.ladder, budget, now):
+                stepped_down.add(rig.config.key)
+            budget -= rig.rung.draw_w(rig.ladder)
+        for n, rig in enumerate(free):
+            key = rig.config.key
+            lower = free[n + 1 :]
+            spare = sum(
+                r.rung.draw_w(r.ladder) - r.ladder[0].marginal_w
+                for r in lower
+                if r.rung.index is not None
+            )
+            headroom = max(0.0, budget) + spare
+            before = rig.rung.draw_w(rig.ladder)
+            if key in stepped_down:
+                reasons[key] = self._short_reason(rig, budget + before, blocked, surplus)
+                continue
+            reason = rig.rung.step_up(
+                rig.ladder,
+                before + headroom,
+                dt=dt,
+                now=now,
+                settings=self.settings,
+                after_s=self.step_up_after_s,
+            )
+            taken = rig.rung.draw_w(rig.ladder) - before
+            if taken > 0:
+                budget -= taken
+                if budget < 0:
+                    budget = self._reclaim(lower, -budget, now)
+            elif reason in (LevelReason.WAITING_TO_STEP_UP, Reason.WAITING_FOR_SURPLUS):
+                step = rig.rung.next_step_w(rig.ladder) or 0.0
+                hold = min(max(0.0, budget), step)
+                held[key] = hold
+                budget -= hold
+            reasons[key] = self._reason(rig, reason, blocked, surplus, before + headroom)
+
+    def _reclaim(self, lower: list[_Rig], short_w: float, now: float) -> float:
+        """Step lower-priority rigs down (lowest first, never closed) until `short_w` is freed;
+        what is left over returns to the budget."""
+        for rig in reversed(lower):
+            if short_w <= 0:
+                break
+            if rig.rung.index is None:
+                continue
+            draw = rig.rung.draw_w(rig.ladder)
+            floor = max(rig.ladder[0].marginal_w, draw - short_w)
+            rig.rung.step_down(rig.ladder, floor, now)
+            short_w -= draw - rig.rung.draw_w(rig.ladder)
+        return -short_w
+
+    def _short_reason(
+        self, rig: _Rig, available: float, blocked: Reason | None, surplus: float
+    ) -> Reason | LevelReason:
+        if rig.rung.index is None:
+            if surplus >= rig.ladder[0].marginal_w:
+                return LevelReason.HIGHER_PRIORITY
+            return blocked or Reason.NO_SURPLUS
+        return rig.rung.reason_at(rig.ladder, available)
+
+    def _reason(
+        self,
+        rig: _Rig,
+        reason: Reason | LevelReason,
+        blocked: Reason | None,
+        surplus: float,
+        available: float,
+    ) -> Reason | LevelReason:
+        """Name other rigs as the cause where the whole surplus would have paid for more."""
+        limited = reason in (Reason.NO_SURPLUS, LevelReason.SURPLUS_LIMITED)
+        if not limited:
+            return reason
+        step = rig.rung.next_step_w(rig.ladder)
+        if step is not None and available < rig.rung.draw_w(rig.ladder) + step <= surplus:
+            return LevelReason.HIGHER_PRIORITY
+        if reason is Reason.NO_SURPLUS and blocked is not None:
+            return blocked
+        return reason

@@ -1,0 +1,278 @@
+"""Power levels: which rung of a rig's ladder the sun can pay for. Pure Python, no Home Assistant.
+
+The on/off gate (`surplus.SurplusController`) runs the rig at full power or not at all. A rig with
+power levels (the agent's `GET /api/v1/power`: each level's measured W above idle and tokens/s) can
+follow the sun instead. The same signed surplus, battery policies, modes and thermal limit apply;
+what changes is the answer: the highest level whose power above idle the surplus covers, with the
+gate's asymmetric rule per rung (down at the first short reading, up only after the next rung's
+extra power has been banked as surplus energy), and the gate closed only below the lowest level.
+
+`benchmarks/levels_year.py` runs this code over a year, so what it measures is what users run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from .surplus import MAX_STEP_S, Inputs, Reason, Settings, SurplusController
+
+STEP_UP_AFTER_S = 60.0  # a minute of the next rung's extra power banked, as the gate opens today
+
+
+class LevelMode(StrEnum):
+    """What to do with a surplus that pays for more than one level."""
+
+    FASTEST = "fastest"  # the highest level it pays for
+    EFFICIENT = "efficient"  # the most tokens per joule among the levels it pays for
+
+
+class LevelReason(StrEnum):
+    """Why a rig that runs is at its level; a closed rig gives the gate's `Reason`."""
+
+    TOP_LEVEL = "top_level"  # the highest level its mode uses
+    SURPLUS_LIMITED = "surplus_limited"  # the surplus pays for this level, not the next
+    WAITING_TO_STEP_UP = "waiting_to_step_up"  # the next level fits; banking sustained surplus
+    HIGHER_PRIORITY = "higher_priority"  # the rest of the surplus is allotted to other rigs
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One rung: its measured power above idle while inference runs, and its speed."""
+
+    key: str
+    marginal_w: float
+    tokens_per_s: float | None = None  # None: not measured yet
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.marginal_w) and self.marginal_w > 0):
+            msg = f"level {self.key!r}: power above idle must be a positive number of watts"
+            raise ValueError(f"{msg}, got {self.marginal_w!r}")
+        speed = self.tokens_per_s
+        if speed is not None and not (math.isfinite(speed) and speed > 0):
+            msg = f"level {self.key!r}: tokens/s must be positive or unmeasured (None)"
+            raise ValueError(f"{msg}, got {speed!r}")
+
+    @property
+    def joules_per_token(self) -> float | None:
+        """Energy above idle per token; None while the speed is unmeasured."""
+        return None if self.tokens_per_s is None else self.marginal_w / self.tokens_per_s
+
+
+def ladder_for(levels: Sequence[Level], mode: LevelMode) -> tuple[Level, ...]:
+    """The rungs a mode climbs, cheapest first.
+
+    Fastest: every level. Efficient: only the levels that spend fewer (or as few) joules per
+    token than every cheaper one, so that climbing it as the fastest mode climbs all levels picks
+    the most efficient level the surplus pays for. Unmeasured levels have no efficiency to compare:
+    the efficient ladder skips them (and is the fastest one while no level is measured).
+    """
+    if not levels:
+        raise ValueError("a rig needs at least one power level")
+    ordered = tuple(sorted(levels, key=lambda level: level.marginal_w))
+    if mode is LevelMode.FASTEST:
+        return ordered
+    efficient: list[Level] = []
+    best = math.inf
+    for level in ordered:
+        cost = level.joules_per_token
+        if cost is not None and cost <= best:
+            efficient.append(level)
+            best = cost
+    return tuple(efficient) or ordered
+
+
+@dataclass(slots=True)
+class Rung:
+    """Where one rig is on its ladder, and the surplus energy banked towards the next rung."""
+
+    index: int | None = None  # None: the gate is closed
+    banked_wh: float = 0.0
+    closed_at: float = -math.inf
+
+    def draw_w(self, ladder: Sequence[Level]) -> float:
+        """The power above idle the rig's level may take (0 while closed)."""
+        return 0.0 if self.index is None else ladder[self.index].marginal_w
+
+    def close(self, now: float) -> None:
+        if self.index is not None:
+            self.closed_at = now
+        self.index = None
+        self.banked_wh = 0.0
+
+    def step_down(self, ladder: Sequence[Level], available_w: float, now: float) -> bool:
+        """At the first reading that does not cover the level: the highest rung it covers, or
+        closed. True when the rig stepped down."""
+        if self.index is None or available_w >= ladder[self.index].marginal_w:
+            return False
+        fits = [i for i in range(self.index) if ladder[i].marginal_w <= available_w]
+        if fits:
+            self.index = fits[-1]
+            self.banked_wh = 0.0
+        else:
+            self.close(now)
+        return True
+
+    def next_step_w(self, ladder: Sequence[Level]) -> float | None:
+        """What the next rung adds to the present draw; None at the top."""
+        up = 0 if self.index is None else self.index + 1
+        return None if up >= len(ladder) else ladder[up].marginal_w - self.draw_w(ladder)
+
+    def step_up(
+        self,
+        ladder: Sequence[Level],
+        available_w: float,
+        *,
+        dt: float,
+        now: float,
+        settings: Settings,
+        after_s: float,
+    ) -> Reason | LevelReason:
+        """Bank surplus towards the next rung and climb one rung once a sustained surplus paid
+        for `after_s` of its extra power, as the gate opens today (the opening is the first rung,
+        and waits the minimum off time after a closing)."""
+        step = self.next_step_w(ladder)
+        if step is None:
+            return LevelReason.TOP_LEVEL
+        need = self.draw_w(ladder) + step
+        clipped = max(-step, min(step, available_w - need))
+        self.banked_wh = max(0.0, self.banked_wh + clipped * dt / 3600.0)
+        closed = self.index is None
+        if available_w < need:
+            return Reason.NO_SURPLUS if closed else LevelReason.SURPLUS_LIMITED
+        if closed and now - self.closed_at < settings.min_off_s:
+            return Reason.MINIMUM_OFF_TIME
+        if self.banked_wh < step * after_s / 3600.0:
+            return Reason.WAITING_FOR_SURPLUS if closed else LevelReason.WAITING_TO_STEP_UP
+        self.index = 0 if self.index is None else self.index + 1
+        self.banked_wh = 0.0
+        return self.reason_at(ladder, available_w)
+
+    def reason_at(self, ladder: Sequence[Level], available_w: float) -> LevelReason:
+        """Why a running rig is where it is, given what it may use."""
+        step = self.next_step_w(ladder)
+        if step is None:
+            return LevelReason.TOP_LEVEL
+        if available_w >= self.draw_w(ladder) + step:
+            return LevelReason.WAITING_TO_STEP_UP
+        return LevelReason.SURPLUS_LIMITED
+
+
+@dataclass(frozen=True, slots=True)
+class LevelDecision:
+    """A rig's level for the next cycle.
+
+    `index` is the rung in the mode's ladder (None: the gate is closed). While closed the rig
+    should still be set to its lowest level, so that work already admitted finishes at the least
+    draw.
+    """
+
+    index: int | None
+    level: Level | None
+    reason: Reason | LevelReason
+    surplus_w: float | None  # what the rig may use now under the active policy
+
+    @property
+    def open(self) -> bool:
+        return self.index is not None
+
+    @property
+    def allotted_w(self) -> float:
+        """The power above idle the rig's level takes (0 while closed)."""
+        return 0.0 if self.level is None else self.level.marginal_w
+
+
+def forced_rung(decision_open: bool, ladder: Sequence[Level], rung: Rung, now: float) -> None:
+    """Apply a decision that holds whatever the surplus: the top rung, or closed."""
+    if decision_open:
+        rung.index = len(ladder) - 1
+        rung.banked_wh = 0.0
+    else:
+        rung.close(now)
+
+
+@dataclass(slots=True)
+class LevelController:
+    """One rig's level, from the house's readings; the level-aware `SurplusController`.
+
+    `settings` are the gate's (policy, margin, reserve, minimum off time, thermal limit, modes);
+    `need_w` is ignored: each rung's own power is what the surplus must cover.
+    """
+
+    levels: Sequence[Level]
+    settings: Settings = field(default_factory=Settings)
+    mode: LevelMode = LevelMode.FASTEST
+    step_up_after_s: float = STEP_UP_AFTER_S
+    rung: Rung = field(default_factory=Rung)
+    _gate: SurplusController = field(init=False)
+    _ladder: tuple[Level, ...] = field(init=False)
+    _last_now: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._ladder = ladder_for(self.levels, self.mode)
+        self._gate = SurplusController(self._gate_settings())
+
+    @property
+    def ladder(self) -> tuple[Level, ...]:
+        """The rungs the mode climbs, cheapest first (what `LevelDecision.index` counts)."""
+        return self._ladder
+
+    def update_settings(self, **changes: object) -> None:
+        self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        self._gate.settings = self._gate_settings()
+
+    def set_mode(self, mode: LevelMode) -> None:
+        """Switch modes; a rig above the new ladder's top comes down to it."""
+        level = None if self.rung.index is None else self._ladder[self.rung.index]
+        self.mode = mode
+        self._ladder = ladder_for(self.levels, mode)
+        if level is not None:
+            under = [
+                i for i, rung in enumerate(self._ladder) if rung.marginal_w <= level.marginal_w
+            ]
+            self.rung.index = under[-1] if under else 0
+            self.rung.banked_wh = 0.0
+
+    def _gate_settings(self) -> Settings:
+        return replace(self.settings, need_w=self._ladder[0].marginal_w)
+
+    def step(self, inputs: Inputs) -> LevelDecision:
+        gap = 0.0 if self._last_now is None else max(0.0, inputs.now - self._last_now)
+        dt = min(gap, MAX_STEP_S)
+        self._last_now = inputs.now
+        ladder, rung, now = self._ladder, self.rung, inputs.now
+        forced = self._gate.forced(inputs)
+        if forced is not None:
+            forced_rung(forced.open, ladder, rung, now)
+            return self._decision(forced.reason, None)
+        surplus, blocked = self._gate.surplus(inputs)
+        if surplus is None:
+            if self.settings.fail_open:
+                rung.index, rung.banked_wh = 0, 0.0
+            else:
+                rung.close(now)
+            return self._decision(Reason.INPUT_UNAVAILABLE, None)
+        reason: Reason | LevelReason
+        if rung.step_down(ladder, surplus, now):
+            reason = blocked or Reason.NO_SURPLUS
+            if rung.index is not None:
+                reason = rung.reason_at(ladder, surplus)
+        else:
+            reason = rung.step_up(
+                ladder,
+                surplus,
+                dt=dt,
+                now=now,
+                settings=self.settings,
+                after_s=self.step_up_after_s,
+            )
+            if rung.index is None and reason is Reason.NO_SURPLUS and blocked is not None:
+                reason = blocked
+        return self._decision(reason, surplus)
+
+    def _decision(self, reason: Reason | LevelReason, surplus: float | None) -> LevelDecision:
+        index = self.rung.index
+        level = None if index is None else self._ladder[index]
+        return LevelDecision(index, level, reason, surplus)
