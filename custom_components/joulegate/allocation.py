@@ -141,10 +141,7 @@ class Allocator:
         surplus, blocked = self._house.surplus(replace(house, rig_inference_w=combined))
         if surplus is None:
             for rig in free:
-                if self.settings.fail_open:
-                    rig.rung.index, rig.rung.banked_wh = 0, 0.0
-                else:
-                    rig.rung.close(now)
+                rig.rung.move(0 if self.settings.fail_open else None, now)
                 reasons[rig.config.key] = Reason.INPUT_UNAVAILABLE
         else:
             self._allocate(
@@ -210,7 +207,8 @@ class Allocator:
                 if budget < 0:
                     budget = self._reclaim(lower, -budget, now)
             elif reason in (LevelReason.WAITING_TO_STEP_UP, Reason.WAITING_FOR_SURPLUS):
-                step = rig.rung.next_step_w(rig.ladder) or 0.0
+                aim = rig.rung.target(rig.ladder, before + headroom)
+                step = 0.0 if aim is None else rig.ladder[aim].marginal_w - before
                 hold = min(max(0.0, budget), step)
                 held[key] = hold
                 budget -= hold
@@ -251,8 +249,8 @@ class Allocator:
         limited = reason in (Reason.NO_SURPLUS, LevelReason.SURPLUS_LIMITED)
         if not limited:
             return reason
-        step = rig.rung.next_step_w(rig.ladder)
-        if step is not None and available < rig.rung.draw_w(rig.ladder) + step <= surplus:
+        alone = rig.rung.target(rig.ladder, surplus)
+        if alone is not None and rig.rung.target(rig.ladder, available) is None:
             return LevelReason.HIGHER_PRIORITY
         if reason is Reason.NO_SURPLUS and blocked is not None:
             return blocked

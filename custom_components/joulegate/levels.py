@@ -86,21 +86,22 @@ def ladder_for(levels: Sequence[Level], mode: LevelMode) -> tuple[Level, ...]:
 
 @dataclass(slots=True)
 class Rung:
-    """Where one rig is on its ladder, and the surplus energy banked towards the next rung."""
+    """Where one rig is on its ladder, and the surplus energy banked towards each rung above."""
 
     index: int | None = None  # None: the gate is closed
-    banked_wh: float = 0.0
+    banks_j: dict[int, float] = field(default_factory=dict)  # rung -> banked surplus energy
     closed_at: float = -math.inf
 
     def draw_w(self, ladder: Sequence[Level]) -> float:
         """The power above idle the rig's level may take (0 while closed)."""
         return 0.0 if self.index is None else ladder[self.index].marginal_w
 
-    def close(self, now: float) -> None:
-        if self.index is not None:
+    def move(self, index: int | None, now: float) -> None:
+        """Go to a rung (None: close the gate); whatever was banked starts over."""
+        if index is None and self.index is not None:
             self.closed_at = now
-        self.index = None
-        self.banked_wh = 0.0
+        self.index = index
+        self.banks_j.clear()
 
     def step_down(self, ladder: Sequence[Level], available_w: float, now: float) -> bool:
         """At the first reading that does not cover the level: the highest rung it covers, or
@@ -108,17 +109,14 @@ class Rung:
         if self.index is None or available_w >= ladder[self.index].marginal_w:
             return False
         fits = [i for i in range(self.index) if ladder[i].marginal_w <= available_w]
-        if fits:
-            self.index = fits[-1]
-            self.banked_wh = 0.0
-        else:
-            self.close(now)
+        self.move(fits[-1] if fits else None, now)
         return True
 
-    def next_step_w(self, ladder: Sequence[Level]) -> float | None:
-        """What the next rung adds to the present draw; None at the top."""
-        up = 0 if self.index is None else self.index + 1
-        return None if up >= len(ladder) else ladder[up].marginal_w - self.draw_w(ladder)
+    def target(self, ladder: Sequence[Level], available_w: float) -> int | None:
+        """The highest rung above the present one that `available_w` covers, if any."""
+        above = range(0 if self.index is None else self.index + 1, len(ladder))
+        fits = [k for k in above if ladder[k].marginal_w <= available_w]
+        return fits[-1] if fits else None
 
     def step_up(
         self,
@@ -130,32 +128,38 @@ class Rung:
         settings: Settings,
         after_s: float,
     ) -> Reason | LevelReason:
-        """Bank surplus towards the next rung and climb one rung once a sustained surplus paid
-        for `after_s` of its extra power, as the gate opens today (the opening is the first rung,
-        and waits the minimum off time after a closing)."""
-        step = self.next_step_w(ladder)
-        if step is None:
+        """Bank surplus towards each rung above, as the gate banks towards opening today: the
+        surplus beyond the rung's power, clipped to the rung's extra power either way. Climb to
+        the highest rung the surplus covers now whose bank holds `after_s` of its extra power
+        (the opening is a climb from 0 W, and waits the minimum off time after a closing)."""
+        draw = self.draw_w(ladder)
+        first = 0 if self.index is None else self.index + 1
+        if first >= len(ladder):
             return LevelReason.TOP_LEVEL
-        need = self.draw_w(ladder) + step
-        clipped = max(-step, min(step, available_w - need))
-        self.banked_wh = max(0.0, self.banked_wh + clipped * dt / 3600.0)
+        ready = None
+        for k in range(first, len(ladder)):
+            need = ladder[k].marginal_w
+            step = need - draw
+            clipped = max(-step, min(step, available_w - need))
+            banked = max(0.0, self.banks_j.get(k, 0.0) + clipped * dt)
+            self.banks_j[k] = banked
+            if available_w >= need and banked >= step * after_s:
+                ready = k
         closed = self.index is None
-        if available_w < need:
+        if available_w < ladder[first].marginal_w:
             return Reason.NO_SURPLUS if closed else LevelReason.SURPLUS_LIMITED
         if closed and now - self.closed_at < settings.min_off_s:
             return Reason.MINIMUM_OFF_TIME
-        if self.banked_wh < step * after_s / 3600.0:
+        if ready is None:
             return Reason.WAITING_FOR_SURPLUS if closed else LevelReason.WAITING_TO_STEP_UP
-        self.index = 0 if self.index is None else self.index + 1
-        self.banked_wh = 0.0
+        self.move(ready, now)
         return self.reason_at(ladder, available_w)
 
     def reason_at(self, ladder: Sequence[Level], available_w: float) -> LevelReason:
         """Why a running rig is where it is, given what it may use."""
-        step = self.next_step_w(ladder)
-        if step is None:
+        if self.index == len(ladder) - 1:
             return LevelReason.TOP_LEVEL
-        if available_w >= self.draw_w(ladder) + step:
+        if self.target(ladder, available_w) is not None:
             return LevelReason.WAITING_TO_STEP_UP
         return LevelReason.SURPLUS_LIMITED
 
@@ -186,11 +190,7 @@ class LevelDecision:
 
 def forced_rung(decision_open: bool, ladder: Sequence[Level], rung: Rung, now: float) -> None:
     """Apply a decision that holds whatever the surplus: the top rung, or closed."""
-    if decision_open:
-        rung.index = len(ladder) - 1
-        rung.banked_wh = 0.0
-    else:
-        rung.close(now)
+    rung.move(len(ladder) - 1 if decision_open else None, now)
 
 
 @dataclass(slots=True)
@@ -232,8 +232,7 @@ class LevelController:
             under = [
                 i for i, rung in enumerate(self._ladder) if rung.marginal_w <= level.marginal_w
             ]
-            self.rung.index = under[-1] if under else 0
-            self.rung.banked_wh = 0.0
+            self.rung.move(under[-1] if under else 0, self._last_now or 0.0)
 
     def _gate_settings(self) -> Settings:
         return replace(self.settings, need_w=self._ladder[0].marginal_w)
@@ -249,10 +248,7 @@ class LevelController:
             return self._decision(forced.reason, None)
         surplus, blocked = self._gate.surplus(inputs)
         if surplus is None:
-            if self.settings.fail_open:
-                rung.index, rung.banked_wh = 0, 0.0
-            else:
-                rung.close(now)
+            rung.move(0 if self.settings.fail_open else None, now)
             return self._decision(Reason.INPUT_UNAVAILABLE, None)
         reason: Reason | LevelReason
         if rung.step_down(ladder, surplus, now):
