@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gate_year as gy  # noqa: E402  (a sibling script, not a package)
+import gate_year as gy
 
 
 def load_policy() -> tuple[types.ModuleType, types.ModuleType, types.ModuleType]:
@@ -55,7 +55,7 @@ SP, LV, AL = load_policy()
 BF, IF = gy.BF, gy.IF
 POLICIES = (BF, IF)
 TURN_S = 1800.0  # round robin: each rig's turn
-EVERY = 4  # simulate every 4th day by default (92 days spread over the year)
+EVERY = 5  # simulate every 5th day by default (73 days spread over the year)
 
 
 @dataclass(frozen=True)
@@ -159,16 +159,16 @@ def levels(policy: str, rig: RigModel, mode: str = "fastest") -> Factory:
 
 def allocator(policy: str, rigs: Sequence[RigModel]) -> Factory:
     """Several rigs, the integration's Allocator; priority in the order given (A first)."""
-    configs = [
-        AL.RigConfig(r.key, ladder(r), priority=len(rigs) - n) for n, r in enumerate(rigs)
-    ]
+    configs = [AL.RigConfig(r.key, ladder(r), priority=len(rigs) - n) for n, r in enumerate(rigs)]
     index = {r.key: {name: n for n, (name, _, _) in enumerate(r.levels)} for r in rigs}
 
     def make() -> Decide:
         step = AL.Allocator(configs, _settings(policy)).step
 
         def decide(i: int, reading: Reading, busy: list[bool]) -> list[int | None]:
-            readings = {r.key: AL.RigReading(inference_w=w) for r, w in zip(rigs, reading[3])}
+            readings = {
+                r.key: AL.RigReading(inference_w=w) for r, w in zip(rigs, reading[3], strict=True)
+            }
             shares = step(_inputs(i, reading, 0.0), readings)
             out: list[int | None] = []
             for r in rigs:
@@ -206,23 +206,27 @@ def round_robin(policy: str, rigs: Sequence[RigModel]) -> Factory:
 
 
 def oracle(world: gy.World, policy: str, rigs: Sequence[RigModel]) -> Factory:
-    """Knows the year: the true surplus of the policy (as gate_year's oracle) over the next job's
-    30 s, and the levels of all rigs that give the most tokens/s within it, rigs with a job in
-    flight kept on. Every token on solar by construction: the bound at 100 % solar."""
+    """Knows the year: the true surplus of the policy over the next job's 30 s (as gate_year's
+    oracle, and like the controllers inference first turns battery first below the shipped
+    reserve), and the levels of all rigs that give the most tokens/s within it, rigs with a job
+    in flight kept on. Every token on solar by construction: the bound at 100 % solar."""
     house = world.pv - world.load
     ahead = np.full(gy.N_STEPS, -np.inf)
     window = np.lib.stride_tricks.sliding_window_view(house, gy.JOB_STEPS).min(axis=1)
     ahead[: len(window) - 1] = window[1:]
     ahead_list: list[float] = ahead.tolist()
     room_k = 1.0 / (gy.BATTERY_EFF * gy.DT_H)
-    options = [[(None, 0.0, 0.0)] + [(n, w, t) for n, (_, w, t) in enumerate(r.levels)] for r in rigs]
+    reserve = SP.Settings().reserve_soc
+    options = [
+        [(None, 0.0, 0.0)] + [(n, w, t) for n, (_, w, t) in enumerate(r.levels)] for r in rigs
+    ]
     # For each set of rigs that must stay on: combinations sorted by watts, best tokens so far.
     tables: dict[tuple[bool, ...], tuple[list[float], list[tuple[float, tuple[Any, ...]]]]] = {}
     for must in itertools.product((False, True), repeat=len(rigs)):
         combos = [
             (sum(o[1] for o in c), sum(o[2] for o in c), tuple(o[0] for o in c))
             for c in itertools.product(*options)
-            if all(o[0] is not None or not m for o, m in zip(c, must))
+            if all(o[0] is not None or not m for o, m in zip(c, must, strict=True))
         ]
         combos.sort()
         best: list[tuple[float, tuple[Any, ...]]] = []
@@ -236,9 +240,11 @@ def oracle(world: gy.World, policy: str, rigs: Sequence[RigModel]) -> Factory:
 
     def make() -> Decide:
         def decide(i: int, reading: Reading, busy: list[bool]) -> list[int | None]:
-            fc, e = reading[4], reading[5]
+            e = reading[5]
             surplus = ahead_list[i]
-            if policy == BF and e / gy.BATTERY_WH * 100.0 < gy.FULL_SOC:
+            soc = e / gy.BATTERY_WH * 100.0
+            battery_first = policy == BF or soc < reserve
+            if battery_first and soc < gy.FULL_SOC:
                 surplus -= min(gy.BATTERY_MAX_W, max(0.0, gy.BATTERY_WH - e) * room_k)
             watts, best = tables[tuple(busy)]
             n = bisect.bisect_right(watts, surplus)
@@ -262,6 +268,7 @@ class Tally:
     solar_wh: float = 0.0
     level_changes: list[int] = field(default_factory=list)  # per day, all rigs
     switches: list[int] = field(default_factory=list)  # gate openings + closings per day, all rigs
+    closings: int = 0
     cpu_s: float = 0.0
 
     @property
@@ -273,6 +280,7 @@ def simulate(
     world: gy.World,
     factory: Factory,
     rigs: Sequence[RigModel],
+    *,
     controller: str,
     policy: str,
     days: Sequence[int],
@@ -349,6 +357,7 @@ def simulate(
                 before, after = target[r], new[r]
                 if (before is None) is not (after is None):
                     switches += 1
+                    tally.closings += after is None
                 elif before != after:
                     changes += 1
             target = new
@@ -392,7 +401,7 @@ def run_climate(key: str, every: int) -> dict[str, Any]:
     results = []
     for policy in POLICIES:
         for controller, rigs, factory in runs_for(world, policy):
-            t = simulate(world, factory, rigs, controller, policy, days)
+            t = simulate(world, factory, rigs, controller=controller, policy=policy, days=days)
             results.append(row(t))
             print(
                 f"[{key}] {policy} {len(rigs)} rig(s) {controller}: solar "
@@ -423,6 +432,7 @@ def row(t: Tally) -> dict[str, Any]:
         "changes_p95": float(np.percentile(t.level_changes, 95)),
         "switches_median": float(np.median(t.switches)),
         "switches_p95": float(np.percentile(t.switches, 95)),
+        "closings_per_year": t.closings * scale,
     }
 
 
@@ -432,8 +442,9 @@ def table(result: dict[str, Any]) -> str:
         f"### {result['climate']}",
         "",
         "| policy | rigs | controller | solar tokens/year, M | % of oracle | solar share "
-        "| tokens/Wh | level changes/day median / p95 | gate switches/day median / p95 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tokens/Wh | level changes/day median / p95 | gate switches/day median / p95 "
+        "| gate closings/year |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     bound: dict[tuple[str, int], float] = {}
     for r in result["runs"]:
@@ -445,9 +456,75 @@ def table(result: dict[str, Any]) -> str:
             f"{r['solar_mtokens']:.2f} | {100 * r['solar_mtokens'] / share:.1f} % | "
             f"{100 * r['solar_share']:.2f} % | {r['tokens_per_wh']:.0f} | "
             f"{r['changes_median']:.0f} / {r['changes_p95']:.0f} | "
-            f"{r['switches_median']:.0f} / {r['switches_p95']:.0f} |"
+            f"{r['switches_median']:.0f} / {r['switches_p95']:.0f} | "
+            f"{r['closings_per_year']:,.0f} |"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *goals(result)])
+
+
+def goals(result: dict[str, Any]) -> list[str]:
+    """The issue's targets for the single rig with levels (fastest) and for several rigs."""
+    runs = {(r["policy"], r["rigs"], r["controller"]): r for r in result["runs"]}
+    out = []
+    for policy in POLICIES:
+        bound = runs[policy, 1, "oracle"]
+        onoff = runs[policy, 1, "on/off"]
+        mine = runs[policy, 1, "levels, fastest"]
+        checks = [
+            (
+                "solar share >= 99 %",
+                mine["solar_share"] >= 0.99,
+                f"{100 * mine['solar_share']:.2f} %",
+            ),
+            (
+                "more solar tokens than on/off"
+                if policy == IF
+                else "no fewer solar tokens than on/off",
+                mine["solar_mtokens"] > onoff["solar_mtokens"]
+                if policy == IF
+                else mine["solar_mtokens"] >= onoff["solar_mtokens"],
+                f"{100 * (mine['solar_mtokens'] / onoff['solar_mtokens'] - 1):+.2f} %",
+            ),
+        ]
+        if policy == IF:
+            limit = max(6.0, bound["switches_median"])
+            checks += [
+                (
+                    ">= 90 % of the oracle's solar tokens",
+                    mine["solar_mtokens"] >= 0.9 * bound["solar_mtokens"],
+                    f"{100 * mine['solar_mtokens'] / bound['solar_mtokens']:.1f} %",
+                ),
+                (
+                    "fewer gate closings than on/off",
+                    mine["closings_per_year"] < onoff["closings_per_year"],
+                    f"{mine['closings_per_year']:,.0f} vs {onoff['closings_per_year']:,.0f} a year",
+                ),
+                (
+                    f"switches/day median <= {limit:.0f} (6, or the oracle's own)",
+                    mine["switches_median"] <= limit,
+                    f"{mine['switches_median']:.0f}",
+                ),
+            ]
+        for rigs in (2, 3):
+            split = runs[policy, rigs, "allocator (split by priority)"]
+            turns = runs[policy, rigs, "round robin (30-min turns, levels)"]
+            checks.append(
+                (
+                    f"{rigs} rigs: allocator beats round robin on solar tokens",
+                    split["solar_mtokens"] > turns["solar_mtokens"],
+                    f"{100 * (split['solar_mtokens'] / turns['solar_mtokens'] - 1):+.1f} %",
+                )
+            )
+        label = {BF: "Battery first", IF: "Inference first"}[policy]
+        out.append(
+            f"{label}: "
+            + "; ".join(
+                f"{name}: {value} ({'met' if ok else 'MISSED'})" for name, ok, value in checks
+            )
+            + "."
+        )
+        out.append("")
+    return out
 
 
 def main() -> None:
