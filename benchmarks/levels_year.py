@@ -11,7 +11,7 @@ level after a closing. The level controller and the allocator are the integratio
 Tokens on solar: each step's tokens times the solar share of the rigs' energy in that step, the
 share from the integration's `attribute()` with all rigs together as the last load.
 
-    python benchmarks/levels_year.py [--every N] [--quick]     # prints markdown tables
+    python benchmarks/levels_year.py [--every N] [--quick] [--write]   # --write: docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -394,6 +394,7 @@ def runs_for(world: gy.World, policy: str) -> list[tuple[str, Sequence[RigModel]
 def run_climate(key: str, every: int) -> dict[str, Any]:
     climate = next(c for c in gy.CLIMATES if c.key == key)
     began = time.monotonic()
+    cpu = time.process_time()
     world = gy.build_world(climate)
     baseline = gy.simulate(world, gy.idle(), "idle", "-")
     world.idle_midnight_wh = baseline.midnight_wh
@@ -414,6 +415,7 @@ def run_climate(key: str, every: int) -> dict[str, Any]:
         "key": key,
         "days": len(days),
         "wall_s": time.monotonic() - began,
+        "cpu_s": time.process_time() - cpu,
         "runs": results,
     }
 
@@ -440,6 +442,8 @@ def table(result: dict[str, Any]) -> str:
     label = {BF: "battery first", IF: "inference first"}
     lines = [
         f"### {result['climate']}",
+        "",
+        f"Simulated in {result['wall_s']:.0f} s ({result['cpu_s']:.0f} s of CPU, one process).",
         "",
         "| policy | rigs | controller | solar tokens/year, M | % of oracle | solar share "
         "| tokens/Wh | level changes/day median / p95 | gate switches/day median / p95 "
@@ -527,21 +531,90 @@ def goals(result: dict[str, Any]) -> list[str]:
     return out
 
 
+START, END = "<!-- levels_year.py -->", "<!-- /levels_year.py -->"
+REPORT = gy.REPO / "docs" / "benchmarks.md"
+
+
+def section(results: list[dict[str, Any]], every: int, wall_s: float) -> str:
+    """The report's section: set-up, the rig model, a table and the goals per climate."""
+    cpu_s = sum(r["cpu_s"] for r in results)
+    ladder_rows = [
+        f"| {model.key} | {model.label} | "
+        + " | ".join(f"{w:.1f} W, {t:.1f} tok/s ({w / t:.3f} J/tok)" for _, w, t in model.levels)
+        + " |"
+        for model in RIGS
+    ]
+    head = [
+        START,
+        "## Power levels over a year",
+        "",
+        f"Written by `python benchmarks/levels_year.py --every {every} --write` (wall "
+        f"{wall_s:.0f} s on a shared 2-core machine, {cpu_s:.0f} s of CPU), "
+        f"{results[0]['days']} sampled days per climate (every "
+        f"{every}th; a sampled day starts at midnight with the idle-rig year's battery charge), "
+        "figures scaled to a year. The home, PV, climates, meters and battery are section 1's "
+        "(house A), imported from `gate_year.py`. Behind the gate, rigs with an endless backlog "
+        "of 30-s jobs and four levels each; a level applies to the next 10 s, a job admitted "
+        "before a closing finishes at the lowest level. Tokens on solar: each step's tokens times "
+        "the solar share of the rigs' energy in that step (`attribute()`, all rigs together as "
+        "the last load).",
+        "",
+        "Levels (power above a 5 W idle while decoding, tokens/s): rig A is an Orin Nano Super "
+        "running a ~1.5B model at Q4 with llama.cpp, shaped on the published four-mode sweep "
+        "(smolhub.com, *Tiny LLM Benchmark: Jetson Orin Nano Super 8GB*: 25 W gives about 43 % "
+        "more tokens/s than 15 W and 8-35 % more tokens per joule than MAXN); **the absolute "
+        "watts and the 7 W mode's speed are assumptions**, not measurements. B and C are less "
+        "efficient rigs (scaled copies).",
+        "",
+        "| rig | what | 7W | 15W | 25W | MAXN |",
+        "|---|---|---|---|---|---|",
+        *ladder_rows,
+        "",
+        "Controllers: *oracle* knows the year and picks, every 10 s, the levels of all rigs with "
+        "the most tokens/s that the policy's true surplus covers for the next job's 30 s (like "
+        "the controllers, inference first turns battery first below the 20 % reserve): every "
+        "token on solar, the bound. *on/off*: today's `SurplusController`, shipped defaults, the "
+        "rig at MAXN; with several rigs, one per rig (one config entry each), each counting "
+        "only its own draw. *levels*: `LevelController` (`levels.py`), the gate's shipped "
+        "settings, mode fastest or efficient. *allocator*: `Allocator` (`allocation.py`), "
+        "priority A > B > C. *round robin*: 30-min turns, the rig whose turn it is gets the "
+        "whole surplus through its `LevelController`. Switches: a gate opening or closing of any "
+        "rig; level changes: a change between two levels; both summed over the rigs.",
+        "",
+    ]
+    body = []
+    for result in results:
+        body += [table(result), ""]
+    return "\n".join([*head, *body, END])
+
+
+def write(text: str) -> None:
+    """Put the section into docs/benchmarks.md, in place of the one before (or at the end)."""
+    report = REPORT.read_text(encoding="utf-8")
+    if START in report and END in report:
+        before, rest = report.split(START, 1)
+        report = before + text + rest.split(END, 1)[1]
+    else:
+        report = report.rstrip() + "\n\n" + text + "\n"
+    REPORT.write_text(report, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=EVERY, help="simulate every Nth day")
     parser.add_argument("--quick", action="store_true", help="every 28th day (a smoke run)")
     parser.add_argument("--climate", action="append", help="only these climates (keys)")
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md's section")
     args = parser.parse_args()
     every = 28 if args.quick else args.every
     keys = args.climate or [c.key for c in gy.CLIMATES]
     began = time.monotonic()
     with ProcessPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run_climate, keys, [every] * len(keys)))
-    for result in results:
-        print(table(result), end="\n\n")
-    days = results[0]["days"]
-    print(f"{days} sampled days per climate, wall {time.monotonic() - began:.0f} s")
+    text = section(results, every, time.monotonic() - began)
+    print(text)
+    if args.write:
+        write(text)
 
 
 if __name__ == "__main__":

@@ -946,7 +946,17 @@ def write_report(
     lines += accuracy_section(*cells)
     lines += cost_section(cost, proxy)
     lines += targets_section(results, cost, proxy)
+    lines += kept_sections()
     REPORT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+
+
+def kept_sections() -> list[str]:
+    """Sections other scripts write into the report (levels_year.py's), kept as they are."""
+    report = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    start, end = "<!-- levels_year.py -->", "<!-- /levels_year.py -->"
+    if start not in report or end not in report:
+        return []
+    return ["", start + report.split(start, 1)[1].split(end, 1)[0] + end]
 
 
 def main() -> None:
