@@ -143,7 +143,10 @@ class Rung:
             clipped = max(-step, min(step, available_w - need))
             banked = max(0.0, self.banks_j.get(k, 0.0) + clipped * dt)
             self.banks_j[k] = banked
-            if available_w >= need and banked >= step * after_s:
+            wait_j = step * after_s
+            if self.index is None:  # opening: at least what the gate banks before it opens
+                wait_j = max(wait_j, settings.open_after_wh * 3600.0)
+            if available_w >= need and banked >= wait_j:
                 ready = k
         closed = self.index is None
         if available_w < ladder[first].marginal_w:

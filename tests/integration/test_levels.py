@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from custom_components.joulegate.levels import (
@@ -64,9 +62,7 @@ def keys(decisions: list[LevelDecision]) -> list[str | None]:
     return [None if d.level is None else d.level.key for d in decisions]
 
 
-def test_a_sustained_surplus_opens_the_gate_straight_at_the_highest_level_after_a_minute() -> (
-    None
-):
+def test_a_sustained_surplus_opens_the_gate_straight_at_the_highest_level_after_a_minute() -> None:
     controller = LevelController(LADDER, NO_WAIT)
     decisions = simulate(controller, 300, export_w=100.0)
     opened = next(i for i, d in enumerate(decisions) if d.open)
@@ -77,8 +73,8 @@ def test_a_sustained_surplus_opens_the_gate_straight_at_the_highest_level_after_
 
 def test_each_climb_waits_for_a_minute_of_its_extra_power_banked() -> None:
     controller = LevelController(LADDER, NO_WAIT)
-    # 20 W: 25W (8 W) banks 8 W a second and opens after 60 s; MAXN from closed would bank 8 of
-    # its 12 W only. From 25W, MAXN's 4 W extra banks in another minute.
+    # 20 W: 25W (8 W) banks 8 W a second and opens after the gate's 600 J; MAXN from closed would
+    # bank 8 of its 12 W only. From 25W, MAXN's 4 W extra banks in another minute.
     decisions = simulate(controller, 300, export_w=20.0)
     changes = [i for i in range(1, len(decisions)) if decisions[i].index != decisions[i - 1].index]
     assert [keys(decisions)[i] for i in changes] == ["25W", "MAXN"]
@@ -109,11 +105,20 @@ def test_the_gate_closes_only_below_the_lowest_level() -> None:
     assert below[0].reason is Reason.NO_SURPLUS
 
 
+def test_opening_at_a_low_level_waits_for_as_much_banked_energy_as_the_gate_does() -> None:
+    controller = LevelController(LADDER, NO_WAIT)
+    # 5 W: the 4 W level banks 1 W a second; the gate opens after 600 J (1/6 Wh), not 240 J.
+    decisions = simulate(controller, 900, export_w=5.0)
+    opened = next(i for i, d in enumerate(decisions) if d.open)
+    assert opened * STEP_S == 600.0
+    assert decisions[opened - 1].reason is Reason.WAITING_FOR_SURPLUS
+
+
 def test_a_brief_surplus_does_not_step_the_rig_up() -> None:
     controller = LevelController(LADDER, NO_WAIT)
-    simulate(controller, 300, export_w=5.0)  # on the lowest level
-    spike = simulate(controller, 20, export_w=30.0, start=300.0)
-    back = simulate(controller, 60, export_w=5.0, start=320.0)
+    assert simulate(controller, 700, export_w=5.0)[-1].level == L7
+    spike = simulate(controller, 20, export_w=30.0, start=700.0)
+    back = simulate(controller, 60, export_w=5.0, start=720.0)
     assert keys(spike + back) == ["7W"] * 8
     assert spike[-1].reason is LevelReason.WAITING_TO_STEP_UP
 
