@@ -4,8 +4,8 @@ The on/off gate (`surplus.SurplusController`) runs the rig at full power or not 
 power levels (the agent's `GET /api/v1/power`: each level's measured W above idle and tokens/s) can
 follow the sun instead. The same signed surplus, battery policies, modes and thermal limit apply;
 what changes is the answer: the highest level whose power above idle the surplus covers, with the
-gate's asymmetric rule per rung (down at the first short reading, up only after the next rung's
-extra power has been banked as surplus energy), and the gate closed only below the lowest level.
+gate's asymmetric rule per rung (down at the first short reading, up only after a rung's extra
+power has been banked as surplus energy), and the gate closed only below the lowest level.
 
 `benchmarks/levels_year.py` runs this code over a year, so what it measures is what users run.
 """
@@ -130,8 +130,9 @@ class Rung:
     ) -> Reason | LevelReason:
         """Bank surplus towards each rung above, as the gate banks towards opening today: the
         surplus beyond the rung's power, clipped to the rung's extra power either way. Climb to
-        the highest rung the surplus covers now whose bank holds `after_s` of its extra power
-        (the opening is a climb from 0 W, and waits the minimum off time after a closing)."""
+        the highest rung the surplus covers now whose bank holds `after_s` of its extra power.
+        The opening is a climb from 0 W that also waits for the gate's own `open_after_wh` and
+        for the minimum off time after a closing."""
         draw = self.draw_w(ladder)
         first = 0 if self.index is None else self.index + 1
         if first >= len(ladder):
