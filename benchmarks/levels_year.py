@@ -572,7 +572,8 @@ def section(results: list[dict[str, Any]], every: int, wall_s: float) -> str:
         "",
         "Controllers: *oracle* knows the year and picks, every 10 s, the levels of all rigs with "
         "the most tokens/s that the policy's true surplus covers for the next job's 30 s (like "
-        "the controllers, inference first turns battery first below the 20 % reserve): every "
+        "the controllers, inference first turns battery first below the "
+        f"{SP.Settings().reserve_soc:.0f} % reserve): every "
         "token on solar, the bound. *on/off*: today's `SurplusController`, shipped defaults, the "
         "rig at MAXN; with several rigs, one per rig (one config entry each), each counting "
         "only its own draw. *levels*: `LevelController` (`levels.py`), the gate's shipped "
