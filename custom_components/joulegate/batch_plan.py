@@ -1,0 +1,260 @@
+"""The deadline planner for batch work: finish on sunshine, but finish. Pure Python, no HA.
+
+The surplus controller (`surplus.py`) opens the gate for all work while the sun pays for it. Batch
+work has deadlines, so the planner answers a second question each cycle: must batch work (and
+only batch work) be admitted now, without surplus, so that every batch that may use the grid or
+the battery finishes by its deadline?
+
+The rule: the agent runs batches earliest deadline first, so by each deadline the rig must have
+run every batch due by then. A deadline run starts at the latest moment at which a run at full
+speed still ends a safety margin before that deadline (the margin: the longest request, so that
+one started just in time still finishes, and a share of the run time, for estimates that are
+off). Until then the gate waits for surplus. Waiting this long costs no deadline, since from
+that moment on the rig runs whether the sun shines or not, and costs no sunshine, since a
+deadline run during sunshine is solar too: whatever the sun brings before the latest start
+shrinks the run that is left. So the forecast does not move the admission; it tells in advance
+what the sun is expected to cover (its surplus over the house's expected load, discounted by
+`forecast_factor` for forecast error, zero past its horizon) and so whether a deadline run, and
+how much grid or battery energy, is to be expected.
+
+The thermal limit wins over a deadline. A batch whose owner chose `expire` never gets a deadline
+run; one that chose `battery` gets one only while the battery holds more than its reserve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .surplus import BatteryPolicy
+
+HOUR_S = 3600.0
+
+
+class WhenSunFails(StrEnum):
+    """What a batch may use when the sun does not come before its deadline."""
+
+    GRID = "grid"
+    BATTERY = "battery"
+    EXPIRE = "expire"
+
+
+class PlanReason(StrEnum):
+    """Why batch work is or is not admitted beyond the surplus gate; a fixed set."""
+
+    IDLE = "idle"  # no batch work waiting
+    ON_SUN = "on_sun"  # the discounted forecast covers the work and its margin
+    WAITING = "waiting"  # it does not; a deadline run is due at the latest start
+    DEADLINE = "deadline"  # admitted now so that the deadline is met
+    TOO_HOT = "too_hot"  # a deadline run is due, but the thermal limit wins
+    BATTERY_LOW = "battery_low"  # due, battery only, and the battery is at its reserve
+    EXPIRE = "expire"  # due, but the batches due let themselves expire
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What is left of one batch, as the agent estimates it."""
+
+    deadline: float  # epoch s
+    energy_wh: float  # still needed
+    run_s: float  # still needed at full speed
+    longest_s: float  # the longest request's run time
+    when_sun_fails: WhenSunFails | None = None  # None: the settings' default
+
+    def __post_init__(self) -> None:
+        for name in ("deadline", "energy_wh", "run_s", "longest_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or (name != "deadline" and value < 0):
+                raise ValueError(f"batch {name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Forecast PV energy over [start, end) (epoch s), spread evenly within it."""
+
+    start: float
+    end: float
+    wh: float
+
+    def __post_init__(self) -> None:
+        if not (self.end > self.start and self.wh >= 0 and math.isfinite(self.wh)):
+            raise ValueError(f"a forecast period needs end > start and wh >= 0, got {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProfile:
+    """The house's expected load: mean W for each local hour of the day (from statistics)."""
+
+    hourly_w: tuple[float, ...]
+    utc_offset_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.hourly_w) != 24:
+            raise ValueError(f"a load profile has 24 hourly values, got {len(self.hourly_w)}")
+
+    def watts(self, at: float) -> float:
+        return self.hourly_w[int((at + self.utc_offset_s) // HOUR_S) % 24]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    forecast_factor: float = 0.7  # the share of forecast surplus counted on (forecast error)
+    margin_share: float = 0.1  # of the run time still needed, kept as margin before a deadline
+    hold_s: float = 900.0  # a deadline run keeps going while it is this early, not to flap
+    when_sun_fails: WhenSunFails = WhenSunFails.GRID
+    policy: BatteryPolicy = BatteryPolicy.BATTERY_FIRST
+    battery_capacity_wh: float | None = None  # None: no battery
+    full_soc: float = 98.0
+    reserve_soc: float = 20.0
+    balanced_factor: float = 1.2  # as the surplus controller's forecast_factor
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    now: float
+    batches: Sequence[Batch]
+    forecast: Sequence[Period] = ()
+    load: LoadProfile | None = None  # None: the forecast is taken as surplus as it is
+    battery_soc: float | None = None
+    too_hot: bool = False  # the surplus controller's thermal limit holds the gate closed
+    admitted: bool = False  # the previous plan admitted a deadline run
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    admit: bool  # lease the gate for batch work only, now
+    reason: PlanReason
+    for_s: float  # how long that admission is expected to last (0 when not admitting)
+    latest_start: float | None  # when a deadline run starts at the latest (None: none needed)
+    deadline: float | None  # the deadline that sets it
+    expected_solar_wh: float  # what the discounted forecast surplus covers by that deadline
+    shortfall_wh: float  # what it does not (the margin aside): grid or battery energy to expect
+    late: bool = False  # even at full speed from now, that deadline is missed
+
+
+def forecast_periods(
+    now: float,
+    *,
+    remaining_today_wh: float | None,
+    today_end: float,
+    tomorrow_wh: float | None = None,
+    tomorrow_end: float | None = None,
+    hourly: Sequence[Period] = (),
+) -> list[Period]:
+    """The forecast as periods: hourly detail where a forecast integration gives it, else each
+    day's figure spread evenly over what is left of that day (today: from now)."""
+    periods = [p for p in hourly if p.end > now]
+    days = [(now, today_end, remaining_today_wh)]
+    if tomorrow_end is not None:
+        days.append((today_end, tomorrow_end, tomorrow_wh))
+    for start, end, wh in days:
+        covered = any(p.start < end and p.end > start for p in periods)
+        if wh is not None and wh > 0 and end > start and not covered:
+            periods.append(Period(start, end, wh))
+    return sorted(periods, key=lambda p: p.start)
+
+
+def expected_solar_s(
+    inputs: PlanInputs, until: float, rig_w: float, battery_room_wh: float
+) -> float:
+    """Run time the forecast surplus over the expected house load gives the rig in [now, until),
+    the battery's room filled first. Hour by hour; nothing past the forecast's horizon."""
+    now = inputs.now
+    room = battery_room_wh
+    total = 0.0
+    for period in sorted(inputs.forecast, key=lambda p: p.start):
+        start, end = max(period.start, now), min(period.end, until)
+        per_s = period.wh / (period.end - period.start)
+        while start < end:
+            stop = min(end, (math.floor(start / HOUR_S) + 1) * HOUR_S)
+            seconds = stop - start
+            house = 0.0 if inputs.load is None else inputs.load.watts(start) * seconds / HOUR_S
+            surplus = max(0.0, per_s * seconds - house)
+            taken = min(room, surplus)
+            room -= taken
+            total += min(seconds, (surplus - taken) * HOUR_S / rig_w)
+            start = stop
+    return total
+
+
+def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
+    """Decide whether batch work is admitted now beyond the surplus gate, and why."""
+    batches = sorted((b for b in inputs.batches if b.run_s > 0), key=lambda b: b.deadline)
+    if not batches:
+        return Plan(False, PlanReason.IDLE, 0.0, None, None, 0.0, 0.0)
+    now = inputs.now
+    battery_ok = _battery_can_cover(inputs, settings)
+    # Earliest deadline first: by each deadline, every batch due by then has run.
+    run_s = energy_wh = longest_s = 0.0
+    due: list[WhenSunFails] = []
+    binding: tuple[float, float, float, float, float] | None = None  # start, D, run, margin, Wh
+    for batch in batches:
+        run_s += batch.run_s
+        energy_wh += batch.energy_wh
+        longest_s = max(longest_s, batch.longest_s)
+        margin = longest_s + settings.margin_share * run_s
+        start = batch.deadline - run_s - margin
+        choice = batch.when_sun_fails or settings.when_sun_fails
+        early = settings.hold_s if inputs.admitted else 0.0
+        if now >= start - early:
+            due.append(choice)
+        if choice is not WhenSunFails.EXPIRE and (binding is None or start < binding[0]):
+            binding = (start, batch.deadline, run_s, margin, energy_wh)
+    if binding is None:
+        reason = PlanReason.EXPIRE if due else PlanReason.ON_SUN
+        return Plan(False, reason, 0.0, None, None, 0.0, 0.0)
+    start, deadline, need_s, margin, need_wh = binding
+    rig_w = need_wh * HOUR_S / need_s if need_wh > 0 else 1.0
+    solar_s = settings.forecast_factor * expected_solar_s(
+        inputs, deadline, rig_w, _battery_room_wh(inputs, settings)
+    )
+    covered = solar_s >= need_s + margin
+
+    def outcome(admit: bool, reason: PlanReason) -> Plan:
+        return Plan(
+            admit=admit,
+            reason=reason,
+            for_s=need_s if admit else 0.0,
+            latest_start=start,
+            deadline=deadline,
+            expected_solar_wh=min(solar_s, need_s) * rig_w / HOUR_S,
+            shortfall_wh=max(0.0, need_s - solar_s) * rig_w / HOUR_S,
+            late=now > deadline - need_s,
+        )
+
+    allowed = [
+        c for c in due if c is WhenSunFails.GRID or (c is WhenSunFails.BATTERY and battery_ok)
+    ]
+    if allowed and not inputs.too_hot:
+        return outcome(True, PlanReason.DEADLINE)
+    if inputs.too_hot and due:
+        reason = PlanReason.TOO_HOT
+    elif WhenSunFails.BATTERY in due:
+        reason = PlanReason.BATTERY_LOW
+    elif due:
+        reason = PlanReason.EXPIRE
+    else:
+        reason = PlanReason.ON_SUN if covered else PlanReason.WAITING
+    return outcome(False, reason)
+
+
+def _battery_can_cover(inputs: PlanInputs, settings: PlanSettings) -> bool:
+    soc = inputs.battery_soc
+    return (
+        settings.battery_capacity_wh is not None and soc is not None and soc > settings.reserve_soc
+    )
+
+
+def _battery_room_wh(inputs: PlanInputs, settings: PlanSettings) -> float:
+    """Surplus the battery takes before the rig gets any, under the battery policy."""
+    capacity = settings.battery_capacity_wh
+    if not capacity or settings.policy is BatteryPolicy.INFERENCE_FIRST:
+        return 0.0
+    soc = inputs.battery_soc if inputs.battery_soc is not None else 0.0
+    gap = max(0.0, settings.full_soc - soc) / 100.0 * capacity
+    if settings.policy is BatteryPolicy.BALANCED:
+        coming = sum(p.wh for p in inputs.forecast if p.end > inputs.now)
+        return 0.0 if coming >= gap * settings.balanced_factor else gap
+    return gap
