@@ -2,23 +2,26 @@
 
 The surplus controller (`surplus.py`) opens the gate for all work while the sun pays for it. Batch
 work has deadlines, so the planner answers a second question each cycle: must batch work (and
-only batch work) be admitted now, without surplus, so that every batch that may use the grid or
-the battery finishes by its deadline?
+only batch work) be admitted now, beyond the surplus gate, so that every batch that may use the
+grid or the battery finishes by its deadline?
 
-The rule: the agent runs batches earliest deadline first, so by each deadline the rig must have
-run every batch due by then. A deadline run starts at the latest moment at which a run at full
-speed still ends a safety margin before that deadline (the margin: the longest request, so that
-one started just in time still finishes, and a share of the run time, for estimates that are
-off). Until then the gate waits for surplus. Waiting this long costs no deadline, since from
-that moment on the rig runs whether the sun shines or not, and costs no sunshine, since a
-deadline run during sunshine is solar too: whatever the sun brings before the latest start
-shrinks the run that is left. So the forecast does not move the admission; it tells in advance
-what the sun is expected to cover (its surplus over the house's expected load, discounted by
-`forecast_factor` for forecast error, zero past its horizon) and so whether a deadline run, and
-how much grid or battery energy, is to be expected.
+The forecast (PV energy over time, less the house's expected load hour by hour, counted at
+`forecast_factor` for forecast error, nothing past its horizon) says how much run time the gate
+is expected to give by the deadline. Where it falls short of the run still needed plus a margin
+(the longest request, so that one started just in time still finishes, and a share of the run,
+for estimates that are off):
+
+1. Sunshine that the battery policy keeps for the battery is sunshine all the same: in the latest
+   forecast hours of it that make up the shortfall, batch work is admitted while the PV covers
+   the house and the rig (`sun_now`, from the live flows).
+2. At the latest moment at which a run at full speed still ends the margin before the deadline,
+   batch work is admitted whatever the sun does (earliest deadline first: by each deadline, every
+   batch due by then has run). This backstop needs no forecast and costs no sunshine: a run that
+   meets sunshine is solar, and what the sun brought before it shrank the run.
 
 The thermal limit wins over a deadline. A batch whose owner chose `expire` never gets a deadline
-run; one that chose `battery` gets one only while the battery holds more than its reserve.
+run; one that chose `battery` gets the backstop only while the battery holds more than its
+reserve.
 """
 
 from __future__ import annotations
@@ -119,6 +122,7 @@ class PlanInputs:
     load: LoadProfile | None = None  # None: the forecast is taken as surplus as it is
     battery_soc: float | None = None
     too_hot: bool = False  # the surplus controller's thermal limit holds the gate closed
+    sun_now: bool = False  # PV covers the house and the rig now (export + battery charge >= need)
     admitted: bool = False  # the previous plan admitted a deadline run
 
 
@@ -129,7 +133,7 @@ class Plan:
     for_s: float  # how long that admission is expected to last (0 when not admitting)
     latest_start: float | None  # when a deadline run starts at the latest (None: none needed)
     deadline: float | None  # the deadline that sets it
-    expected_solar_wh: float  # what the discounted forecast surplus covers by that deadline
+    expected_solar_wh: float  # what the discounted forecast sunshine covers by that deadline
     shortfall_wh: float  # what it does not (the margin aside): grid or battery energy to expect
     late: bool = False  # even at full speed from now, that deadline is missed
 
@@ -156,14 +160,24 @@ def forecast_periods(
     return sorted(periods, key=lambda p: p.start)
 
 
-def expected_solar_s(
+@dataclass(frozen=True, slots=True)
+class Hour:
+    """What the forecast promises the rig within one hour (or the part of it left)."""
+
+    start: float
+    stop: float
+    gate_s: float  # run time the surplus gate gives, the battery's room under the policy filled
+    sun_s: float  # run time the PV over the house's load gives, whatever the battery would take
+
+
+def forecast_hours(
     inputs: PlanInputs, until: float, rig_w: float, battery_room_wh: float
-) -> float:
-    """Run time the forecast surplus over the expected house load gives the rig in [now, until),
-    the battery's room filled first. Hour by hour; nothing past the forecast's horizon."""
+) -> list[Hour]:
+    """The forecast's surplus over the expected house load in [now, until), hour by hour, as run
+    time for the rig; nothing past the forecast's horizon. Not yet discounted."""
     now = inputs.now
     room = battery_room_wh
-    total = 0.0
+    hours = []
     for period in sorted(inputs.forecast, key=lambda p: p.start):
         start, end = max(period.start, now), min(period.end, until)
         per_s = period.wh / (period.end - period.start)
@@ -174,9 +188,32 @@ def expected_solar_s(
             surplus = max(0.0, per_s * seconds - house)
             taken = min(room, surplus)
             room -= taken
-            total += min(seconds, (surplus - taken) * HOUR_S / rig_w)
+            sun_s = min(seconds, surplus * HOUR_S / rig_w)
+            hours.append(Hour(start, stop, min(seconds, (surplus - taken) * HOUR_S / rig_w), sun_s))
             start = stop
-    return total
+    return hours
+
+
+def expected_solar_s(
+    inputs: PlanInputs, until: float, rig_w: float, battery_room_wh: float
+) -> float:
+    """Run time the surplus gate is expected to give the rig by `until`, not yet discounted."""
+    return sum(h.gate_s for h in forecast_hours(inputs, until, rig_w, battery_room_wh))
+
+
+def _in_latest_sun(hours: Sequence[Hour], now: float, missing_s: float, factor: float) -> bool:
+    """Whether now lies in the latest hours of sunshine the battery would take that, discounted,
+    make up `missing_s` of run time."""
+    for hour in reversed(hours):
+        extra = factor * (hour.sun_s - hour.gate_s)
+        if extra <= 0.0:
+            continue
+        if hour.start <= now < hour.stop:
+            return True
+        missing_s -= extra
+        if missing_s <= 0.0:
+            return False
+    return False
 
 
 def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
@@ -207,10 +244,18 @@ def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
         return Plan(False, reason, 0.0, None, None, 0.0, 0.0)
     start, deadline, need_s, margin, need_wh = binding
     rig_w = need_wh * HOUR_S / need_s if need_wh > 0 else 1.0
-    solar_s = settings.forecast_factor * expected_solar_s(
-        inputs, deadline, rig_w, _battery_room_wh(inputs, settings)
-    )
+    factor = settings.forecast_factor
+    hours = forecast_hours(inputs, deadline, rig_w, _battery_room_wh(inputs, settings))
+    solar_s = factor * sum(h.gate_s for h in hours)
     covered = solar_s >= need_s + margin
+    # What the gate will not give may still come from sunshine the battery policy keeps for the
+    # battery: admitted while the sun is there in the latest such hours that make it up.
+    sun_s = factor * sum(h.sun_s for h in hours)
+    on_sun = (
+        not covered
+        and inputs.sun_now
+        and _in_latest_sun(hours, now, need_s + margin - solar_s, factor)
+    )
 
     def outcome(admit: bool, reason: PlanReason) -> Plan:
         return Plan(
@@ -219,15 +264,15 @@ def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
             for_s=need_s if admit else 0.0,
             latest_start=start,
             deadline=deadline,
-            expected_solar_wh=min(solar_s, need_s) * rig_w / HOUR_S,
-            shortfall_wh=max(0.0, need_s - solar_s) * rig_w / HOUR_S,
+            expected_solar_wh=min(sun_s, need_s) * rig_w / HOUR_S,
+            shortfall_wh=max(0.0, need_s - sun_s) * rig_w / HOUR_S,
             late=now > deadline - need_s,
         )
 
     allowed = [
         c for c in due if c is WhenSunFails.GRID or (c is WhenSunFails.BATTERY and battery_ok)
     ]
-    if allowed and not inputs.too_hot:
+    if (allowed or on_sun) and not inputs.too_hot:
         return outcome(True, PlanReason.DEADLINE)
     if inputs.too_hot and due:
         reason = PlanReason.TOO_HOT

@@ -184,19 +184,52 @@ def test_the_load_profile_follows_local_time() -> None:
     assert profile.watts(23 * H) == 1.0
 
 
-def test_battery_first_fills_the_battery_before_counting_sun_for_the_rig() -> None:
-    battery_first = PlanSettings(
-        policy=BatteryPolicy.BATTERY_FIRST, battery_capacity_wh=10_000.0, forecast_factor=1.0
-    )
+BATTERY_FIRST = PlanSettings(
+    policy=BatteryPolicy.BATTERY_FIRST, battery_capacity_wh=10_000.0, forecast_factor=1.0
+)
+
+
+def test_battery_first_fills_the_battery_before_the_gate_gives_the_rig_sun() -> None:
     # 2 kW for 5 h: the first 4 kWh (2 h) go to the battery (98 % - 58 %), the last 3 h to the rig
     inputs = PlanInputs(
         now=0.0, batches=[batch(24 * H, 4.0)], forecast=[sunny(8, 13)], battery_soc=58.0
     )
-    assert plan(inputs, battery_first).expected_solar_wh == pytest.approx(3 * RIG_W)
+    assert expected_solar_s(inputs, 24 * H, RIG_W, 4000.0) == pytest.approx(3 * H)
+    assert plan(inputs, BATTERY_FIRST).reason is PlanReason.WAITING
     inference_first = PlanSettings(
         policy=BatteryPolicy.INFERENCE_FIRST, battery_capacity_wh=10_000.0, forecast_factor=1.0
     )
-    assert plan(inputs, inference_first).expected_solar_wh == pytest.approx(4 * RIG_W)
+    assert plan(inputs, inference_first).reason is PlanReason.ON_SUN
+
+
+def test_what_the_gate_will_not_give_runs_in_the_latest_sunshine_the_battery_would_take() -> None:
+    """Battery first, 3.5 h to run: the gate is expected to give 10-13 h; the rest (with its
+    margin) comes from the latest sunshine the battery would take, 9-10 h, not 8-9 h."""
+
+    def at(hour: float, *, sun_now: bool = True) -> PlanInputs:
+        return PlanInputs(
+            now=hour * H,
+            batches=[batch(24 * H, 3.5)],
+            forecast=[sunny(8, 13)],
+            battery_soc=58.0,
+            sun_now=sun_now,
+        )
+
+    assert not plan(at(8.5), BATTERY_FIRST).admit
+    admitted = plan(at(9.5), BATTERY_FIRST)
+    assert (admitted.admit, admitted.reason) == (True, PlanReason.DEADLINE)
+    assert not plan(at(9.5, sun_now=False), BATTERY_FIRST).admit
+
+
+def test_a_shortfall_is_not_taken_from_the_sun_when_the_gate_is_expected_to_cover_it() -> None:
+    inputs = PlanInputs(
+        now=9.5 * H,
+        batches=[batch(24 * H, 1.0)],
+        forecast=[sunny(8, 13)],
+        battery_soc=58.0,
+        sun_now=True,
+    )
+    assert plan(inputs, BATTERY_FIRST).reason is PlanReason.ON_SUN
 
 
 def test_hourly_detail_is_preferred_to_a_days_total() -> None:
