@@ -106,6 +106,7 @@ class PlanSettings:
     forecast_factor: float = 0.7  # the share of forecast surplus counted on (forecast error)
     margin_share: float = 0.1  # of the run time still needed, kept as margin before a deadline
     hold_s: float = 900.0  # a deadline run keeps going while it is this early, not to flap
+    cycle_s: float = 10.0  # between two plans: a run due in between starts at the earlier one
     when_sun_fails: WhenSunFails = WhenSunFails.GRID
     policy: BatteryPolicy = BatteryPolicy.BATTERY_FIRST
     battery_capacity_wh: float | None = None  # None: no battery
@@ -232,7 +233,7 @@ def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
         energy_wh += batch.energy_wh
         longest_s = max(longest_s, batch.longest_s)
         margin = longest_s + settings.margin_share * run_s
-        start = batch.deadline - run_s - margin
+        start = batch.deadline - run_s - margin - settings.cycle_s
         choice = batch.when_sun_fails or settings.when_sun_fails
         early = settings.hold_s if inputs.admitted else 0.0
         if now >= start - early:

@@ -22,7 +22,9 @@ from custom_components.joulegate.surplus import BatteryPolicy
 
 H = 3600.0
 RIG_W = 10.0
-NO_BATTERY = PlanSettings(policy=BatteryPolicy.INFERENCE_FIRST, margin_share=0.1, hold_s=900.0)
+NO_BATTERY = PlanSettings(
+    policy=BatteryPolicy.INFERENCE_FIRST, margin_share=0.1, hold_s=900.0, cycle_s=10.0
+)
 
 
 def batch(deadline: float, run_h: float, longest_s: float = 30.0, **kw: object) -> Batch:
@@ -41,8 +43,8 @@ def sunny(start_h: float, end_h: float, watts: float = 2000.0) -> Period:
 
 
 def latest_start(deadline: float, run_h: float, longest_s: float = 30.0) -> float:
-    """Deadline minus the run, the longest request and a tenth of the run."""
-    return deadline - run_h * H - longest_s - 0.1 * run_h * H
+    """Deadline minus the run, the longest request, a tenth of the run and a 10-s cycle."""
+    return deadline - run_h * H - longest_s - 0.1 * run_h * H - 10.0
 
 
 def test_nothing_waiting_admits_nothing() -> None:
@@ -80,7 +82,16 @@ def test_at_the_latest_start_batch_work_is_admitted_for_the_run_it_needs() -> No
 def test_the_margin_holds_the_longest_request_and_a_share_of_the_run() -> None:
     long_requests = batch(24 * H, 2.5, longest_s=600.0)
     result = plan(PlanInputs(now=0.0, batches=[long_requests]), NO_BATTERY)
-    assert result.latest_start == pytest.approx(24 * H - 2.5 * H - 600.0 - 0.25 * H)
+    assert result.latest_start == pytest.approx(24 * H - 2.5 * H - 600.0 - 0.25 * H - 10.0)
+
+
+def test_a_run_due_before_the_next_cycle_starts_at_this_one() -> None:
+    minute_cycles = PlanSettings(policy=BatteryPolicy.INFERENCE_FIRST, cycle_s=60.0)
+    deadline = 24 * H
+    # 60 s to run, 30-s requests: due at 96 s before the deadline, asked at 120 s and 60 s
+    inputs = PlanInputs(now=deadline - 120.0, batches=[batch(deadline, 60.0 / H)])
+    assert plan(inputs, minute_cycles).admit
+    assert not plan(inputs, NO_BATTERY).admit
 
 
 def test_sunshine_before_the_latest_start_does_not_make_it_earlier_it_shrinks_the_run() -> None:
@@ -132,7 +143,7 @@ def test_batches_run_earliest_deadline_first_so_a_later_one_counts_the_earlier_o
     daily, weekly = batch(24 * H, 2.0), batch(26 * H, 4.0)
     result = plan(PlanInputs(now=0.0, batches=[weekly, daily]), NO_BATTERY)
     # By 26 h both must have run: 6 h, margin 30 s and 0.6 h (earlier than the daily's own)
-    assert result.latest_start == pytest.approx(26 * H - 6 * H - 30.0 - 0.6 * H)
+    assert result.latest_start == pytest.approx(latest_start(26 * H, 6.0))
     assert result.deadline == 26 * H
 
 
