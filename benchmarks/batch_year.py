@@ -22,13 +22,14 @@ and tomorrow (so 24 to 48 h ahead), each day's hourly truth times one log-normal
 whose sigma grows with the lead time; beyond tomorrow nothing. The house load it expects is the
 mean of the last 7 days, hour by hour (what the recorder's statistics give).
 
-    python benchmarks/batch_year.py [--quick] [--policy battery_first|inference_first]
+    python benchmarks/batch_year.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import math
 import sys
 import time
@@ -366,7 +367,10 @@ def planner_inputs(
 
 
 # --- the runs ----------------------------------------------------------------------------------
-def run_climate(key: str, policy: str = gy.BF, quick: bool = False) -> dict[str, Any]:
+POLICIES = (gy.BF, gy.IF)
+
+
+def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
     """Every scenario and strategy in one climate (one worker process)."""
     began = time.monotonic()
     climate = next(c for c in gy.CLIMATES if c.key == key)
@@ -376,40 +380,41 @@ def run_climate(key: str, policy: str = gy.BF, quick: bool = False) -> dict[str,
     if quick:  # a smoke run: a batch every 4th day, the weekly one as it comes
         days = sorted(set(days) | set(range(0, gy.DAYS, 7)))
     runs = []
-    for scenario in SCENARIOS:
-        for strategy, _ in STRATEGIES:
-            tally = simulate(world, scenario, strategy, policy, days)
-            runs.append(asdict(tally) | {"solar_share": tally.solar_share})
-            print(
-                f"[{key}] {scenario.key:6s} {strategy:8s} on time {tally.on_time}/{tally.batches}"
-                f" solar {100 * tally.solar_share:6.2f} % grid {tally.grid_wh:8.1f} Wh"
-                f" cpu {tally.cpu_s:5.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    for policy in POLICIES:
+        for scenario in SCENARIOS:
+            for strategy, _ in STRATEGIES:
+                tally = simulate(world, scenario, strategy, policy, days)
+                runs.append(asdict(tally) | {"solar_share": tally.solar_share, "policy": policy})
+                print(
+                    f"[{key}] {policy} {scenario.key:6s} {strategy:8s} "
+                    f"on time {tally.on_time}/{tally.batches} "
+                    f"solar {100 * tally.solar_share:6.2f} % grid {tally.grid_wh:8.1f} Wh "
+                    f"cpu {tally.cpu_s:5.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return {
         "climate": key,
         "label": world.label,
-        "policy": policy,
         "build_s": build_s,
         "wall_s": time.monotonic() - began,
         "runs": runs,
     }
 
 
-def run(policy: str = gy.BF, quick: bool = False, workers: int = 2) -> list[dict[str, Any]]:
+def run(quick: bool = False, workers: int = 2) -> list[dict[str, Any]]:
     keys = [c.key for c in gy.CLIMATES]
     with ProcessPoolExecutor(max_workers=min(workers, len(keys))) as pool:
-        return list(pool.map(run_climate, keys, [policy] * len(keys), [quick] * len(keys)))
+        return list(pool.map(run_climate, keys, [quick] * len(keys)))
 
 
 def table(results: Sequence[dict[str, Any]]) -> list[str]:
     """The results as a Markdown table, one row per climate, scenario and strategy."""
     label = dict(STRATEGIES)
     lines = [
-        "| climate | batches | strategy | on time | solar share | from battery, Wh/batch "
-        "| from grid, Wh/batch | of which to meet deadlines, Wh/batch |",
-        "|---|---|---|---|---|---|---|---|",
+        "| climate | policy | batches | strategy | on time | solar share | from battery, Wh/batch "
+        "| from grid, Wh/batch | of which in deadline runs, Wh/batch |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for r in result["runs"]:
@@ -420,7 +425,8 @@ def table(results: Sequence[dict[str, Any]]) -> list[str]:
                 else "-"
             )
             lines.append(
-                f"| {result['climate']} | {r['scenario']} | {label[r['strategy']]} "
+                f"| {result['climate']} | {gy.POLICY_LABEL[r['policy']]} | {r['scenario']} "
+                f"| {label[r['strategy']]} "
                 f"| {r['on_time']}/{r['batches']} ({100 * r['on_time'] / n:.1f} %) "
                 f"| {100 * r['solar_share']:.2f} % | {r['battery_wh'] / n:.2f} "
                 f"| {r['grid_wh'] / n:.2f} | {to_meet} |"
@@ -432,14 +438,15 @@ def verdicts(results: Sequence[dict[str, Any]]) -> list[str]:
     """The planner against the goals: every batch on time, solar share within 2 points of the
     oracle's."""
     lines = [
-        "| climate | batches | on time (goal 100 %) | solar share, planner / oracle "
+        "| climate | policy | batches | on time (goal 100 %) | solar share, planner / oracle "
         "(goal: within 2 points) | verdict |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for result in results:
-        by = {(r["scenario"], r["strategy"]): r for r in result["runs"]}
-        for scenario in SCENARIOS:
-            p, o = by[(scenario.key, "planner")], by[(scenario.key, "oracle")]
+        by = {(r["policy"], r["scenario"], r["strategy"]): r for r in result["runs"]}
+        for policy, scenario in itertools.product(POLICIES, SCENARIOS):
+            p = by[(policy, scenario.key, "planner")]
+            o = by[(policy, scenario.key, "oracle")]
             on_time = 100 * p["on_time"] / max(1, p["batches"])
             gap = 100 * (o["solar_share"] - p["solar_share"])
             misses = []
@@ -449,7 +456,8 @@ def verdicts(results: Sequence[dict[str, Any]]) -> list[str]:
                 misses.append(f"solar share short by {gap - 2.0:.2f} points")
             verdict = "met" if not misses else "**MISSED** (" + "; ".join(misses) + ")"
             lines.append(
-                f"| {result['climate']} | {scenario.key} | {on_time:.1f} % "
+                f"| {result['climate']} | {gy.POLICY_LABEL[policy]} | {scenario.key} "
+                f"| {on_time:.1f} % "
                 f"| {100 * p['solar_share']:.2f} % / {100 * o['solar_share']:.2f} % "
                 f"(gap {gap:+.2f}) | {verdict} |"
             )
@@ -463,17 +471,17 @@ def outlook_lines(results: Sequence[dict[str, Any]]) -> list[str]:
         for r in result["runs"]:
             if r["strategy"] == "planner":
                 said = ", ".join(f"{k} {v}" for k, v in sorted(r["outlook"].items()))
-                lines.append(f"- {result['climate']}, {r['scenario']}: {said}")
+                policy = gy.POLICY_LABEL[r["policy"]]
+                lines.append(f"- {result['climate']}, {policy}, {r['scenario']}: {said}")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sampled days only (a smoke run)")
-    parser.add_argument("--policy", default=gy.BF, choices=(gy.BF, gy.IF))
     args = parser.parse_args()
     began = time.monotonic()
-    results = run(args.policy, args.quick)
+    results = run(args.quick)
     print("\n".join(table(results)))
     print()
     print("\n".join(verdicts(results)))

@@ -11,9 +11,9 @@ is expected to give by the deadline. Where it falls short of the run still neede
 (the longest request, so that one started just in time still finishes, and a share of the run,
 for estimates that are off):
 
-1. Sunshine that the battery policy keeps for the battery is sunshine all the same: in the latest
-   forecast hours of it that make up the shortfall, batch work is admitted while the PV covers
-   the house and the rig (`sun_now`, from the live flows).
+1. Sunshine that the battery policy keeps for the battery is sunshine all the same: batch work is
+   admitted while the PV covers the house and the rig (`sun_now`, from the live flows). The
+   battery gets that much less; the rig's energy is solar (the rig is the last load).
 2. At the latest moment at which a run at full speed still ends the margin before the deadline,
    batch work is admitted whatever the sun does (earliest deadline first: by each deadline, every
    batch due by then has run). This backstop needs no forecast and costs no sunshine: a run that
@@ -202,21 +202,6 @@ def expected_solar_s(
     return sum(h.gate_s for h in forecast_hours(inputs, until, rig_w, battery_room_wh))
 
 
-def _in_latest_sun(hours: Sequence[Hour], now: float, missing_s: float, factor: float) -> bool:
-    """Whether now lies in the latest hours of sunshine the battery would take that, discounted,
-    make up `missing_s` of run time."""
-    for hour in reversed(hours):
-        extra = factor * (hour.sun_s - hour.gate_s)
-        if extra <= 0.0:
-            continue
-        if hour.start <= now < hour.stop:
-            return True
-        missing_s -= extra
-        if missing_s <= 0.0:
-            return False
-    return False
-
-
 def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
     """Decide whether batch work is admitted now beyond the surplus gate, and why."""
     batches = sorted((b for b in inputs.batches if b.run_s > 0), key=lambda b: b.deadline)
@@ -250,13 +235,9 @@ def plan(inputs: PlanInputs, settings: PlanSettings) -> Plan:
     solar_s = factor * sum(h.gate_s for h in hours)
     covered = solar_s >= need_s + margin
     # What the gate will not give may still come from sunshine the battery policy keeps for the
-    # battery: admitted while the sun is there in the latest such hours that make it up.
+    # battery: batch work takes it while it is there.
     sun_s = factor * sum(h.sun_s for h in hours)
-    on_sun = (
-        not covered
-        and inputs.sun_now
-        and _in_latest_sun(hours, now, need_s + margin - solar_s, factor)
-    )
+    on_sun = not covered and inputs.sun_now
 
     def outcome(admit: bool, reason: PlanReason) -> Plan:
         return Plan(
