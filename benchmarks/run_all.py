@@ -950,13 +950,21 @@ def write_report(
     REPORT.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
 
 
+# Sections other scripts write into the report, each between its markers, kept as they are.
+KEPT_SECTIONS = (
+    ("<!-- levels_year.py -->", "<!-- /levels_year.py -->"),
+    ("<!-- batch_year: written by benchmarks/batch_year.py --write -->", "<!-- /batch_year -->"),
+)
+
+
 def kept_sections() -> list[str]:
-    """Sections other scripts write into the report (levels_year.py's), kept as they are."""
+    """The sections levels_year.py and batch_year.py last wrote (runs of their own)."""
     report = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
-    start, end = "<!-- levels_year.py -->", "<!-- /levels_year.py -->"
-    if start not in report or end not in report:
-        return []
-    return ["", start + report.split(start, 1)[1].split(end, 1)[0] + end]
+    kept: list[str] = []
+    for start, end in KEPT_SECTIONS:
+        if start in report and end in report:
+            kept += ["", start + report.split(start, 1)[1].split(end, 1)[0] + end]
+    return kept
 
 
 def main() -> None:
