@@ -257,7 +257,7 @@ def simulate(
     tally.batches = len(due)
     queue: list[list[float]] = []  # [deadline step, run s left, forced], earliest deadline first
     e = world.idle_e[due[0][0]] if due else 0.0
-    gate = admitted = False
+    gate = admitted = sun_before = False
     next_due = 0
     outlook = tally.outlook
     first = due[0][0] if due else N
@@ -322,10 +322,13 @@ def simulate(
                     battery_soc=round(e / FULL_WH * 100.0),
                 )
             ).open
+            sun_now = -grid_w - battery_w + max(0.0, rig_w) >= NEED_W
+            # asked once a minute, and at once when the gate closes or the sun comes or goes
+            ask = i % PLAN_EVERY == 0 or was_open or sun_now is not sun_before
+            sun_before = sun_now
             if gate:
                 admitted = False
-            elif strategy == "planner" and (i % PLAN_EVERY == 0 or was_open):  # or just closed
-                sun_now = -grid_w - battery_w + max(0.0, rig_w) >= NEED_W
+            elif strategy == "planner" and ask:
                 admitted = PL.plan(
                     planner_inputs(world, i + 1, queue, e, admitted=admitted, sun_now=sun_now),
                     plan_settings,
@@ -516,11 +519,11 @@ def section(results: Sequence[dict[str, Any]], wall_s: float, quick: bool) -> li
         "(Joulegate's `SurplusController` with shipped defaults, no deadline rule); *planner* "
         "(the same controller, plus the integration's `batch_plan.plan()` with its shipped "
         "settings and `grid` when the sun does not come, asked once a minute and whenever the "
-        "gate closes, its live `sun_now` from the noisy meters); *oracle* (knows the year: runs "
-        "whenever the PV covers the house and the rig, which is when the rig's energy counts "
-        "as solar, and without that only when the sunshine still to come before the deadline "
-        "cannot finish the batch). Energy is split by the integration's `attribute()` (the rig "
-        "is the last load) on the true flows.",
+        "gate closes or the sun comes or goes, its live `sun_now` from the noisy meters); "
+        "*oracle* (knows the year: runs whenever the PV covers the house and the rig, which is "
+        "when the rig's energy counts as solar, and without that only when the sunshine still "
+        "to come before the deadline cannot finish the batch). Energy is split by the "
+        "integration's `attribute()` (the rig is the last load) on the true flows.",
         "",
         "**Forecast model** (what the planner reads): issued at midnight, hourly resolution, "
         "horizon the end of tomorrow (24 to 48 h ahead), nothing beyond. Each hour's value is "
