@@ -9,8 +9,8 @@ deadline. Four ways to run them, on the same data:
 - *only on surplus*: Joulegate's `SurplusController` (shipped defaults, the house's battery
   policy) alone, stepped every minute: batches run while it is open, no deadline rule;
 - *planner*: the same controller, plus `batch_plan.plan()` of the integration (shipped
-  settings, grid when the sun does not come) each minute the controller is closed: batch work is
-  admitted when the plan says so;
+  settings, grid when the sun does not come), asked while the controller is closed once a minute
+  and whenever the gate closes or the sun comes or goes: batch work is admitted when it says so;
 - *oracle*: knows the year: runs while the policy's true surplus covers the rig, and runs
   without it only when the surplus still to come before the deadline cannot finish the batch.
 
