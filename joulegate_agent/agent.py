@@ -17,6 +17,8 @@ from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
 from joulegate_agent.inference import InferenceService
 from joulegate_agent.meter import Meter
+from joulegate_agent.power.agent_power import build_power
+from joulegate_agent.power.ladder import Level
 from joulegate_agent.sampler import Sampler
 from joulegate_agent.sources import CalibratedSource, detect_sources
 from joulegate_agent.sources.base import PowerSource
@@ -68,6 +70,7 @@ class Agent:
         )
         measured = self.source.source if isinstance(self.source, CalibratedSource) else self.source
         simulated = measured if isinstance(measured, SimulatedOrinNano) else None
+        self.power = build_power(config, self.inference, simulated, self._power_changed)
         self.thermal_reader = ThermalReader(config.root, simulated=simulated)
         self.thermal: ThermalReading | None = None
         self.started_mono = time.monotonic()
@@ -93,6 +96,7 @@ class Agent:
         return self.store.counter(BOARD_ENERGY) / 3600.0
 
     async def start(self) -> None:
+        self.power.start()  # first: a crashed run's settings go back before anything is metered
         self.sampler.start()
         await self.inference.start()
         await self.refresh_thermal()
@@ -109,6 +113,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.sampler.stop()
+        self.power.close()
         await self.inference.writer.close()  # the energy metered up to the sampler's last read
         self.store.close()
         for source in self.sources:
@@ -121,6 +126,11 @@ class Agent:
     async def persisted_board_energy_wh(self) -> float:
         """`board_energy_wh`, for the status route: a read, never a write."""
         return self.board_energy_wh
+
+    def _power_changed(self, level: Level | None) -> None:
+        """Idle power moves with the level: learn it again, so each level gets its own."""
+        self.meter.idle.reset()
+        self.inference.events.publish("power", self.power.summary())
 
     async def refresh_thermal(self) -> None:
         loop = asyncio.get_running_loop()

@@ -40,6 +40,9 @@ class AgentConfig:
     queue_capacity: int = 32
     gate_fallback_open: bool = False
     retention_days: int = 365
+    power_default_level: str | None = None
+    power_dwell_s: float = 60.0
+    power_read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in KINDS:
@@ -60,6 +63,8 @@ class AgentConfig:
             raise ConfigError(f"queue_capacity cannot be negative, got {self.queue_capacity}")
         if self.retention_days < 1:
             raise ConfigError(f"retention_days must be at least 1, got {self.retention_days}")
+        if not 0 <= self.power_dwell_s <= 86400:
+            raise ConfigError(f"power dwell_s must be in [0, 86400], got {self.power_dwell_s}")
         if not 0 < self.upstream_timeout_s <= 86400:
             raise ConfigError(
                 f"upstream_timeout_s must be in (0, 86400], got {self.upstream_timeout_s}"
@@ -108,6 +113,11 @@ _TABLES: dict[str, dict[str, str]] = {
     },
     "gate": {"fallback_open": "gate_fallback_open"},
     "ledger": {"retention_days": "retention_days"},
+    "power": {
+        "default_level": "power_default_level",
+        "dwell_s": "power_dwell_s",
+        "read_only": "power_read_only",
+    },
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -125,6 +135,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "queue_capacity": (int,),
     "gate_fallback_open": (bool,),
     "retention_days": (int,),
+    "power_default_level": (str,),
+    "power_dwell_s": (int, float),
+    "power_read_only": (bool,),
 }
 
 

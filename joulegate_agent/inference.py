@@ -145,6 +145,15 @@ class ConcurrencyLimit:
                 future.cancel()
         return granted
 
+    def set_limit(self, limit: int | None) -> None:
+        """A new limit (the concurrency power level); waiters it makes room for go at once."""
+        self.limit = limit
+        while self._waiters and (limit is None or self.in_use < limit):
+            future = self._waiters.popleft()
+            if not future.done():
+                self.in_use += 1
+                future.set_result(None)
+
     def release(self) -> None:
         while self._waiters:
             future = self._waiters.popleft()
@@ -169,6 +178,7 @@ class OpenWindow:
     model: str | None = None
     route: str | None = None
     label: str | None = None
+    power_level: str | None = None
     finished: bool = field(default=False)
 
 
@@ -212,6 +222,8 @@ class InferenceService:
             self.ledger, publish=self._publish, energy=energy, checkpoint=store.checkpoint
         )
         self._housekeeping: asyncio.Task[None] | None = None
+        self.power_level: Callable[[], str | None] = lambda: None
+        """The power level in force now (the agent sets it when it has levels)."""
         self._remove_gate_listener = self.gate.add_listener(self._on_gate)
 
     @property
@@ -276,6 +288,7 @@ class InferenceService:
             model=model,
             route=route,
             label=label,
+            power_level=self.power_level(),
         )
 
     async def finish(
@@ -461,6 +474,7 @@ class InferenceService:
             outcome=outcome,
             gate_open=window.gate_open,
             boundary=self.boundary,
+            power_level=window.power_level if window.power_level == self.power_level() else None,
         )
 
     async def _commit(self, row: InferenceRow) -> InferenceRow:

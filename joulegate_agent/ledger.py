@@ -61,6 +61,7 @@ _COLUMNS = (
     "clock_synced",
     "retention_ts",
     "energy_error_j",
+    "power_level",
 )
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
 _INSERT = (
@@ -94,6 +95,7 @@ JSON_FIELDS = (
     "boundary",
     "label",
     "clock_synced",
+    "power_level",
 )
 """The keys of an inference row in the API, in order (also the CSV header)."""
 
@@ -147,6 +149,8 @@ class InferenceRow:
     retention_ts: float | None = None
     """Seconds since the epoch that retention ages the row from (clock.py); None until stamped."""
     energy_error_j: float = 0.0
+    power_level: str | None = None
+    """The power level the whole window ran at; None: the box's own settings, or it changed."""
     id: int | None = None
 
     def __post_init__(self) -> None:
@@ -205,6 +209,7 @@ class InferenceRow:
             "boundary": self.boundary,
             "label": self.label,
             "clock_synced": self.clock_synced,
+            "power_level": self.power_level,
         }
 
     def _values(self) -> tuple[Any, ...]:
@@ -234,6 +239,7 @@ class InferenceRow:
             None if self.clock_synced is None else int(self.clock_synced),
             self.retention_ts,
             self.energy_error_j,
+            self.power_level,
         )
 
     @classmethod
@@ -265,6 +271,7 @@ class InferenceRow:
             clock_synced,
             retention_ts,
             energy_error_j,
+            power_level,
         ) = tuple(row)
         return cls(
             id=id_,
@@ -291,6 +298,7 @@ class InferenceRow:
             clock_synced=None if clock_synced is None else bool(clock_synced),
             retention_ts=retention_ts,
             energy_error_j=energy_error_j,
+            power_level=power_level,
         )
 
 

@@ -42,6 +42,8 @@ MIGRATIONS: list[str] = [
     "CREATE INDEX inferences_retention_ts ON inferences (retention_ts)",
     # energy_error.py: how far energy_j can be off (rows from before it: 0, not known)
     "ALTER TABLE inferences ADD COLUMN energy_error_j REAL NOT NULL DEFAULT 0",
+    # power/: the power level the window ran at (NULL: the box's own settings, or it changed)
+    "ALTER TABLE inferences ADD COLUMN power_level TEXT",
 ]
 
 

@@ -14,6 +14,7 @@ from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
 from joulegate_agent.api.routes_inference import add_inference_routes
 from joulegate_agent.api.server import connection_middleware
+from joulegate_agent.api.routes_power import add_power_routes
 from joulegate_agent.spool import SpoolFullError
 from joulegate_agent.token import token_matches
 
@@ -112,4 +113,5 @@ def build_app(agent: Agent) -> web.Application:
     app[AGENT_KEY] = agent
     add_core_routes(app)
     add_inference_routes(app, agent)
+    add_power_routes(app)
     return app

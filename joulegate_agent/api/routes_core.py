@@ -18,7 +18,7 @@ from joulegate_agent.ledger import iso, round_or_none
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"
-FEATURES = ("ledger_id", "storage_health", "clock_synced", "energy_error")
+FEATURES = ("ledger_id", "storage_health", "clock_synced", "energy_error", "power_levels")
 """What this agent offers beyond API version 1's first answers, for clients that must also work
 with older agents (listed in /api/v1/info)."""
 
@@ -46,6 +46,7 @@ def info_payload(agent: Agent) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "sample_rate_hz": agent.sampler.rate_hz,
         "boundary": agent.boundary,
+        "power_levels": agent.power.summary(),
         "sources": [
             {
                 "kind": source.info.kind,
