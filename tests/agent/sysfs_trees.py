@@ -380,3 +380,108 @@ def rapl(root: Path, package_uj: int, *, psys_uj: int | None = None) -> Path:
         )
         link(root, f"/sys/class/powercap/{folder.rsplit('/', 1)[-1]}", f"{base}/{folder}")
     return root / f"{base}/intel-rapl:0".lstrip("/")
+
+
+# --- power knobs: GPU devfreq and CPU cpufreq as on a real box (class links to real folders) ---
+
+ORIN_NANO_GPU_HZ = (
+    306000000,
+    408000000,
+    510000000,
+    612000000,
+    714000000,
+    816000000,
+    918000000,
+    1020000000,
+)
+ORIN_NANO_CPU_KHZ = (
+    115200,
+    192000,
+    268800,
+    345600,
+    422400,
+    499200,
+    576000,
+    652800,
+    729600,
+    806400,
+    883200,
+    960000,
+    1036800,
+    1113600,
+    1190400,
+    1267200,
+    1344000,
+    1420800,
+    1497600,
+    1574400,
+    1651200,
+    1728000,
+)
+
+
+def gpu_devfreq_knob(
+    root: Path,
+    name: str = "17000000.gpu",
+    available_hz: tuple[int, ...] = ORIN_NANO_GPU_HZ,
+    *,
+    min_hz: int | None = None,
+) -> Path:
+    """The GPU's devfreq folder under its platform device, linked from /sys/class/devfreq."""
+    device = f"/sys/devices/platform/bus@0/{name}"
+    write(root, f"{device}/load", 0)
+    folder = write_all(
+        root,
+        f"{device}/devfreq/{name}",
+        {
+            "cur_freq": available_hz[-1],
+            "max_freq": available_hz[-1],
+            "min_freq": min_hz if min_hz is not None else available_hz[0],
+            "available_frequencies": " ".join(str(f) for f in available_hz),
+            "governor": "nvhost_podgov",
+        },
+    )
+    link(root, f"{device}/devfreq/{name}/device", device)
+    link(root, f"/sys/class/devfreq/{name}", f"{device}/devfreq/{name}")
+    return folder
+
+
+def cpufreq_policies(
+    root: Path,
+    policies: Mapping[int, range],
+    available_khz: tuple[int, ...] | None = ORIN_NANO_CPU_KHZ,
+    *,
+    min_khz: int = 115200,
+    max_khz: int = 1728000,
+) -> list[Path]:
+    """cpufreq policy folders, each CPU's cpufreq a link to its policy. `available_khz` None:
+    a driver without a frequency list (only cpuinfo_min_freq / cpuinfo_max_freq)."""
+    folders = []
+    for number, members in policies.items():
+        files: dict[str, object] = {
+            "scaling_cur_freq": max_khz,
+            "scaling_max_freq": max_khz,
+            "scaling_min_freq": min_khz,
+            "cpuinfo_min_freq": min_khz,
+            "cpuinfo_max_freq": max_khz,
+            "related_cpus": " ".join(str(cpu) for cpu in members),
+        }
+        if available_khz is not None:
+            files["scaling_available_frequencies"] = " ".join(str(f) for f in available_khz)
+        policy = f"/sys/devices/system/cpu/cpufreq/policy{number}"
+        folders.append(write_all(root, policy, files))
+        for cpu in members:
+            link(root, f"/sys/devices/system/cpu/cpu{cpu}/cpufreq", policy)
+    return folders
+
+
+def orin_nano_super(root: Path) -> Path:
+    """Orin Nano Super, JetPack 6, with the knobs the power levels use: the GPU's devfreq with its
+    frequency list, two CPU clusters' cpufreq policies, and nvpmodel's config."""
+    soctherm_oc(root)
+    chip = hwmon_chip(root, "1-0040", 1, ORIN_NANO_RAILS)
+    thermal_zones(root, ORIN_ZONES)
+    gpu_devfreq_knob(root)
+    cpufreq_policies(root, {0: range(0, 4), 4: range(4, 6)})
+    nvpmodel(root, 2, ORIN_NANO_MODES)
+    return chip
