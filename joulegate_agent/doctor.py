@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from joulegate_agent.power.report import format_power, power_problems, power_report
 from joulegate_agent.sources import probe_sources
 from joulegate_agent.sources.base import PowerReading, PowerSource
 from joulegate_agent.sources.simulated import SimulatedOrinNano
@@ -53,7 +54,8 @@ def build_report(
     finally:
         for source in sources:
             source.close()
-    problems = _problems(sysfs, sources, readings, not_found, thermal)
+    power = power_report(sysfs, source_kind)
+    problems = _problems(sysfs, sources, readings, not_found, thermal) + power_problems(power)
     return {
         "root": str(sysfs.root),
         "source_kind": source_kind,
@@ -71,6 +73,7 @@ def build_report(
                 else None
             ),
         },
+        "power": power,
         "problems": problems,
     }
 
@@ -177,6 +180,7 @@ def format_report(report: dict[str, Any]) -> str:
     mode = thermal["power_mode"]
     lines.append(f"Power mode: {mode['id']} ({mode['name']})" if mode else "Power mode: unknown")
     lines.append("Throttling: " + (", ".join(thermal["throttling"]) or "none"))
+    lines += format_power(report["power"])
     lines += ["", "Problems:" if report["problems"] else "Problems: none"]
     for problem in report["problems"]:
         lines += [f"  - {problem['problem']}", f"    advice: {problem['advice']}"]

@@ -73,6 +73,15 @@ def _ints(text: str | None) -> list[int]:
         return []
 
 
+def _text(sysfs: SysfsRoot, path: Path) -> str | None:
+    """An optional file: absent is an answer, not a fault to log."""
+    return sysfs.read_text(path) if path.exists() else None
+
+
+def _int(sysfs: SysfsRoot, path: Path) -> int | None:
+    return sysfs.read_int(path) if path.exists() else None
+
+
 def _spread(low: int, high: int, count: int, step: int) -> tuple[int, ...]:
     if high <= low:
         return (high,)
@@ -87,8 +96,8 @@ def _gpu_knobs(sysfs: SysfsRoot, writable: Writable, notes: list[str]) -> list[K
         if not (GPU_DEVFREQ.search(device.name) or (device / "device" / "load").exists()):
             continue
         shown = sysfs.display(device / "max_freq")
-        available = sorted(set(_ints(sysfs.read_text(device / "available_frequencies"))))
-        floor = sysfs.read_int(device / "min_freq") or 0
+        available = sorted(set(_ints(_text(sysfs, device / "available_frequencies"))))
+        floor = _int(sysfs, device / "min_freq") or 0
         values = tuple(f for f in available if f >= floor)
         if len(values) < 2 or sysfs.read_int(device / "max_freq") is None:
             notes.append(f"{shown}: no list of frequencies to choose from")
@@ -139,11 +148,11 @@ def _cpu_knobs(sysfs: SysfsRoot, writable: Writable, notes: list[str]) -> list[K
 
 
 def _cpu_values(sysfs: SysfsRoot, policy: Path) -> tuple[int, ...]:
-    floor = sysfs.read_int(policy / "scaling_min_freq") or 0
-    available = _ints(sysfs.read_text(policy / "scaling_available_frequencies"))
+    floor = _int(sysfs, policy / "scaling_min_freq") or 0
+    available = _ints(_text(sysfs, policy / "scaling_available_frequencies"))
     if not available:
-        low = sysfs.read_int(policy / "cpuinfo_min_freq")
-        high = sysfs.read_int(policy / "cpuinfo_max_freq")
+        low = _int(sysfs, policy / "cpuinfo_min_freq")
+        high = _int(sysfs, policy / "cpuinfo_max_freq")
         if low is None or high is None:
             return ()
         available = list(_spread(max(low, floor), high, SPREAD_VALUES, 1000))

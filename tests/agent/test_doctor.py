@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 from joulegate_agent.doctor import build_report, format_report
+from joulegate_agent.power.discovery import NVPMODEL_NOTE
 from joulegate_agent.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
@@ -168,6 +172,20 @@ def test_doctor_json_for_orin_nano_in_full(tmp_path: Path) -> None:
             "throttling": [],
             "power_mode": {"id": 2, "name": "MAXN_SUPER"},
         },
+        "power": {
+            "levels": [],
+            "knobs": [],
+            "notes": [
+                "/sys/class/devfreq/17000000.gpu/max_freq: no list of frequencies to choose from",
+                *(
+                    f"/sys/devices/system/cpu/cpu{n}/cpufreq/scaling_max_freq: "
+                    "no list or range of frequencies to choose from"
+                    for n in range(6)
+                ),
+                NVPMODEL_NOTE,
+            ],
+            "nvpmodel_modes": {"0": "15W", "1": "25W", "2": "MAXN_SUPER", "3": "7W"},
+        },
         "problems": [],
     }
 
@@ -285,3 +303,106 @@ def test_text_report_gives_advice_for_each_problem(tmp_path: Path) -> None:
     assert "Power sources: none" in text
     assert "Temperatures: none" in text
     assert "Power mode: unknown" in text
+
+
+# --- power levels -----------------------------------------------------------------------------
+
+
+def test_doctor_lists_the_levels_found_on_a_jetson_and_that_it_can_set_them(
+    tmp_path: Path,
+) -> None:
+    trees.orin_nano_super(tmp_path)
+    power = report_for(tmp_path)["power"]
+    assert [level["name"] for level in power["levels"]] == ["L1", "L2", "L3", "L4", "L5", "L6"]
+    assert power["levels"][0]["description"] == "gpu_max_freq 306 MHz, cpu_max_freq 115.2 MHz"
+    assert [(k["id"], k["current"], k["cannot_set"]) for k in power["knobs"]] == [
+        ("gpu_max_freq", "1020 MHz", None),
+        ("cpu_max_freq", "1728 MHz", None),
+    ]
+    text = format_report(report_for(tmp_path))
+    assert "Power levels (lowest draw first):" in text
+    assert "  L6           gpu_max_freq 1020 MHz, cpu_max_freq 1728 MHz" in text
+
+
+def test_doctor_says_which_knobs_it_cannot_set_and_how_to_allow_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trees.orin_nano_super(tmp_path)
+    # The unit's view: /sys mounted read-only (the tests run as root, so say it the kernel's way).
+    monkeypatch.setattr("os.access", lambda path, mode: False)
+    monkeypatch.setattr("os.statvfs", lambda path: types.SimpleNamespace(f_flag=os.ST_RDONLY))
+    report = report_for(tmp_path)
+    assert [k["cannot_set"] for k in report["power"]["knobs"]] == [
+        "/sys/class/devfreq/17000000.gpu/max_freq: read-only filesystem "
+        "(a systemd unit's ProtectSystem/ProtectKernelTunables)",
+        "/sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq: read-only filesystem "
+        "(a systemd unit's ProtectSystem/ProtectKernelTunables); "
+        "/sys/devices/system/cpu/cpufreq/policy4/scaling_max_freq: read-only filesystem "
+        "(a systemd unit's ProtectSystem/ProtectKernelTunables)",
+    ]
+    problems = [p for p in report["problems"] if p["problem"].startswith("cannot set")]
+    assert [p["problem"].split(":")[0] for p in problems] == [
+        "cannot set gpu_max_freq",
+        "cannot set cpu_max_freq",
+    ]
+    assert "power-dropin" in problems[0]["advice"]
+
+
+def test_doctor_lists_nvml_power_limit_levels_without_setting_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nvml = FakePowerNvml(constraints=(100_000, 300_000), limit=300_000)
+    nvml.install(monkeypatch)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    power = report_for(tmp_path, "nvml")["power"]
+    assert [level["description"] for level in power["levels"]] == [
+        "nvml_power_limit_gpu0 100 W",
+        "nvml_power_limit_gpu0 167 W",
+        "nvml_power_limit_gpu0 233 W",
+        "nvml_power_limit_gpu0 300 W",
+    ]
+    assert power["knobs"][0]["current"] == "300 W"
+    assert power["knobs"][0]["cannot_set"] == "NVML power limits can be set by root only"
+    assert nvml.set_calls == []
+    assert nvml.shutdowns == nvml.inits
+
+
+class FakePowerNvml:
+    """pynvml for one GPU's power limit: constraints and the limit are read; sets are recorded."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, constraints: tuple[int, int], limit: int) -> None:
+        self.constraints = constraints
+        self.limit = limit
+        self.set_calls: list[int] = []
+        self.inits = 0
+        self.shutdowns = 0
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        module = types.ModuleType("pynvml")
+
+        def init() -> None:
+            self.inits += 1
+
+        def shutdown() -> None:
+            self.shutdowns += 1
+
+        def not_supported(*_args: object) -> None:
+            raise self.NVMLError("Not Supported")
+
+        module.__dict__.update(
+            NVMLError=self.NVMLError,
+            nvmlInit=init,
+            nvmlShutdown=shutdown,
+            nvmlDeviceGetCount=lambda: 1,
+            nvmlDeviceGetHandleByIndex=lambda i: "gpu0",
+            nvmlDeviceGetName=lambda h: "NVIDIA H200",
+            nvmlDeviceGetTotalEnergyConsumption=lambda h: 1000,
+            nvmlDeviceGetPowerUsage=lambda h: 100_000,
+            nvmlDeviceGetPowerManagementLimitConstraints=lambda h: self.constraints,
+            nvmlDeviceGetPowerManagementLimit=lambda h: self.limit,
+            nvmlDeviceSetPowerManagementLimit=lambda h, mw: self.set_calls.append(mw),
+        )
+        monkeypatch.setitem(sys.modules, "pynvml", module)

@@ -141,9 +141,7 @@ def test_setting_a_level_caps_gpu_and_cpu_clocks(jetson: Path, tmp_path: Path) -
     assert controller.to_json()["source"] == "lease"
 
 
-def test_the_originals_are_journalled_before_the_first_change(
-    jetson: Path, tmp_path: Path
-) -> None:
+def test_the_originals_are_journalled_before_the_first_change(jetson: Path, tmp_path: Path) -> None:
     controller = controller_on(jetson, tmp_path / "data")
     controller.set(controller.level("L2"), lease_s=60)
     controller.set(controller.level("L1"), lease_s=60)
@@ -166,9 +164,10 @@ def test_a_lease_that_runs_out_falls_back_to_the_default_level(
     state = controller.to_json()
     assert state["source"] == "default"
     assert state["reason"].startswith("lease ran out at ")
-    assert read(jetson, GPU_MAX) == dict(
-        (k.id, v) for k, v in controller.level("L4").settings
-    )["gpu_max_freq"]
+    assert (
+        read(jetson, GPU_MAX)
+        == dict((k.id, v) for k, v in controller.level("L4").settings)["gpu_max_freq"]
+    )
 
 
 def test_without_a_default_a_lease_that_runs_out_gives_the_box_its_own_settings(
