@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from joulegate_agent import __version__, cli_inference
+from joulegate_agent import __version__, cli_inference, cli_power
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
 from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
 from joulegate_agent.sources import KINDS, NoPowerSourceError
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--rotate", action="store_true", help="replace the token with a new one")
     cli_inference.add_export_parser(commands)
     cli_inference.add_simulate_parser(commands)
+    cli_power.add_power_parsers(commands)
     return parser
 
 
@@ -161,6 +162,9 @@ _COMMANDS = {
     "token": _run_token,
     "export": lambda args: cli_inference.run_export(args, _config_for(args)),
     "simulate-llm": cli_inference.run_simulate,
+    "calibrate": lambda args: cli_power.run_calibrate(args, _config_for(args)),
+    "restore-power": lambda args: cli_power.run_restore(_config_for(args)),
+    "power-dropin": cli_power.run_dropin,
 }
 
 

@@ -168,6 +168,14 @@ def add_simulate_parser(commands: Any) -> None:
             f"board; {LLAMA_SERVER_SLOTS}: llama-server's default; default: 0, no limit)"
         ),
     )
+    sim.add_argument(
+        "--power-mode-file",
+        type=Path,
+        help=(
+            "decode at the simulated board's power mode, read from this file on each request "
+            "(an agent with --source simulated writes DATA_DIR/simulated-power-mode)"
+        ),
+    )
 
 
 def add_measure_flags(measure: argparse.ArgumentParser) -> None:
@@ -219,6 +227,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         tokens_per_s=args.tokens_per_s,
         prefill_tokens_per_s=args.prefill_tokens_per_s,
         slots=args.slots,
+        power_mode_file=args.power_mode_file,
     )
     asyncio.run(run_simulator(args.host, args.port, settings))
     return 0

@@ -312,6 +312,8 @@ class InferenceService:
             raise RuntimeError(f"window {window.window_id} already finished")
         window.finished = True
         ended_at = utc_now()
+        if window.power_level != self.power_level():
+            window.power_level = None  # the level changed during the window: it ran at neither
         energy = await self.meter.close_window(window.key, prompt_s=prompt_s)
         row = self._row(
             window,
@@ -474,7 +476,7 @@ class InferenceService:
             outcome=outcome,
             gate_open=window.gate_open,
             boundary=self.boundary,
-            power_level=window.power_level if window.power_level == self.power_level() else None,
+            power_level=window.power_level,
         )
 
     async def _commit(self, row: InferenceRow) -> InferenceRow:

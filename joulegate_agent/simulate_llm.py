@@ -9,7 +9,10 @@ By default every request is served at once. `slots` makes it a real server's sch
 slot requests run one at a time (Ollama on a small board, llama-server `--parallel 1`) and the
 rest wait in FIFO order; with N slots (llama-server's default is 4) up to N decode side by side,
 each at the set rate. A request may ask for its own decode rate with the simulator-only field
-`"simulate_tokens_per_s"` (for tests of streams at different speeds).
+`"simulate_tokens_per_s"` (for tests of streams at different speeds). With `power_mode_file`
+(the file an agent on the simulated board writes its power mode to) the decode rate follows the
+board's mode: the set rate belongs to the default mode (25W), the others scale it as their
+`tokens_per_s` in sources/simulated.py.
 
 - llama.cpp native: `POST /completion` (JSON, or SSE with `"stream": true`), with `timings`
 - OpenAI-compatible: `POST /v1/chat/completions`, `POST /v1/completions` (SSE ending in
@@ -29,9 +32,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from joulegate_agent.sources.simulated import DEFAULT_MODE, mode_named
 
 DEFAULT_MODEL = "llama3.2:3b"
 DEFAULT_TOKENS_PER_S = 25.0
@@ -62,6 +68,19 @@ class SimulatorSettings:
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     slots: int = DEFAULT_SLOTS
     """Requests served at once (1: one at a time; 0: no limit); the rest wait in FIFO order."""
+    power_mode_file: Path | None = None
+    """The simulated board's power mode, read on every request; None: always the set rate."""
+
+    def decode_rate(self) -> float:
+        """tokens_per_s, scaled to the simulated board's power mode when a mode file is given."""
+        if self.power_mode_file is None:
+            return self.tokens_per_s
+        try:
+            name = self.power_mode_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return self.tokens_per_s
+        mode = mode_named(name) or DEFAULT_MODE
+        return self.tokens_per_s * mode.tokens_per_s / DEFAULT_MODE.tokens_per_s
 
     def __post_init__(self) -> None:
         if self.slots < 0:
@@ -169,7 +188,7 @@ class SimulatedLLM:
             options.get("num_predict"),
         )
         settings = self.settings
-        tokens_per_s = body.get("simulate_tokens_per_s", settings.tokens_per_s)
+        tokens_per_s = body.get("simulate_tokens_per_s", settings.decode_rate())
         if (
             isinstance(tokens_per_s, bool)
             or not isinstance(tokens_per_s, (int, float))

@@ -225,7 +225,7 @@ def test_a_knob_this_process_cannot_write_is_refused_before_anything_changes(
 
     found = found_on(jetson, writable=cpu_read_only)
     controller = PowerController(found, RestoreJournal(tmp_path / "data"), clock=Clock())
-    with pytest.raises(KnobError, match="cpu_max_freq .*read-only filesystem"):
+    with pytest.raises(KnobError, match=r"cpu_max_freq .*read-only filesystem"):
         controller.set(controller.level("L1"), lease_s=60)
     assert read(jetson, GPU_MAX) == ORIN_NANO_GPU_HZ[-1]
     assert controller.current_name is None
@@ -286,6 +286,7 @@ def test_a_restore_that_fails_keeps_the_journal_for_the_next_try(
     (jetson / CPU4_MAX).unlink()
     (jetson / CPU4_MAX).mkdir()
     failures = RestoreJournal(tmp_path / "data").restore()
-    assert len(failures) == 1 and "policy4" in failures[0]
+    assert len(failures) == 1
+    assert "policy4" in failures[0]
     assert (tmp_path / "data" / JOURNAL_FILE).exists()
     assert read(jetson, GPU_MAX) == ORIN_NANO_GPU_HZ[-1]

@@ -44,8 +44,8 @@ async def test_the_simulated_board_offers_four_levels_none_measured_yet(
     response = await api.get("/api/v1/power", headers=auth(agent))
     body = await response.json()
     assert [level["name"] for level in body["levels"]] == SIMULATED_LEVELS
-    assert body["current"] is None and body["source"] == "original"
-    assert body["default"] is None and body["dwell_s"] == 0.0
+    assert (body["current"], body["source"]) == (None, "original")
+    assert (body["default"], body["dwell_s"]) == (None, 0.0)
     assert [(row["level"], row["measured"], row["inferences"]) for row in body["table"]] == [
         (name, False, 0) for name in SIMULATED_LEVELS
     ]
@@ -171,7 +171,7 @@ async def test_the_default_level_applies_at_start_and_shutdown_restores_the_boar
 
 
 def test_an_unknown_default_level_is_a_config_error(agent_config: AgentConfig) -> None:
-    with pytest.raises(ConfigError, match="power.default_level: no power level 'turbo'"):
+    with pytest.raises(ConfigError, match=r"power\.default_level: no power level 'turbo'"):
         Agent(replace(agent_config, power_default_level="turbo"))
 
 
@@ -202,7 +202,7 @@ async def test_a_window_during_which_the_level_changed_records_no_level(
     assert row["power_level"] is None
 
 
-def _row(
+def _row(  # noqa: PLR0917 - one row of a table of rows
     n: int,
     level: str | None,
     model: str,
@@ -246,7 +246,7 @@ async def test_the_cost_table_learns_each_level_per_model_from_the_ledger(agent:
         ]
     )
     table = {entry["level"]: entry for entry in cost_table(agent.store, SIMULATED_LEVELS)}
-    assert table["7W"]["measured"] and table["7W"]["inferences"] == 3
+    assert (table["7W"]["measured"], table["7W"]["inferences"]) == (True, 3)
     model_a = table["7W"]["models"][0]
     assert model_a == {
         "model": "a",

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +196,13 @@ async def test_a_bad_decode_rate_is_refused(sim: TestClient[Any, Any]) -> None:
 def test_negative_slots_are_refused() -> None:
     with pytest.raises(ValueError, match="slots"):
         SimulatorSettings(slots=-1)
+
+
+async def test_the_decode_rate_follows_the_simulated_board_s_power_mode(tmp_path: Path) -> None:
+    mode_file = tmp_path / "simulated-power-mode"
+    settings = SimulatorSettings(tokens_per_s=25.0, power_mode_file=mode_file)
+    assert settings.decode_rate() == 25.0  # no file yet: the set rate
+    mode_file.write_text("7W\n")
+    assert settings.decode_rate() == pytest.approx(11.0)
+    mode_file.write_text("MAXN_SUPER\n")
+    assert settings.decode_rate() == pytest.approx(30.0)
