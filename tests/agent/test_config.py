@@ -105,3 +105,21 @@ def test_out_of_range_settings_are_refused(overrides: dict[str, object], message
 def test_flags_not_given_leave_the_file_values() -> None:
     config = AgentConfig(port=9000).with_overrides(port=None, host="127.0.0.1")
     assert (config.port, config.host) == (9000, "127.0.0.1")
+
+
+def test_the_power_table_sets_the_default_level_dwell_and_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[power]\ndefault_level = "L3"\ndwell_s = 120\nread_only = true\n')
+    config = load_config(path)
+    assert (config.power_default_level, config.power_dwell_s, config.power_read_only) == (
+        "L3",
+        120.0,
+        True,
+    )
+
+
+def test_a_negative_dwell_time_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text("[power]\ndwell_s = -1\n")
+    with pytest.raises(ConfigError, match=r"dwell_s must be in \[0, 86400\]"):
+        load_config(path)

@@ -229,3 +229,14 @@ async def test_a_slot_waiter_gives_up_at_its_timeout() -> None:
     assert await limit.acquire(0.05) is False
     limit.release()
     assert limit.try_acquire() is True
+
+
+async def test_a_raised_concurrency_limit_lets_waiters_in_at_once() -> None:
+    limit = ConcurrencyLimit(1)
+    assert limit.try_acquire()
+    waiting = asyncio.ensure_future(limit.acquire(timeout=5.0))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    limit.set_limit(2)
+    assert await asyncio.wait_for(waiting, 1.0)
+    assert limit.in_use == 2

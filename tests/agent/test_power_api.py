@@ -17,7 +17,10 @@ from joulegate_agent.ledger import InferenceRow
 from joulegate_agent.power.costs import cost_table
 from joulegate_agent.power.simulated import MODE_FILE
 from joulegate_agent.sources.simulated import MODES
+from tests.agent import sysfs_trees as trees
 from tests.agent.conftest import ClientFactory, auth
+from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ
+from tests.agent.test_power import GPU_MAX
 
 SIMULATED_LEVELS = ["7W", "15W", "25W", "MAXN_SUPER"]
 
@@ -261,3 +264,65 @@ async def test_the_cost_table_learns_each_level_per_model_from_the_ledger(agent:
     assert table["MAXN_SUPER"]["models"][0]["tokens_per_s"] == 30.0
     assert table["15W"] == {"level": "15W", "measured": False, "inferences": 0, "models": []}
     assert table["25W"]["measured"] is False
+
+
+def jetson_config(tmp_path: Path) -> AgentConfig:
+    trees.orin_nano_super(tmp_path / "root")
+    return AgentConfig(
+        host="127.0.0.1",
+        data_dir=tmp_path / "data",
+        root=tmp_path / "root",
+        zeroconf=False,
+        power_dwell_s=0.0,
+    )
+
+
+def gpu_cap(tmp_path: Path) -> int:
+    return int((tmp_path / "root" / GPU_MAX).read_text())
+
+
+@pytest.mark.usefixtures("no_pynvml")
+async def test_stopping_the_agent_gives_a_jetson_back_its_own_clocks(tmp_path: Path) -> None:
+    running = Agent(jetson_config(tmp_path))
+    await running.start()
+    running.power.set(running.power.level("L1"), lease_s=60)
+    assert gpu_cap(tmp_path) == ORIN_NANO_GPU_HZ[0]
+    await running.stop()
+    assert gpu_cap(tmp_path) == ORIN_NANO_GPU_HZ[-1]
+
+
+@pytest.mark.usefixtures("no_pynvml")
+async def test_an_agent_restarted_after_a_crash_restores_the_clocks_first(tmp_path: Path) -> None:
+    config = jetson_config(tmp_path)
+    crashed = Agent(config)
+    await crashed.start()
+    crashed.power.set(crashed.power.level("L2"), lease_s=3600)
+    crashed.sampler.stop()  # the process dies here: no stop(), no restore
+    crashed.store.close()
+    assert gpu_cap(tmp_path) == ORIN_NANO_GPU_HZ[1]
+    restarted = Agent(config)
+    await restarted.start()
+    try:
+        assert gpu_cap(tmp_path) == ORIN_NANO_GPU_HZ[-1]
+        assert restarted.power.current_name is None
+    finally:
+        await restarted.stop()
+
+
+@pytest.mark.usefixtures("no_pynvml")
+async def test_a_box_without_clock_knobs_steps_the_inferences_let_through_at_once(
+    tmp_path: Path,
+) -> None:
+    trees.generic_hwmon(tmp_path / "root")
+    config = replace(jetson_config(tmp_path / "unused"), root=tmp_path / "root")
+    running = Agent(config)
+    await running.start()
+    try:
+        assert [level.name for level in running.power.levels] == ["L1", "L2", "L3", "L4"]
+        running.power.set(running.power.level("L1"), lease_s=60)
+        assert running.inference.limit.limit == 1
+        running.power.set(running.power.level("L4"), lease_s=60)
+        assert running.inference.limit.limit is None
+    finally:
+        await running.stop()
+    assert running.inference.limit.limit is None
