@@ -4,8 +4,11 @@ Only finished inferences (outcome ok) with output tokens and a whole window at o
 Per level and model: W above idle (marginal energy over the windows' time), tokens/s (output
 tokens over the windows' time, prompt processing included), J/token (whole and above idle), and
 the idle baseline the meter had at that level. Every figure says how many inferences it rests on;
-a level with none is `measured: false`. Windows that overlapped each count their own time, so
-tokens/s is the rate one request sees, not the box's throughput.
+a level with none is `measured: false`. The figures above idle rest on the rows metered with an
+idle baseline (`marginal_inferences`): the meter re-learns idle after each level change, so a
+window still being metered then, or one run before the new idle is known, has none. Windows that
+overlapped each count their own time, so tokens/s is the rate one request sees, not the box's
+throughput.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from joulegate_agent.store import Store
 
 _QUERY = (
     "SELECT power_level, model, COUNT(*), SUM(output_tokens), SUM(duration_s), SUM(energy_j),"
-    " SUM(marginal_j), COUNT(marginal_j), AVG(idle_w)"
+    " COUNT(marginal_j), SUM(marginal_j),"
+    " SUM(CASE WHEN marginal_j IS NULL THEN NULL ELSE duration_s END),"
+    " SUM(CASE WHEN marginal_j IS NULL THEN NULL ELSE output_tokens END), AVG(idle_w)"
     " FROM inferences WHERE outcome = 'ok' AND power_level IS NOT NULL AND output_tokens > 0"
     " AND duration_s > 0 GROUP BY power_level, model ORDER BY power_level, model"
 )
@@ -32,17 +37,19 @@ def cost_table(store: Store, levels: Sequence[str]) -> list[dict[str, Any]]:
     with store.lock:
         rows = store.connection.execute(_QUERY).fetchall()
     by_level: dict[str, list[dict[str, Any]]] = {}
-    for level, model, count, tokens, seconds, energy, marginal, with_marginal, idle in rows:
-        all_marginal = with_marginal == count
+    for row in rows:
+        level, model, count, tokens, seconds, energy = row[:6]
+        counted, marginal, m_seconds, m_tokens, idle = row[6:]
         by_level.setdefault(str(level), []).append(
             {
                 "model": model,
                 "inferences": int(count),
                 "output_tokens": int(tokens),
                 "tokens_per_s": _rounded(tokens / seconds, 2),
-                "avg_w_above_idle": _rounded(marginal / seconds) if all_marginal else None,
                 "j_per_token": _rounded(energy / tokens, 4),
-                "marginal_j_per_token": _rounded(marginal / tokens, 4) if all_marginal else None,
+                "marginal_inferences": int(counted),
+                "avg_w_above_idle": _rounded(marginal / m_seconds) if counted else None,
+                "marginal_j_per_token": _rounded(marginal / m_tokens, 4) if counted else None,
                 "idle_w": _rounded(idle),
             }
         )

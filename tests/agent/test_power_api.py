@@ -242,6 +242,7 @@ async def test_the_cost_table_learns_each_level_per_model_from_the_ledger(agent:
             _row(1, "7W", "a", 100, 10.0, 60.0, 20.0, 4.0),
             _row(2, "7W", "a", 100, 10.0, 60.0, 22.0, 3.8),
             _row(3, "7W", "b", 50, 5.0, 40.0, 10.0, 4.0),
+            _row(8, "7W", "b", 50, 5.0, 40.0, None, None),
             _row(4, "MAXN_SUPER", "a", 300, 10.0, 130.0, 82.0, 4.8),
             _row(5, "15W", "a", 100, 5.0, 40.0, 20.0, 4.2, outcome="error"),
             _row(6, None, "a", 100, 5.0, 40.0, 20.0, 4.2),
@@ -249,19 +250,24 @@ async def test_the_cost_table_learns_each_level_per_model_from_the_ledger(agent:
         ]
     )
     table = {entry["level"]: entry for entry in cost_table(agent.store, SIMULATED_LEVELS)}
-    assert (table["7W"]["measured"], table["7W"]["inferences"]) == (True, 3)
+    assert (table["7W"]["measured"], table["7W"]["inferences"]) == (True, 4)
     model_a = table["7W"]["models"][0]
     assert model_a == {
         "model": "a",
         "inferences": 2,
         "output_tokens": 200,
         "tokens_per_s": 10.0,
-        "avg_w_above_idle": 2.1,
         "j_per_token": 0.6,
+        "marginal_inferences": 2,
+        "avg_w_above_idle": 2.1,
         "marginal_j_per_token": 0.21,
         "idle_w": 3.9,
     }
     assert table["MAXN_SUPER"]["models"][0]["tokens_per_s"] == 30.0
+    model_b = table["7W"]["models"][1]  # one row without an idle baseline yet
+    assert (model_b["inferences"], model_b["marginal_inferences"]) == (2, 1)
+    assert model_b["avg_w_above_idle"] == 2.0
+    assert model_b["marginal_j_per_token"] == 0.2
     assert table["15W"] == {"level": "15W", "measured": False, "inferences": 0, "models": []}
     assert table["25W"]["measured"] is False
 
