@@ -59,6 +59,8 @@ async def put_power(request: web.Request) -> web.Response:
     if unknown:
         raise _bad(f"Unknown field(s): {', '.join(unknown)}; send level, lease_s and reason.")
     key = body.get("level")
+    if isinstance(key, float) and key.is_integer():
+        key = int(key)  # 2.0 is an integer, as in JSON Schema
     if isinstance(key, bool) or not isinstance(key, (str, int)):
         raise _bad("level must be a level's name (a string) or its index (an integer).")
     lease = body.get("lease_s", DEFAULT_LEASE_S)
@@ -75,8 +77,8 @@ async def put_power(request: web.Request) -> web.Response:
     controller = agent.power
     try:
         level = controller.level(key)
-    except UnknownLevelError as err:
-        raise _bad(str(err), "unknown_level") from None
+    except UnknownLevelError as err:  # well-formed, but no such level on this box
+        raise ApiError(404, "unknown_level", str(err)) from None
     try:
         controller.set(level, lease_s=float(lease), reason=reason)
     except DwellError as err:

@@ -116,7 +116,6 @@ async def test_a_change_within_the_dwell_time_is_a_409_with_the_wait(
 @pytest.mark.parametrize(
     ("body", "code", "message"),
     [
-        ({"level": "99W"}, "unknown_level", "no power level '99W'; the levels are: 7W, 15W"),
         ({}, "invalid_body", "level must be a level's name"),
         ({"level": True}, "invalid_body", "level must be a level's name"),
         ({"level": "7W", "lease_s": 0}, "invalid_body", "lease_s must be a number from 1"),
@@ -134,6 +133,23 @@ async def test_bad_input_is_a_clear_400_and_changes_nothing(
     assert answer["error"] == code
     assert message in answer["message"]
     assert agent.power.current_name is None
+
+
+async def test_a_level_this_box_does_not_have_is_a_404_naming_the_levels(
+    api: TestClient[Any, Any], agent: Agent
+) -> None:
+    status, answer = await put(api, agent, {"level": "99W"})
+    assert (status, answer["error"]) == (404, "unknown_level")
+    assert "no power level '99W'; the levels are: 7W, 15W, 25W, MAXN_SUPER" in answer["message"]
+    status, answer = await put(api, agent, {"level": 4})
+    assert (status, answer["error"]) == (404, "unknown_level")
+
+
+async def test_a_level_index_may_be_sent_as_a_whole_float(
+    api: TestClient[Any, Any], agent: Agent
+) -> None:
+    status, body = await put(api, agent, {"level": 1.0})
+    assert (status, body["current"]) == (200, "15W")
 
 
 async def test_a_body_that_is_not_json_is_a_400(api: TestClient[Any, Any], agent: Agent) -> None:
