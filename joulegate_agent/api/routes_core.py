@@ -110,6 +110,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
         ),
         "inference": agent.inference.status_inference(totals),
         "gate": agent.inference.gate.state().to_json(),
+        "power_level": agent.power.current_name,
         "queue": agent.inference.queue.snapshot(),
         "storage": agent.inference.writer.health().to_json(),
         "sampler": {

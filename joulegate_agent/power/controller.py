@@ -145,9 +145,7 @@ class PowerController:
             self._timer.cancel()
             self._timer = None
         self._lease_deadline = None
-        if self.current is None and not self.journal.pending:
-            return []
-        failures = self.restore()
+        failures = self.restore() if self.current is not None or self.journal.pending else []
         self.current, self.source = None, "original"
         self.discovery.close()
         return failures

@@ -36,9 +36,15 @@ class RestoreJournal:
         from before any change."""
         if self.pending:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"originals": [o.to_json() for o in originals]}, indent=1)
-        replace_file(self.path, text + "\n", 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            replace_file(self.path, text + "\n", 0o600)
+        except OSError as err:
+            raise KnobError(
+                f"cannot write the restore journal {self.path} ({err.strerror or err}): "
+                "nothing was changed"
+            ) from err
 
     def load(self) -> list[Original]:
         try:
@@ -56,7 +62,15 @@ class RestoreJournal:
         """Write every original back; delete the journal when all went back. Returns what
         failed (empty: all restored). A journal with failures stays for the next try."""
         failures: list[str] = []
-        for original in self.load():
+        try:
+            originals = self.load()
+        except KnobError as err:
+            # Kept for a person to read, out of the way of the journal of the next change.
+            with contextlib.suppress(OSError):
+                self.path.replace(self.path.with_name(self.path.name + ".corrupt"))
+            _LOGGER.error("%s; moved aside to %s.corrupt", err, self.path.name)
+            return [str(err)]
+        for original in originals:
             try:
                 _put_back(original)
             except KnobError as err:

@@ -290,3 +290,51 @@ def test_a_restore_that_fails_keeps_the_journal_for_the_next_try(
     assert "policy4" in failures[0]
     assert (tmp_path / "data" / JOURNAL_FILE).exists()
     assert read(jetson, GPU_MAX) == ORIN_NANO_GPU_HZ[-1]
+
+
+def test_an_unreadable_journal_is_moved_aside_and_reported(jetson: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / JOURNAL_FILE).write_text("{not json")
+    controller = controller_on(jetson, data)
+    failures = controller.start()
+    assert len(failures) == 1
+    assert "cannot be read" in failures[0]
+    assert (data / (JOURNAL_FILE + ".corrupt")).exists()
+    controller.set(controller.level("L1"), lease_s=60)  # a fresh journal for the new change
+    assert controller.close() == []
+    assert read(jetson, GPU_MAX) == ORIN_NANO_GPU_HZ[-1]
+
+
+def test_a_journal_that_cannot_be_written_changes_nothing(jetson: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_text("a file where the data directory should be")
+    controller = controller_on(jetson, data)
+    with pytest.raises(KnobError, match="cannot write the restore journal"):
+        controller.set(controller.level("L1"), lease_s=60)
+    assert read(jetson, GPU_MAX) == ORIN_NANO_GPU_HZ[-1]
+    assert controller.current_name is None
+
+
+def test_nvml_levels_are_refused_without_root_and_nothing_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.agent.test_doctor import FakePowerNvml
+
+    nvml = FakePowerNvml(constraints=(150_000, 700_000), limit=700_000)
+    nvml.install(monkeypatch)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    controller = PowerController(
+        found_on(tmp_path), RestoreJournal(tmp_path / "data"), clock=Clock()
+    )
+    assert [level.describe() for level in controller.levels] == [
+        "nvml_power_limit_gpu0 150 W",
+        "nvml_power_limit_gpu0 333 W",
+        "nvml_power_limit_gpu0 517 W",
+        "nvml_power_limit_gpu0 700 W",
+    ]
+    with pytest.raises(KnobError, match="set by root only"):
+        controller.set(controller.level("L1"), lease_s=60)
+    assert nvml.set_calls == []
+    controller.close()
+    assert nvml.shutdowns == nvml.inits

@@ -348,3 +348,10 @@ async def test_a_box_without_clock_knobs_steps_the_inferences_let_through_at_onc
     finally:
         await running.stop()
     assert running.inference.limit.limit is None
+
+
+async def test_status_names_the_level_in_force(api: TestClient[Any, Any], agent: Agent) -> None:
+    before = await (await api.get("/api/v1/status", headers=auth(agent))).json()
+    await put(api, agent, {"level": "15W", "lease_s": 60})
+    after = await (await api.get("/api/v1/status", headers=auth(agent))).json()
+    assert (before["power_level"], after["power_level"]) == (None, "15W")
