@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ
 from tests.agent.test_power import CPU0_MAX, GPU_MAX, controller_on, read
 
 pytestmark = pytest.mark.usefixtures("no_pynvml")
+
+UNIT = "examples/joulegate-agent.service"
 
 
 async def test_calibrate_fills_the_table_for_every_simulated_level(tmp_path: Path) -> None:
@@ -99,3 +102,13 @@ def test_power_dropin_opens_exactly_the_knob_folders(
         "ReadWritePaths=/sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu "
         "/sys/devices/system/cpu/cpufreq/policy0 /sys/devices/system/cpu/cpufreq/policy4",
     ]
+
+
+def test_the_shipped_unit_restores_power_after_every_stop_and_reports_what_it_may_set() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read_string((Path(__file__).resolve().parents[2] / UNIT).read_text())
+    service = unit["Service"]
+    assert service["ExecStopPost"].split()[1:3] == ["restore-power", "--config"]
+    assert service["ExecStartPre"].startswith("-")  # a doctor that finds problems never blocks
+    assert service["ExecStartPre"].split()[1] == "doctor"
+    assert service["ProtectKernelTunables"] == "true"  # /sys stays read-only but for the drop-in
