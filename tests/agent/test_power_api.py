@@ -355,3 +355,16 @@ async def test_status_names_the_level_in_force(api: TestClient[Any, Any], agent:
     await put(api, agent, {"level": "15W", "lease_s": 60})
     after = await (await api.get("/api/v1/status", headers=auth(agent))).json()
     assert (before["power_level"], after["power_level"]) == (None, "15W")
+
+
+async def test_each_level_change_is_an_event(api: TestClient[Any, Any], agent: Agent) -> None:
+    subscription = agent.inference.events.subscribe()
+    try:
+        await put(api, agent, {"level": "7W", "lease_s": 60})
+        await put(api, agent, {"level": "7W", "lease_s": 60})  # a renewal changes nothing
+        event = await subscription.get(timeout=1.0)
+        assert event == ("power", {**agent.power.summary(), "current": "7W"})
+        with pytest.raises(asyncio.TimeoutError):
+            await subscription.get(timeout=0.2)
+    finally:
+        subscription.close()
