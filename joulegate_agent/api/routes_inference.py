@@ -38,9 +38,10 @@ def _bad(code: str, message: str) -> ApiError:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; an empty body is an empty object."""
+    """The request's JSON object body; no body at all is an empty object (whitespace alone is
+    not JSON, and is refused like any other body that is not)."""
     raw = await read_in_time(request, request.read())
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         body = json.loads(raw)

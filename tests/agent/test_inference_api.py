@@ -324,3 +324,17 @@ async def test_event_streams_end_when_the_agent_shuts_down(tmp_path: Path) -> No
         await wait_for(lambda: agent.inference.events.subscribers == 1)
         await client.server.runner.shutdown()  # type: ignore[union-attr]
         assert await asyncio.wait_for(stream.content.read(), 5) == b""
+
+
+async def test_a_body_of_only_whitespace_is_not_json_and_opens_no_window(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        response = await client.post(
+            "/api/v1/windows",
+            data=b"\n",
+            headers={**auth(agent), "Content-Type": "application/json"},
+        )
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_json"
+        assert agent.inference.explicit_open == 0
+        empty = await client.post("/api/v1/windows", headers=auth(agent))
+        assert empty.status == 201  # no body at all is still an empty object
