@@ -13,8 +13,8 @@ from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
 from joulegate_agent.api.routes_inference import add_inference_routes
-from joulegate_agent.api.server import connection_middleware
 from joulegate_agent.api.routes_power import add_power_routes
+from joulegate_agent.api.server import connection_middleware
 from joulegate_agent.spool import SpoolFullError
 from joulegate_agent.token import token_matches
 
