@@ -258,7 +258,9 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         await self._async_save()
 
     async def _async_save(self) -> None:
-        """Write the cursor and the totals (one file, one write); then the sensors show them."""
+        """Write the cursor and the totals (one file, one write); then the sensors show them
+        (not if the write failed: a restart would come back to what is on disk)."""
+        totals = self.accounting.totals()
         await self._store.async_save(
             {
                 "device_id": self.info.device_id,
@@ -267,7 +269,8 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                 "accounting": self.accounting.as_dict(),
             }
         )
-        self.saved_totals = self.accounting.totals()
+        if self._store.written:
+            self.saved_totals = totals
 
     async def async_saved_state(self) -> dict[str, Any] | None:
         """What the store holds now (for diagnostics)."""

@@ -36,6 +36,14 @@ class LedgerStore(Store[dict[str, Any]]):
         """The store of one config entry."""
         super().__init__(hass, STORAGE_VERSION, f"{DOMAIN}.{entry_id}.ledger")
         self._legacy = _legacy_accounting_store(hass, entry_id)
+        # Whether the last write reached the disk: Store logs a failed one (a full disk) and
+        # returns as if it had saved.
+        self.written = True
+
+    async def _async_write_data(self, data: dict[str, Any]) -> None:
+        self.written = False
+        await super()._async_write_data(data)
+        self.written = True
 
     async def _async_migrate_func(
         self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+from homeassistant.util.file import WriteError
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
@@ -152,6 +154,30 @@ async def test_a_total_is_shown_only_once_it_is_written(
     assert changed
     for shown, on_disk in changed:
         assert shown == pytest.approx(on_disk)
+
+
+@pytest.mark.usefixtures("no_gate_timer")
+async def test_a_total_that_could_not_be_written_is_not_shown(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A full disk: Home Assistant's Store logs the failed write and returns. The sensors keep
+    what is on disk (a restart would come back to it, and a lower total_increasing state is a
+    new meter cycle to the recorder), and show the rest once a write succeeds."""
+    mock_config_entry.add_to_hass(hass)
+    await start(hass, mock_config_entry)
+    await infer(hass, agent, mock_config_entry, 2)
+    with patch(
+        "homeassistant.helpers.storage.Store._async_write_data",
+        side_effect=WriteError("[Errno 28] No space left on device"),
+    ):
+        await infer(hass, agent, mock_config_entry, 3)
+    assert value(hass, ABOVE_IDLE) == pytest.approx(2 * ROW_J / 3600)
+
+    await infer(hass, agent, mock_config_entry, 1)
+    assert value(hass, ABOVE_IDLE) == pytest.approx(6 * ROW_J / 3600)
 
 
 @pytest.mark.usefixtures("no_gate_timer")
