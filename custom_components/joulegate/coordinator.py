@@ -118,6 +118,7 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         self._store = LedgerStore(hass, entry.entry_id)
         self._ledger_lock = asyncio.Lock()
         self._row_listeners: list[Callable[[Inference], None]] = []
+        self._unannounced: list[Inference] = []  # counted, but their cursor is not on disk yet
 
     @callback
     def async_add_row_listener(self, listener: Callable[[Inference], None]) -> CALLBACK_TYPE:
@@ -197,12 +198,16 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
                 if new := self.ledger.add(page.items):
                     # Counted, then saved (cursor and totals in one write), then announced: a
                     # crash before the write counts these rows again after the restart, once;
-                    # a crash after it can at worst leave a row unannounced.
+                    # a crash after it can at worst leave a row unannounced. Rows whose write
+                    # failed wait for the next one that succeeds.
                     for row in new:
                         self._call_row_listeners(row)
+                    self._unannounced.extend(new)
                     await self._async_save()
-                    for row in new:
-                        self._fire_inference_event(row)
+                    if self._store.written:
+                        for row in self._unannounced:
+                            self._fire_inference_event(row)
+                        self._unannounced.clear()
                 if not page.has_more or not page.items:
                     break
 

@@ -181,6 +181,29 @@ async def test_a_total_that_could_not_be_written_is_not_shown(
 
 
 @pytest.mark.usefixtures("no_gate_timer")
+async def test_rows_whose_write_failed_are_announced_once_across_a_crash(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Rows whose cursor could not be written are announced once it is: a crash before that
+    reads them again after the restart, and they are announced then, not twice."""
+    mock_config_entry.add_to_hass(hass)
+    events = async_capture_events(hass, EVENT_INFERENCE)
+    await start(hass, mock_config_entry)
+    with patch(
+        "homeassistant.helpers.storage.Store._async_write_data",
+        side_effect=WriteError("[Errno 28] No space left on device"),
+    ):
+        await infer(hass, agent, mock_config_entry, 2)
+        on_disk = copy.deepcopy(hass_storage)
+    await crash_and_restart(hass, mock_config_entry, hass_storage, on_disk)
+    await infer(hass, agent, mock_config_entry, 1)
+    assert [event.data["id"] for event in events] == [row["id"] for row in agent.rows[-3:]]
+
+
+@pytest.mark.usefixtures("no_gate_timer")
 async def test_version_1_files_are_migrated_into_one(
     hass: HomeAssistant,
     agent: FakeAgent,
