@@ -470,7 +470,9 @@ class Ledger:
         clock (or `now`), which never jumps with the wall clock; counters stay as they are.
 
         Rows written before the clock had any anchor get the clock's time once it has one (they
-        are kept a full retention period from then)."""
+        are kept a full retention period from then), and so do rows stamped ahead of it (by a
+        clock since corrected backwards): else, as the newest retention time a restart resumes
+        from, they would carry the clock ahead again and delete the rows written since."""
         trusted = now.timestamp() if now is not None else self.clock.now()
         anchored = now is not None or self.clock.anchored
         cutoff = trusted - self.retention_days * 86400.0
@@ -480,6 +482,11 @@ class Ledger:
                 conn.execute(
                     "UPDATE inferences SET retention_ts = ? WHERE retention_ts IS NULL", (trusted,)
                 )
+                if now is None:
+                    conn.execute(
+                        "UPDATE inferences SET retention_ts = ? WHERE retention_ts > ?",
+                        (trusted, trusted),
+                    )
                 deleted = conn.execute(
                     "DELETE FROM inferences WHERE retention_ts < ?", (cutoff,)
                 ).rowcount

@@ -131,6 +131,29 @@ def test_rows_written_under_a_clock_730_days_behind_survive_its_correction(
     store.close()
 
 
+def test_rows_of_a_clock_once_ahead_do_not_move_retention_after_a_restart(store: Store) -> None:
+    """A new ledger under a clock 400 days ahead (plausible, not known to be wrong) stamps its
+    rows with that time; once NTP corrects the clock and the agent restarts before the next
+    synchronisation, those rows must not carry retention 400 days ahead and delete the rows
+    written since."""
+    world = World(synced=None, wall=TRUE_START + 400 * DAY)
+    ledger = world.ledger(store)
+    ledger.record(world.row(0))
+    world.synced = True  # NTP corrects the clock
+    world.wall = TRUE_START + 60
+    for n in range(1, 4):
+        world.passes(DAY)
+        ledger.record(world.row(n))
+    assert ledger.prune() == 0
+    store = reopen(store)
+    world.synced = None  # after the reboot: no word on the clock yet
+    world.reboot(wall=world.wall + 60)
+    ledger = world.ledger(store)
+    assert ledger.prune() == 0
+    assert len(ids(ledger)) == 4
+    store.close()
+
+
 def test_a_jump_while_running_is_ignored_until_the_clock_is_synchronised(store: Store) -> None:
     world = World(synced=None)
     ledger = world.ledger(store)
