@@ -123,10 +123,6 @@ class Agent:
         """Write the energy metered since the last ledger write (and any spooled rows)."""
         await self.inference.writer.flush()
 
-    async def persisted_board_energy_wh(self) -> float:
-        """`board_energy_wh`, for the status route: a read, never a write."""
-        return self.board_energy_wh
-
     def _power_changed(self, level: Level | None) -> None:
         """Idle power moves with the level: learn it again, so each level gets its own."""
         self.meter.idle.reset()

@@ -68,9 +68,8 @@ def info_payload(agent: Agent) -> dict[str, Any]:
 
 
 def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
-    """The status body; `board_wh` is the persisted lifetime energy
-    (`Agent.persisted_board_energy_wh`), never a value a crash could take back. Reading it
-    writes nothing."""
+    """The status body; `board_wh` is the persisted lifetime energy (`Agent.board_energy_wh`),
+    never a value a crash could take back. Reading it writes nothing."""
     reading = agent.sampler.latest
     thermal = agent.thermal
     rails = [] if reading is None else reading.rails
@@ -139,8 +138,7 @@ async def info(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     agent = request.app[AGENT_KEY]
-    board_wh = await agent.persisted_board_energy_wh()
-    return web.json_response(status_payload(agent, board_wh))
+    return web.json_response(status_payload(agent, agent.board_energy_wh))
 
 
 async def openapi(request: web.Request) -> web.Response:
