@@ -71,7 +71,7 @@ class DeltaPower:
             history.clear()  # the counter was reset (a driver reload): start over
         if history and now <= history[-1][0]:
             now = history[-1][0]  # the clock has not moved: the newest reading stands for now
-            history[-1] = (now, max(energy_j, history[-1][1]))
+            history[-1] = (now, energy_j)
         else:
             history.append((now, energy_j))
         while len(history) > 2 and now - history[1][0] >= self._span_s:
