@@ -24,6 +24,9 @@ class SimulatedModeKnob:
         self._board = board
         self._file = mode_file
         mode_file.parent.mkdir(parents=True, exist_ok=True)
+        # Kept to its owner like everything else in the data directory.
+        mode_file.touch(mode=0o600)
+        mode_file.chmod(0o600)
         write_text(mode_file, DEFAULT_MODE.name)
         board.mode = DEFAULT_MODE
 
