@@ -212,6 +212,12 @@ def _create(path: Path) -> None:
             os.close(directory)
     except sqlite3.Error as err:
         raise _unusable(path, err) from None
+    except OSError as err:  # the chmod, fsync or link after SQLite's own work (a full disk)
+        raise UnusableDataError(
+            path,
+            f"a new ledger cannot be written ({err.strerror or err})",
+            "free some space on its filesystem or make its directory writable for the agent",
+        ) from None
     finally:
         for leftover in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):

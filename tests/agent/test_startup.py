@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from demo.procs import free_port, simulated_agent_argv
 from joulegate_agent.agent import Agent
 from joulegate_agent.config import AgentConfig
+from joulegate_agent.data_errors import UnusableDataError
 from joulegate_agent.store import Store
 from tests.agent.conftest import auth
 from tests.agent.llm_fakes import proxy_config, running_agent
@@ -195,3 +196,21 @@ async def get_json(client: TestClient[Any, Any], agent: Agent, path: str) -> Any
     response = await client.get(path, headers=auth(agent))
     assert response.status == 200
     return await response.json()
+
+
+def test_a_new_ledger_that_cannot_be_synced_to_disk_stops_the_agent_with_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk can refuse the fsync after SQLite itself succeeded (an OSError, not a
+    sqlite3.Error): it must still be the one-line error, not a traceback the unit restarts."""
+
+    def disk_full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    database = tmp_path / "joulegate.db"
+    with pytest.raises(UnusableDataError) as refused:
+        Store(database)
+    assert str(database) in str(refused.value)
+    assert "No space left on device" in str(refused.value)
+    assert not database.exists()
