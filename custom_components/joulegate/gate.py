@@ -45,6 +45,7 @@ from .surplus import (
     Reason,
     Settings,
     SurplusController,
+    rig_above_idle,
 )
 
 # The settings that entities change, with the controller's defaults.
@@ -283,11 +284,11 @@ class GateRunner:
             flows = self.config.read(self.hass, now)
             self.flows = flows
             status = self.coordinator.data.status if self.coordinator.last_update_success else None
-            rig_w: float | None = None
-            if status is not None and status.power.board_w is not None:
-                # No baseline yet (an agent just started): count the rig as idle.
-                baseline = status.idle_baseline_w
-                rig_w = 0.0 if baseline is None else max(0.0, status.power.board_w - baseline)
+            rig_w = (
+                None
+                if status is None
+                else rig_above_idle(status.power.board_w, status.idle_baseline_w)
+            )
             need_w, per_inference_wh = self._measured_inference()
             mode = self.mode
             if self.override is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 MAX_STEP_S = 60.0
+# The readings that ride through a blip: the last good one stands in for hold_s.
+HELD_INPUTS = ("grid_w", "rig_inference_w", "battery_w", "battery_soc", "forecast_remaining_wh")
 
 
 class GateMode(StrEnum):
@@ -61,11 +63,14 @@ class Settings:
     thermal_limit_c: float = 75.0
     thermal_hysteresis_c: float = 5.0
     fail_open: bool = False  # what an unavailable input means: closed unless the user says so
+    # How long an input's last good reading stands in for a missing one (three 10-s cycles, well
+    # under the stale time): a blip neither closes the gate nor starts the minimum off time.
+    hold_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """One reading of the world. None means unavailable or stale."""
+    """One reading of the world. None, NaN and infinities mean unavailable or stale."""
 
     now: float
     grid_w: float | None
@@ -92,6 +97,7 @@ class _State:
     closed_at: float = -math.inf
     last_now: float | None = None
     hot: bool = False
+    last_good: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> (at, value)
 
 
 @dataclass(slots=True)
@@ -112,12 +118,34 @@ class SurplusController:
         gap = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
         dt = min(gap, MAX_STEP_S)
         state.last_now = inputs.now
-        decision = self._decide(inputs, dt)
+        inputs, held = self._fill(inputs)
+        decision = self._decide(inputs, dt, held=held)
         if state.open and not decision.open:
             state.closed_at = inputs.now
             state.banked_wh = 0.0
         state.open = decision.open
         return decision
+
+    def _fill(self, inputs: Inputs) -> tuple[Inputs, bool]:
+        """The inputs with every non-finite value as None, and a missing one replaced by its last
+        good reading while that is at most hold_s old; and whether any was replaced."""
+        last_good = self._state.last_good
+        changes: dict[str, float | None] = {}
+        for name in HELD_INPUTS:
+            value: float | None = getattr(inputs, name)
+            if value is not None and math.isfinite(value):
+                last_good[name] = (inputs.now, value)
+                continue
+            good = last_good.get(name)
+            if good is not None and inputs.now - good[0] <= self.settings.hold_s:
+                changes[name] = good[1]
+            elif value is not None:
+                changes[name] = None
+        temperature = inputs.temperature_c
+        if temperature is not None and not math.isfinite(temperature):
+            changes["temperature_c"] = None
+        held = any(changes.get(name) is not None for name in HELD_INPUTS)
+        return (replace(inputs, **changes) if changes else inputs), held  # type: ignore[arg-type]
 
     def forced(self, inputs: Inputs) -> Decision | None:
         """The decision that holds whatever the surplus (the mode, heat, throttling), if any.
@@ -136,7 +164,7 @@ class SurplusController:
             return Decision(True, Reason.FORCED_ON, None)
         return None
 
-    def _decide(self, inputs: Inputs, dt: float) -> Decision:
+    def _decide(self, inputs: Inputs, dt: float, *, held: bool = False) -> Decision:
         settings = self.settings
         forced = self.forced(inputs)
         if forced is not None:
@@ -150,12 +178,15 @@ class SurplusController:
             if surplus >= need:
                 return Decision(True, Reason.SURPLUS, surplus)
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
-        clipped = max(-need, min(need, surplus - need))
-        state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
+        if not held:  # a closed gate banks, and opens, on fresh readings only
+            clipped = max(-need, min(need, surplus - need))
+            state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
         if surplus < need:
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
         if inputs.now - state.closed_at < settings.min_off_s:
             return Decision(False, Reason.MINIMUM_OFF_TIME, surplus)
+        if held:
+            return Decision(False, Reason.INPUT_UNAVAILABLE, surplus)
         if state.banked_wh < settings.open_after_wh:
             return Decision(False, Reason.WAITING_FOR_SURPLUS, surplus)
         return Decision(True, Reason.SURPLUS, surplus)
@@ -226,6 +257,18 @@ class SurplusController:
         else:
             state.hot = temperature_c > limit
         return state.hot
+
+
+def rig_above_idle(board_w: float | None, baseline_w: float | None) -> float | None:
+    """The rig's power above its idle baseline; None (unavailable) when its power is unknown or
+    either figure is not finite. No baseline yet (an agent just started): the rig counts as idle.
+    """
+    if board_w is None or not math.isfinite(board_w):
+        return None
+    if baseline_w is None:
+        return 0.0
+    above = board_w - baseline_w
+    return max(0.0, above) if math.isfinite(above) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -379,6 +379,29 @@ async def test_stored_settings_that_no_longer_fit_are_replaced(
     assert gate.override is None
 
 
+async def test_a_sensor_blip_keeps_the_gate_open_and_a_long_outage_closes_it(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    """One unavailable grid reading is ridden through on the last good one; past the hold time
+    the gate closes and says why."""
+    at = await Day(hass, gate).run(day + timedelta(hours=13), 30, grid_w=-800, soc=100)
+    assert gate_of(hass) == ("on", "surplus")
+    blip = at + CYCLE
+    set_home(hass, blip, grid_w=-800, soc=100)
+    set_state(hass, GRID, "unavailable", blip)
+    await gate.async_run_cycle(blip)
+    await hass.async_block_till_done()
+    assert gate_of(hass) == ("on", "surplus")
+    assert agent.gate_puts[-1]["open"] is True
+    outage = at + timedelta(seconds=gate.settings.hold_s + 1)
+    set_home(hass, outage, grid_w=-800, soc=100)
+    set_state(hass, GRID, "unavailable", outage)
+    await gate.async_run_cycle(outage)
+    await hass.async_block_till_done()
+    assert gate_of(hass) == ("off", "input_unavailable")
+    assert agent.gate_puts[-1]["open"] is False
+
+
 async def test_the_agent_unreachable(
     hass: HomeAssistant,
     agent: FakeAgent,

@@ -17,6 +17,7 @@ from custom_components.joulegate.surplus import (
     Settings,
     SurplusController,
     attribute,
+    rig_above_idle,
 )
 
 NEED_W = 10.0
@@ -171,11 +172,121 @@ def test_the_gate_waits_the_minimum_off_time_before_reopening() -> None:
     assert decision.reason is Reason.MINIMUM_OFF_TIME
 
 
-def test_a_stale_grid_reading_closes_the_gate_and_says_so() -> None:
+def test_a_grid_reading_missing_for_longer_than_the_hold_closes_the_gate_and_says_so() -> None:
     controller = SurplusController(Settings(need_w=NEED_W))
-    simulate(controller, 1800, 100.0)
-    decision = controller.step(Inputs(now=1800, grid_w=None, rig_inference_w=NEED_W))
+    simulate(controller, 1800, 100.0)  # the last good reading is at 1790 s
+    hold_s = controller.settings.hold_s
+    held = controller.step(Inputs(now=1790 + hold_s, grid_w=None, rig_inference_w=NEED_W))
+    assert held.open
+    decision = controller.step(
+        Inputs(now=1790 + hold_s + STEP_S, grid_w=None, rig_inference_w=NEED_W)
+    )
     assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
+
+
+def open_home(controller: SurplusController, export_w: float = 500.0) -> float:
+    """Run a house with a battery until the gate is open; returns the next reading's time."""
+    now = 0.0
+    while not controller.is_open:
+        controller.step(battery_home(now, export_w=export_w))
+        now += STEP_S
+        assert now < 3600
+    return now
+
+
+def battery_home(now: float, export_w: float = 500.0, **changes: float | None) -> Inputs:
+    """A full battery and a house exporting `export_w` with the rig running."""
+    values: dict[str, float | None] = {
+        "grid_w": -export_w,
+        "rig_inference_w": NEED_W,
+        "battery_w": 0.0,
+        "battery_soc": 100.0,
+        "forecast_remaining_wh": 20_000.0,
+    }
+    values |= changes
+    return Inputs(now=now, has_battery=True, **values)
+
+
+INPUT_FIELDS = ("grid_w", "rig_inference_w", "battery_w", "battery_soc", "forecast_remaining_wh")
+NOT_A_READING = (None, math.nan, math.inf, -math.inf)
+
+
+@pytest.mark.parametrize("missing", NOT_A_READING)
+@pytest.mark.parametrize("field", INPUT_FIELDS)
+def test_an_input_missing_for_one_reading_keeps_an_open_gate_open(
+    field: str, missing: float | None
+) -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, policy=BatteryPolicy.BALANCED, battery_capacity_wh=10_000.0)
+    )
+    now = open_home(controller)
+    decision = controller.step(battery_home(now, **{field: missing}))
+    assert (decision.open, decision.reason) == (True, Reason.SURPLUS)
+    assert controller.step(battery_home(now + STEP_S)).open
+
+
+def test_a_blip_of_every_input_for_the_hold_time_neither_closes_nor_starts_the_off_time() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    now = open_home(controller)
+    hold_s = controller.settings.hold_s
+    blip = dict.fromkeys(INPUT_FIELDS)
+    for i in range(int(hold_s / STEP_S)):
+        assert controller.step(battery_home(now + i * STEP_S, **blip)).open
+    assert controller.step(battery_home(now + hold_s)).open
+
+
+@pytest.mark.parametrize("missing", NOT_A_READING)
+@pytest.mark.parametrize("field", INPUT_FIELDS)
+def test_an_input_missing_for_longer_than_the_hold_closes_the_gate(
+    field: str, missing: float | None
+) -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, policy=BatteryPolicy.BALANCED, battery_capacity_wh=10_000.0)
+    )
+    now = open_home(controller)
+    last_good = now - STEP_S
+    hold_s = controller.settings.hold_s
+    decision = controller.step(battery_home(last_good + hold_s + 1.0, **{field: missing}))
+    assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
+
+
+def test_a_deficit_reading_during_a_blip_still_closes_at_once() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    now = open_home(controller)
+    decision = controller.step(battery_home(now, export_w=-300.0, rig_inference_w=None))
+    assert (decision.open, decision.reason) == (False, Reason.NO_SURPLUS)
+
+
+def test_a_closed_gate_neither_opens_nor_banks_on_held_readings() -> None:
+    controller = SurplusController(Settings(need_w=NEED_W, open_after_wh=NEED_W * 60 / 3600))
+    controller.step(battery_home(0.0, rig_inference_w=0.0))
+    decisions = [
+        controller.step(battery_home(t, grid_w=None, rig_inference_w=0.0)) for t in (10.0, 20.0)
+    ]
+    assert [(d.open, d.reason) for d in decisions] == [(False, Reason.INPUT_UNAVAILABLE)] * 2
+    # Only fresh readings bank: a minute's worth takes six more of them, as without the blip.
+    fresh = [
+        controller.step(battery_home(30.0 + i * STEP_S, rig_inference_w=0.0)) for i in range(6)
+    ]
+    assert [d.open for d in fresh] == [False] * 5 + [True]
+
+
+@pytest.mark.parametrize("grid_w", [math.nan, math.inf, -math.inf])
+def test_a_grid_reading_that_is_not_finite_never_opens_the_gate(grid_w: float) -> None:
+    controller = SurplusController(Settings(need_w=NEED_W))
+    decisions = [controller.step(Inputs(now=i * STEP_S, grid_w=grid_w)) for i in range(360)]
+    assert not any(d.open for d in decisions)
+    assert decisions[-1].reason is Reason.INPUT_UNAVAILABLE
+
+
+def test_a_temperature_that_is_not_finite_keeps_the_last_thermal_state() -> None:
+    controller = SurplusController(Settings(mode=GateMode.ALWAYS, thermal_limit_c=70.0))
+    temps = [80.0, math.nan, 60.0, math.nan]
+    opened = [
+        controller.step(Inputs(now=i, grid_w=0.0, temperature_c=t)).open
+        for i, t in enumerate(temps)
+    ]
+    assert opened == [False, False, True, True]
 
 
 def test_a_user_can_choose_to_fail_open() -> None:
@@ -223,15 +334,18 @@ readings = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(readings)
-def test_never_open_while_a_required_input_is_stale(
+def test_never_open_while_a_required_input_is_missing_for_longer_than_the_hold(
     steps: list[tuple[float, float | None, float]],
 ) -> None:
     controller = SurplusController(Settings(need_w=NEED_W))
     now = 0.0
+    last_good = -math.inf
     for dt, grid, rig in steps:
         now += dt
         decision = controller.step(Inputs(now=now, grid_w=grid, rig_inference_w=rig))
-        if grid is None:
+        if grid is not None:
+            last_good = now
+        elif now - last_good > controller.settings.hold_s:
             assert not decision.open
 
 
@@ -348,3 +462,19 @@ def test_a_long_pause_between_readings_banks_no_more_than_a_minute_of_surplus() 
     controller.step(Inputs(now=0.0, grid_w=-500.0))
     decision = controller.step(Inputs(now=3600.0, grid_w=-500.0))
     assert (decision.open, decision.reason) == (False, Reason.WAITING_FOR_SURPLUS)
+
+
+@pytest.mark.parametrize(
+    ("board_w", "baseline_w"),
+    [(math.nan, 4.0), (math.inf, 4.0), (9.0, math.nan), (1e308, -1e308)],
+)
+def test_a_rig_power_that_is_not_finite_is_unavailable_not_idle(
+    board_w: float, baseline_w: float
+) -> None:
+    assert rig_above_idle(board_w, baseline_w) is None
+
+
+def test_a_rig_without_an_idle_baseline_yet_counts_as_idle() -> None:
+    assert rig_above_idle(9.0, None) == 0.0
+    assert rig_above_idle(3.0, 4.0) == 0.0
+    assert rig_above_idle(None, 4.0) is None
