@@ -17,6 +17,7 @@ home's grid import is measured against the same home with the rig idle.
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.util
 import math
 import sys
@@ -64,14 +65,11 @@ N_STEPS = DAYS * DAY_STEPS
 NEED_W = 10.0  # the rig's draw above idle while a job runs
 JOB_STEPS = 3  # 30-s jobs
 
-PV_KWP = 5.0
-INVERTER_W = 4600.0
 PV_LOSSES = 0.14  # PVWatts' default system losses (soiling, wiring, mismatch, ...)
-BATTERY_WH = 10_000.0
-BATTERY_MAX_W = 3300.0
 BATTERY_MIN_SOC = 10.0
 BATTERY_EFF = 0.95  # one way; 90 % round trip
 BATTERY_START_SOC = 50.0
+TAPER_FLOOR = 0.05  # a tapering battery still takes this share of its power limit at 100 %
 METER_NOISE_W = 3.0  # grid and battery meters, Gaussian, then rounded to whole watts
 RIG_NOISE_W = 0.3  # the agent's own measurement of its power above idle
 FORECAST_ERROR = 0.3  # sigma of the day's log forecast error (the forecast for "rest of today")
@@ -86,11 +84,48 @@ CLOUD_TAU_S = 100.0
 EDGE_TAU_S = 20.0
 
 
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class House:
+    """A home's array, battery and yearly load."""
+
+    key: str
+    label: str
+    pv_kwp: float
+    inverter_w: float
+    battery_wh: float
+    battery_max_w: float
+    taper_from_soc: float | None  # charge power falls linearly from here to TAPER_FLOOR at 100 %
+    load_kwh_day: float | None  # the load model scaled to this mean; None: as modelled
+    seed: int  # added to the climate's seed; 0 keeps house A's year as it always was
+
+
+HOUSES = (
+    House("A", "5 kWp, 10 kWh battery at 3.3 kW", 5.0, 4600.0, 10_000.0, 3300.0, None, None, 0),
+    House(
+        "B",
+        "4 kWp, 10 kWh/day load, 5 kWh battery at 2.5 kW tapering from 95 %",
+        4.0,
+        3680.0,
+        5_000.0,
+        2500.0,
+        95.0,
+        10.0,
+        1000,
+    ),
+)
+# House A's figures, as the report states them.
+PV_KWP, INVERTER_W = HOUSES[0].pv_kwp, HOUSES[0].inverter_w
+BATTERY_WH, BATTERY_MAX_W = HOUSES[0].battery_wh, HOUSES[0].battery_max_w
+
+
 @dataclass(frozen=True)
 class Climate:
     key: str
     label: str
-    file: str
+    file: str  # pvlib's bundled TMY3 (.csv) or TMY2 (.tm2), or benchmarks/data/*.csv.gz
     tilt: float
     seed: int
 
@@ -98,12 +133,55 @@ class Climate:
 CLIMATES = (
     Climate("sunny", "Greensboro, North Carolina (TMY3 723170, 36° N)", "723170TYA.CSV", 30.0, 11),
     Climate("cloudy", "Sand Point, Alaska (TMY3 703165, 55° N)", "703165TY.csv", 35.0, 12),
+    Climate("subtropical", "Miami, Florida (TMY2 12839, 26° N)", "12839.tm2", 25.0, 13),
+    Climate(
+        "piedmont", "Piedmont, Italy (PVGIS TMY, 45° N 8° E)", "pvgis_tmy_45n_8e.csv.gz", 35.0, 14
+    ),
+    Climate(
+        "maritime",
+        "Amsterdam, Netherlands (IWEC 062400, 52° N)",
+        "iwec_amsterdam_062400.csv.gz",
+        35.0,
+        15,
+    ),
 )
+WEATHER_COLUMNS = ("ghi", "dni", "dhi", "temp_air", "wind_speed")
+
+
+def load_weather(climate: Climate) -> tuple[dict[str, FloatArray], dict[str, float]]:
+    """The climate's 8760 hourly rows (row r: the hour [r, r+1) of local standard time) and its
+    latitude, longitude, altitude and UTC offset."""
+    import pandas as pd
+    import pvlib
+
+    if climate.file.endswith(".csv.gz"):
+        path = DATA / climate.file
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            header = [line[2:].split(": ", 1) for line in f if line.startswith("# ")]
+        meta = {k: float(v) for k, v in header if k != "source"}
+        table = pd.read_csv(path, comment="#")
+        meta["TZ"] = meta.pop("utc_offset")
+    else:
+        path = Path(pvlib.__file__).parent / "data" / climate.file
+        if climate.file.endswith(".tm2"):
+            table, meta = pvlib.iotools.read_tmy2(path)
+            table = table.rename(
+                columns={"GHI": "ghi", "DNI": "dni", "DHI": "dhi", "DryBulb": "temp_air"}
+            )
+            table = table.rename(columns={"Wspd": "wind_speed"})
+            table["temp_air"] = table["temp_air"] / 10.0  # TMY2: tenths of a degree
+            table["wind_speed"] = table["wind_speed"] / 10.0  # and of a m/s
+        else:
+            table, meta = pvlib.iotools.read_tmy3(path, coerce_year=2023, map_variables=True)
+    return {k: table[k].to_numpy(dtype=float) for k in WEATHER_COLUMNS}, {
+        k: float(meta[k]) for k in ("latitude", "longitude", "altitude", "TZ")
+    }
 
 
 @dataclass
 class World:
     climate: Climate
+    house: House
     pv: FloatArray
     load: FloatArray
     forecast_wh: FloatArray
@@ -114,6 +192,17 @@ class World:
     clear_sky_index: FloatArray  # hourly
     idle_midnight_wh: list[float] = field(default_factory=list)  # battery energy, rig idle
     _lists: tuple[list[float], ...] | None = None
+    _blips: list[int] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.house.key}/{self.climate.key}"
+
+    def blips(self) -> list[int]:
+        """Per step, a bit mask of the readings that are unavailable (BLIP_INPUTS' order)."""
+        if self._blips is None:
+            self._blips = blip_masks(self.climate.seed + self.house.seed + 500)
+        return self._blips
 
     def lists(self) -> tuple[list[float], ...]:
         """The per-step series as Python lists (indexing them is what the step loop does)."""
@@ -123,8 +212,10 @@ class World:
         return self._lists
 
 
-def _pv_model(times: Any, location: Any, weather: dict[str, Any], tilt: float) -> FloatArray:
-    """AC power (W) of a PV_KWP south-facing array: Hay-Davies transposition, SAPM cell
+def _pv_model(
+    times: Any, location: Any, weather: dict[str, Any], tilt: float, house: House
+) -> FloatArray:
+    """AC power (W) of the house's south-facing array: Hay-Davies transposition, SAPM cell
     temperature, PVWatts DC and inverter models, PVWatts' default losses. `weather` holds ghi,
     dni, dhi (W/m2), temp_air (C) and wind_speed (m/s) for `times`."""
     import pvlib
@@ -144,33 +235,34 @@ def _pv_model(times: Any, location: Any, weather: dict[str, Any], tilt: float) -
     )["poa_global"].fillna(0.0)
     params = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["close_mount_glass_glass"]
     cell = pvlib.temperature.sapm_cell(poa, weather["temp_air"], weather["wind_speed"], **params)
-    dc = pvlib.pvsystem.pvwatts_dc(poa, cell, PV_KWP * 1000.0, -0.0037) * (1.0 - PV_LOSSES)
-    ac = pvlib.inverter.pvwatts(dc, INVERTER_W / 0.96)
-    return np.clip(np.asarray(ac, dtype=float), 0.0, INVERTER_W)
+    dc = pvlib.pvsystem.pvwatts_dc(poa, cell, house.pv_kwp * 1000.0, -0.0037) * (1.0 - PV_LOSSES)
+    ac = pvlib.inverter.pvwatts(dc, house.inverter_w / 0.96)
+    return np.clip(np.asarray(ac, dtype=float), 0.0, house.inverter_w)
 
 
-def pv_power(climate: Climate, rng: np.random.Generator) -> tuple[FloatArray, float, FloatArray]:
+def pv_power(
+    climate: Climate, house: House, rng: np.random.Generator
+) -> tuple[FloatArray, float, FloatArray]:
     """10-s PV power for the year, the hourly model's energy (kWh), the hourly clear-sky index."""
     import pandas as pd
     import pvlib
     from scipy.signal import lfilter
     from scipy.special import ndtri
 
-    path = Path(pvlib.__file__).parent / "data" / climate.file
-    tmy, meta = pvlib.iotools.read_tmy3(path, coerce_year=2023, map_variables=True)
-    tz = f"Etc/GMT{-int(meta['TZ']):+d}"  # TMY3 times are local standard time
+    tmy, meta = load_weather(climate)
+    tz = f"Etc/GMT{-int(meta['TZ']):+d}"  # the rows are in local standard time
     location = pvlib.location.Location(meta["latitude"], meta["longitude"], tz, meta["altitude"])
     # Row r holds the hour ending at r+1 o'clock, i.e. [r, r+1): model it at its middle.
     start = pd.Timestamp("2023-01-01 00:00", tz=tz)
     mid = pd.date_range(start + pd.Timedelta(minutes=30), periods=8760, freq="h")
     columns = ("ghi", "dni", "dhi", "temp_air", "wind_speed")
-    hourly = _pv_model(mid, location, {k: tmy[k].to_numpy() for k in columns}, climate.tilt)
+    hourly = _pv_model(mid, location, {k: tmy[k] for k in columns}, climate.tilt, house)
     # Clear-sky PV every 5 minutes (bin centres), from the same chain with Ineichen's clear sky.
     five = pd.date_range(start + pd.Timedelta(seconds=150), periods=8760 * 12, freq="5min")
     clear_sky = location.get_clearsky(five, model="ineichen")
     weather5 = {k: clear_sky[k].to_numpy() for k in ("ghi", "dni", "dhi")}
-    weather5 |= {k: np.repeat(tmy[k].to_numpy(), 12) for k in ("temp_air", "wind_speed")}
-    clear5 = _pv_model(five, location, weather5, climate.tilt)
+    weather5 |= {k: np.repeat(tmy[k], 12) for k in ("temp_air", "wind_speed")}
+    clear5 = _pv_model(five, location, weather5, climate.tilt, house)
     clear_hour = clear5.reshape(8760, 12).mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         k_hour = np.where(clear_hour > 20.0, hourly / clear_hour, np.where(hourly > 0, 1.0, 0.0))
@@ -188,7 +280,7 @@ def pv_power(climate: Climate, rng: np.random.Generator) -> tuple[FloatArray, fl
     sunny = lfilter([1.0 - b], [1.0, -b], sunny, zi=[b * sunny[0]])[0]
     level = SHADE_K + (1.0 - SHADE_K) * sunny
     mean_level = SHADE_K + (1.0 - SHADE_K) * sun_fraction
-    pv = np.clip(clear * k * level / mean_level, 0.0, INVERTER_W)
+    pv = np.clip(clear * k * level / mean_level, 0.0, house.inverter_w)
     return pv, float(hourly.sum()) / 1000.0, k_hour
 
 
@@ -280,15 +372,33 @@ def household_load(rng: np.random.Generator, latitude: float) -> FloatArray:
     return load
 
 
-def build_world(climate: Climate) -> World:
-    rng = np.random.default_rng(climate.seed)
-    pv, pv_hourly_kwh, k_hour = pv_power(climate, rng)
-    import pvlib
+# Blips: each input is unavailable, independently of the others, for BLIP_SHARE of its readings
+# and for one BLIP_OUTAGE_S outage a day at a random time (a cloud or Modbus integration dropping
+# readings). Only Joulegate's controller is run on them: the baselines have no notion of missing.
+BLIP_INPUTS = ("grid", "battery", "soc", "rig", "forecast")
+BLIP_SHARE = 0.01
+BLIP_OUTAGE_S = 120.0
 
-    meta = pvlib.iotools.read_tmy3(
-        Path(pvlib.__file__).parent / "data" / climate.file, map_variables=True
-    )[1]
-    load = household_load(rng, float(meta["latitude"]))
+
+def blip_masks(seed: int) -> list[int]:
+    """Per step, bit k set where BLIP_INPUTS[k] is unavailable."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(N_STEPS, dtype=np.int64)
+    length = _steps(BLIP_OUTAGE_S)
+    for bit in range(len(BLIP_INPUTS)):
+        off = rng.random(N_STEPS) < BLIP_SHARE
+        starts = np.arange(DAYS) * DAY_STEPS + rng.integers(0, DAY_STEPS - length, DAYS)
+        off[(starts[:, None] + np.arange(length)).reshape(-1)] = True
+        mask |= off.astype(np.int64) << bit
+    return [int(m) for m in mask.tolist()]
+
+
+def build_world(climate: Climate, house: House = HOUSES[0]) -> World:
+    rng = np.random.default_rng(climate.seed + house.seed)
+    pv, pv_hourly_kwh, k_hour = pv_power(climate, house, rng)
+    load = household_load(rng, load_weather(climate)[1]["latitude"])
+    if house.load_kwh_day is not None:
+        load *= house.load_kwh_day * 1000.0 * DAYS / float(load.sum() * DT_H)
     # Forecast of the PV energy still to come today: the truth times a per-day error.
     per_day = (pv * DT_H).reshape(DAYS, DAY_STEPS)
     remaining = np.flip(np.cumsum(np.flip(per_day, axis=1), axis=1), axis=1)
@@ -296,6 +406,7 @@ def build_world(climate: Climate) -> World:
     forecast = (remaining * error).reshape(-1)
     return World(
         climate=climate,
+        house=house,
         pv=pv,
         load=load,
         forecast_wh=forecast,
@@ -312,7 +423,7 @@ def build_world(climate: Climate) -> World:
 # step index and a reading (grid W, battery W, battery SoC %, rig W above idle, forecast Wh, true
 # battery Wh) and answers whether the gate is open for the next step. Only the oracle reads the
 # last item (and the future, through the world it was made with).
-Reading = tuple[float, float, float, float, float, float]
+Reading = tuple[float | None, float | None, float | None, float | None, float | None, float]
 Decide = Callable[[int, Reading], bool]
 Factory = Callable[[], Decide]
 
@@ -327,7 +438,7 @@ FORECAST_FACTOR = 1.2
 
 
 def _signal(
-    policy: str, *, discharge: bool = False
+    policy: str, battery_wh: float, *, discharge: bool = False
 ) -> Callable[[float, float, float, float], float]:
     """The surplus a user's automation reads for a policy, from grid, battery, SoC, forecast:
     battery first sees only export (less any battery discharge when `discharge`, as evcc
@@ -341,7 +452,7 @@ def _signal(
         return -g - b
 
     def balanced(g: float, b: float, soc: float, fc: float) -> float:
-        gap = max(0.0, FULL_SOC - soc) / 100.0 * BATTERY_WH
+        gap = max(0.0, FULL_SOC - soc) / 100.0 * battery_wh
         if fc >= gap * FORECAST_FACTOR:
             return inference_first(g, b, soc, fc)
         return battery_first(g, b, soc, fc)
@@ -349,9 +460,9 @@ def _signal(
     return {BF: battery_first, IF: inference_first, BAL: balanced}[policy]
 
 
-def naive(policy: str) -> Factory:
+def naive(policy: str, house: House) -> Factory:
     """Open while export (plus charge power, by policy) exceeds the rig's power; no add-back."""
-    signal = _signal(policy)
+    signal = _signal(policy, house.battery_wh)
 
     def make() -> Decide:
         def decide(i: int, reading: Reading) -> bool:
@@ -363,9 +474,9 @@ def naive(policy: str) -> Factory:
     return make
 
 
-def naive_add_back(policy: str) -> Factory:
+def naive_add_back(policy: str, house: House) -> Factory:
     """The same, with the rig's own measured power added back to the surplus."""
-    signal = _signal(policy)
+    signal = _signal(policy, house.battery_wh)
 
     def make() -> Decide:
         def decide(i: int, reading: Reading) -> bool:
@@ -377,10 +488,12 @@ def naive_add_back(policy: str) -> Factory:
     return make
 
 
-def delayed_thresholds(policy: str, enable_s: float = 60.0, disable_s: float = 180.0) -> Factory:
+def delayed_thresholds(
+    policy: str, house: House, enable_s: float = 60.0, disable_s: float = 180.0
+) -> Factory:
     """evcc-style: add-back surplus (battery discharge counted, as evcc does), enable after it
     covers the rig for `enable_s`, disable after it has fallen short for `disable_s`."""
-    signal = _signal(policy, discharge=True)
+    signal = _signal(policy, house.battery_wh, discharge=True)
 
     def make() -> Decide:
         state = {"open": False, "since": -math.inf}
@@ -404,10 +517,10 @@ def delayed_thresholds(policy: str, enable_s: float = 60.0, disable_s: float = 1
     return make
 
 
-def joulegate(policy: str, **settings: Any) -> Factory:
+def joulegate(policy: str, house: House, **settings: Any) -> Factory:
     """The integration's SurplusController with its shipped defaults (or `settings`)."""
     chosen = SP.Settings(
-        policy=SP.BatteryPolicy(policy), battery_capacity_wh=BATTERY_WH, **settings
+        policy=SP.BatteryPolicy(policy), battery_capacity_wh=house.battery_wh, **settings
     )
     inputs = SP.Inputs
 
@@ -444,19 +557,21 @@ def oracle(world: World, policy: str) -> Factory:
     ahead[: len(window) - 1] = window[1:]
     ahead_list: list[float] = ahead.tolist()
     room_k = 1.0 / (BATTERY_EFF * DT_H)
+    house = world.house
+    capacity = house.battery_wh
 
     def make() -> Decide:
         def decide(i: int, reading: Reading) -> bool:
             fc, e = reading[4], reading[5]
             surplus = ahead_list[i]
-            true_soc = e / BATTERY_WH * 100.0
+            true_soc = e / capacity * 100.0
             inference_first = policy == IF
             if policy == BAL:
-                gap = max(0.0, FULL_SOC - true_soc) / 100.0 * BATTERY_WH
+                gap = max(0.0, FULL_SOC - true_soc) / 100.0 * capacity
                 inference_first = fc >= gap * FORECAST_FACTOR
             if not inference_first and true_soc < FULL_SOC:
                 # the battery only fills further within the job, so this never overstates export
-                surplus -= min(BATTERY_MAX_W, max(0.0, BATTERY_WH - e) * room_k)
+                surplus -= min(charge_limit(house, e), max(0.0, capacity - e) * room_k)
             return surplus >= NEED_W
 
         return decide
@@ -472,6 +587,17 @@ def idle() -> Factory:
 
 
 # --- simulation ------------------------------------------------------------------------------
+def charge_limit(house: House, e: float) -> float:
+    """The battery's charge power limit (W) holding `e` Wh: full power, tapering near full."""
+    if house.taper_from_soc is None:
+        return house.battery_max_w
+    start = house.taper_from_soc / 100.0 * house.battery_wh
+    if e <= start:
+        return house.battery_max_w
+    left = max(0.0, house.battery_wh - e) / (house.battery_wh - start)
+    return house.battery_max_w * (TAPER_FLOOR + (1.0 - TAPER_FLOOR) * left)
+
+
 @dataclass
 class Tally:
     controller: str
@@ -511,6 +637,7 @@ def simulate(
     *,
     days: Sequence[int] | None = None,
     record: Recording | None = None,
+    blips: bool = False,
 ) -> Tally:
     """Step the home and the rig through `days` (all by default), 10 s at a time.
 
@@ -518,19 +645,24 @@ def simulate(
     (the year starts at BATTERY_START_SOC) and a fresh controller. Each step: start a job if the
     gate is open and the rig is free; the battery charges from surplus and covers deficits (up
     to its power limit, between BATTERY_MIN_SOC and full); the grid takes the rest; attribute the
-    rig's power; show the meters (with noise) to the controller for the next step's gate.
+    rig's power; show the meters (with noise) to the controller for the next step's gate, with
+    the readings that `blips` takes away (World.blips) as None.
     """
     started = time.process_time()
     day_list = list(range(DAYS)) if days is None else sorted(days)
     tally = Tally(controller, policy, len(day_list), switches=[0] * len(day_list))
     pv, load, noise_g, noise_b, noise_r, forecast = world.lists()
     attribute = SP.attribute
-    full_wh, empty_wh = BATTERY_WH, BATTERY_MIN_SOC / 100.0 * BATTERY_WH
+    house = world.house
+    full_wh, empty_wh = house.battery_wh, BATTERY_MIN_SOC / 100.0 * house.battery_wh
+    max_w = house.battery_max_w
+    taper_wh = full_wh if house.taper_from_soc is None else house.taper_from_soc / 100.0 * full_wh
     charge_k, discharge_k = 1.0 / (BATTERY_EFF * DT_H), BATTERY_EFF / DT_H
-    soc_k = 100.0 / BATTERY_WH
+    soc_k = 100.0 / full_wh
+    missing = world.blips() if blips else None
     jobs = 0
     solar = from_battery = from_grid = rig_wh = imported = exported = 0.0
-    e = BATTERY_START_SOC / 100.0 * BATTERY_WH
+    e = BATTERY_START_SOC / 100.0 * full_wh
     decide = factory()
     gate = False
     busy = 0
@@ -559,12 +691,13 @@ def simulate(
                 rig = 0.0
             net = load[i] + rig - pv[i]
             if net < 0.0:
-                charge = min(-net, BATTERY_MAX_W, max(0.0, full_wh - e) * charge_k)
+                limit = max_w if e <= taper_wh else charge_limit(house, e)
+                charge = min(-net, limit, max(0.0, full_wh - e) * charge_k)
                 battery = -charge
                 e += charge / charge_k
                 grid = net + charge
             else:
-                discharge = min(net, BATTERY_MAX_W, max(0.0, e - empty_wh) * discharge_k)
+                discharge = min(net, max_w, max(0.0, e - empty_wh) * discharge_k)
                 battery = discharge
                 e -= discharge / discharge_k
                 grid = net - discharge
@@ -578,7 +711,7 @@ def simulate(
                 from_battery += parts.battery
                 from_grid += parts.grid
                 rig_wh += rig
-            reading = (
+            reading: Reading = (
                 round(grid + noise_g[i]),
                 round(battery + noise_b[i]),
                 round(e * soc_k),
@@ -586,6 +719,16 @@ def simulate(
                 forecast[i],
                 e,
             )
+            if missing is not None and (m := missing[i]):
+                g, b, soc, r, fc, _ = reading
+                reading = (
+                    None if m & 1 else g,
+                    None if m & 2 else b,
+                    None if m & 4 else soc,
+                    None if m & 8 else r,
+                    None if m & 16 else fc,
+                    e,
+                )
             is_open = decide(i, reading)
             if is_open is not gate:
                 day_switches += 1
@@ -623,24 +766,51 @@ CONTROLLERS: tuple[tuple[str, str], ...] = (
 
 def factory_for(world: World, controller: str, policy: str, **settings: Any) -> Factory:
     if controller == "naive":
-        return naive(policy)
+        return naive(policy, world.house)
     if controller == "naive_add_back":
-        return naive_add_back(policy)
+        return naive_add_back(policy, world.house)
     if controller == "delayed":
-        return delayed_thresholds(policy)
+        return delayed_thresholds(policy, world.house)
     if controller == "joulegate":
-        return joulegate(policy, **settings)
+        return joulegate(policy, world.house, **settings)
     if controller == "oracle":
         return oracle(world, policy)
     raise ValueError(controller)
 
 
-# Sweep of the controller's two timing settings: the surplus energy banked before opening (in
-# minutes of the rig's full need, as the shipped default is written) and the minimum off time.
-SWEEP_OPEN_AFTER_MIN = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
-SWEEP_MIN_OFF_S = (0.0, 120.0, 300.0, 600.0, 1200.0)
-SWEEP_POLICIES = (BF, IF)
-SWEEP_EVERY = 8  # the sweep simulates every 8th day (46 days spread over the year)
+TARGET_POLICIES = (BF, IF)  # the policies with targets (and balanced lies between them)
+BLIPS = "joulegate_blips"  # Joulegate's controller, shipped defaults, on readings with blips
+REFERENCE_HOUSE = HOUSES[0].key  # the house every controller runs in; elsewhere Joulegate only
+
+# Sweep of the controller's timing settings, for choosing defaults by the worst case over every
+# house and climate: the surplus energy banked before opening (in minutes of the rig's full
+# need, as the shipped default is written) and the minimum off time, and for inference first
+# the battery reserve too. Simulated on every SWEEP_EVERY-th day to fit the run.
+SWEEP_OPEN_AFTER_MIN = (0.5, 1.0, 2.0, 5.0)
+SWEEP_MIN_OFF_S = (120.0, 300.0, 600.0)
+SWEEP_RESERVE_SOC = (10.0, 20.0)
+SWEEP_POLICIES = TARGET_POLICIES
+SWEEP_EVERY = 16
+
+
+def sweep_settings(policy: str) -> list[dict[str, float]]:
+    """The swept settings of one policy (the reserve only matters to inference first)."""
+    reserves = SWEEP_RESERVE_SOC if policy == IF else (SP.Settings().reserve_soc,)
+    return [
+        {"open_after_min": m, "min_off_s": off, "reserve_soc": reserve}
+        for m in SWEEP_OPEN_AFTER_MIN
+        for off in SWEEP_MIN_OFF_S
+        for reserve in reserves
+    ]
+
+
+def controller_settings(setting: dict[str, float]) -> dict[str, float]:
+    """A swept setting as SurplusController settings."""
+    return {
+        "open_after_wh": setting["open_after_min"] * 60.0 * NEED_W / 3600.0,
+        "min_off_s": setting["min_off_s"],
+        "reserve_soc": setting["reserve_soc"],
+    }
 
 
 def sample_days(every: int, offset: int = 3) -> list[int]:
@@ -691,56 +861,69 @@ def pick_trace_day(world: World) -> int:
     return max(candidates, key=lambda d: (int(broken[d]), -d)) if candidates else 150
 
 
-def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
-    """Everything for one climate (one worker process): world, idle year, controllers, sweep."""
-    climate = next(c for c in CLIMATES if c.key == key)
+def run_world(house_key: str, climate_key: str, quick: bool = False) -> dict[str, Any]:
+    """Everything for one house in one climate (one worker process): world, idle year,
+    controllers (all of them and every policy in the reference house; elsewhere Joulegate and
+    the oracle in the policies with targets), Joulegate on readings with blips (policies with
+    targets), the sweep, and (reference house) a traced day."""
+    house = next(h for h in HOUSES if h.key == house_key)
+    climate = next(c for c in CLIMATES if c.key == climate_key)
     began = time.monotonic()
-    world = build_world(climate)
+    world = build_world(climate, house)
     build_s = time.monotonic() - began
     days = sample_days(7) if quick else None
     baseline = simulate(world, idle(), "idle", "-")
     world.idle_midnight_wh = baseline.midnight_wh
     if quick:  # sampled stretches start from the full idle year's battery state
         baseline = simulate(world, idle(), "idle", "-", days=days)
+    reference = house.key == REFERENCE_HOUSE
+    controllers = [c for c, _ in CONTROLLERS] if reference else ["joulegate", "oracle"]
     runs: list[dict[str, Any]] = []
-    for policy in POLICIES:
-        for controller, _ in CONTROLLERS:
-            factory = factory_for(world, controller, policy)
-            tally = simulate(world, factory, controller, policy, days=days)
+    for policy in POLICIES if reference else TARGET_POLICIES:
+        blips = [BLIPS] if policy in TARGET_POLICIES else []
+        for controller in [*controllers, *blips]:
+            name = "joulegate" if controller == BLIPS else controller
+            factory = factory_for(world, name, policy)
+            tally = simulate(
+                world, factory, controller, policy, days=days, blips=controller == BLIPS
+            )
             runs.append(summary(tally) | {"close_causes": classify_closes(world, tally.closes)})
             print(
-                f"[{key}] {policy:15s} {controller:15s} solar {100 * tally.solar_share:6.2f} % "
-                f"jobs {tally.jobs:7d} cpu {tally.cpu_s:5.1f} s",
+                f"[{world.key}] {policy:15s} {controller:15s} solar {100 * tally.solar_share:6.2f} "
+                f"% jobs {tally.jobs:7d} cpu {tally.cpu_s:5.1f} s",
                 file=sys.stderr,
                 flush=True,
             )
     sweep_days = sample_days(SWEEP_EVERY if not quick else 28)
     sweep: list[dict[str, Any]] = []
     for policy in SWEEP_POLICIES:
-        for controller in ("oracle", "naive", "naive_add_back", "delayed"):
+        for controller in [*controllers, BLIPS]:
+            if controller in ("joulegate", BLIPS):
+                continue
             factory = factory_for(world, controller, policy)
             tally = simulate(world, factory, controller, policy, days=sweep_days)
             sweep.append(summary(tally) | {"open_after_min": None, "min_off_s": None})
-        for minutes in SWEEP_OPEN_AFTER_MIN:
-            for min_off in SWEEP_MIN_OFF_S:
-                settings = {"open_after_wh": minutes * 60.0 * NEED_W / 3600.0, "min_off_s": min_off}
-                factory = joulegate(policy, **settings)
-                tally = simulate(world, factory, "joulegate", policy, days=sweep_days)
-                sweep.append(summary(tally) | {"open_after_min": minutes, "min_off_s": min_off})
-        print(f"[{key}] sweep {policy} done", file=sys.stderr, flush=True)
-    trace_day = pick_trace_day(world)
+        for setting in sweep_settings(policy):
+            factory = joulegate(policy, house, **controller_settings(setting))
+            tally = simulate(world, factory, "joulegate", policy, days=sweep_days)
+            sweep.append(summary(tally) | setting)
+        print(f"[{world.key}] sweep {policy} done", file=sys.stderr, flush=True)
     traces: dict[str, dict[str, list[float]]] = {}
-    for controller in ("naive", "delayed", "joulegate"):
-        rec = Recording()
-        factory = factory_for(world, controller, BF)
-        simulate(world, factory, controller, BF, days=[trace_day], record=rec)
-        traces[controller] = {
-            "gate": [float(x) for x in rec.gate],
-            "soc": rec.soc,
-            "grid": rec.grid,
-        }
+    trace_day = pick_trace_day(world)
+    if reference:
+        for controller in ("naive", "delayed", "joulegate"):
+            rec = Recording()
+            factory = factory_for(world, controller, BF)
+            simulate(world, factory, controller, BF, days=[trace_day], record=rec)
+            traces[controller] = {
+                "gate": [float(x) for x in rec.gate],
+                "soc": rec.soc,
+                "grid": rec.grid,
+            }
     day_slice = slice(trace_day * DAY_STEPS, (trace_day + 1) * DAY_STEPS)
     return {
+        "key": world.key,
+        "house": asdict(house),
         "climate": asdict(climate),
         "build_s": build_s,
         "wall_s": time.monotonic() - began,
@@ -763,14 +946,17 @@ def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
 
 
 def run(quick: bool = False, workers: int = 2) -> list[dict[str, Any]]:
-    keys = [c.key for c in CLIMATES]
-    with ProcessPoolExecutor(max_workers=min(workers, len(keys))) as pool:
-        return list(pool.map(run_climate, keys, [quick] * len(keys)))
+    """Every house in every climate, the reference house first, in HOUSES and CLIMATES order."""
+    pairs = [(h.key, c.key) for h in HOUSES for c in CLIMATES]
+    with ProcessPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
+        return list(
+            pool.map(run_world, [h for h, _ in pairs], [c for _, c in pairs], [quick] * len(pairs))
+        )
 
 
 def print_tables(results: Iterable[dict[str, Any]]) -> None:
     for result in results:
-        print(f"\n{result['climate']['label']}: wall {result['wall_s']:.0f} s")
+        print(f"\n{result['key']} {result['climate']['label']}: wall {result['wall_s']:.0f} s")
         for r in result["runs"]:
             print(
                 f"{r['policy']:15s} {r['controller']:15s} solar {100 * r['solar_share']:6.2f} % "

@@ -57,7 +57,7 @@ class Settings:
     min_off_s: float = 300.0
     export_tolerance_w: float = 15.0  # below this, "exporting" is meter noise
     full_soc: float = 98.0
-    reserve_soc: float = 20.0
+    reserve_soc: float = 15.0  # inference first: worst case over the benchmark houses and climates
     battery_capacity_wh: float | None = None
     forecast_factor: float = 1.2  # balanced: forecast must cover the battery's gap this many times
     thermal_limit_c: float = 75.0
@@ -129,23 +129,27 @@ class SurplusController:
     def _fill(self, inputs: Inputs) -> tuple[Inputs, bool]:
         """The inputs with every non-finite value as None, and a missing one replaced by its last
         good reading while that is at most hold_s old; and whether any was replaced."""
+        now = inputs.now
         last_good = self._state.last_good
         changes: dict[str, float | None] = {}
+        held = False
         for name in HELD_INPUTS:
             value: float | None = getattr(inputs, name)
             if value is not None and math.isfinite(value):
-                last_good[name] = (inputs.now, value)
+                last_good[name] = (now, value)
                 continue
             good = last_good.get(name)
-            if good is not None and inputs.now - good[0] <= self.settings.hold_s:
+            if good is not None and now - good[0] <= self.settings.hold_s:
                 changes[name] = good[1]
+                held = True
             elif value is not None:
                 changes[name] = None
         temperature = inputs.temperature_c
         if temperature is not None and not math.isfinite(temperature):
             changes["temperature_c"] = None
-        held = any(changes.get(name) is not None for name in HELD_INPUTS)
-        return (replace(inputs, **changes) if changes else inputs), held  # type: ignore[arg-type]
+        if not changes:
+            return inputs, False
+        return replace(inputs, **changes), held  # type: ignore[arg-type]
 
     def forced(self, inputs: Inputs) -> Decision | None:
         """The decision that holds whatever the surplus (the mode, heat, throttling), if any.
