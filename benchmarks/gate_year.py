@@ -1,13 +1,17 @@
 """Gate control quality over a year: how well each gate controller uses the sun.
 
 A home with PV, a self-consumption battery and a household load, simulated at 10-second
-resolution for a typical meteorological year (pvlib's bundled TMY3 files). A rig with a backlog of
+resolution for a typical meteorological year: two houses (HOUSES) in five climates (CLIMATES;
+pvlib's bundled TMY3 and TMY2 files and the derived files in benchmarks/data/, so the run is
+offline). A rig with a backlog of
 deferrable 30-second inference jobs (10 W above idle while one runs) sits behind a gate, and each
 controller decides the gate every 10 s from noisy meter readings, exactly as Home Assistant would
 feed the integration. Joulegate's controller is `custom_components/joulegate/surplus.py` itself,
 loaded from its file (no Home Assistant import) and stepped through `SurplusController.step`.
 
-The rig's energy is split into solar, battery and grid parts with the integration's `attribute()`
+Joulegate's controller also runs on readings with blips (each input unavailable for 1 % of its
+readings and a 2-minute outage a day), against its clean run. The rig's energy is split into
+solar, battery and grid parts with the integration's `attribute()`
 (the rig is the last load), applied to the true flows of each 10-s step. The change in the
 home's grid import is measured against the same home with the rig idle.
 
@@ -788,19 +792,22 @@ REFERENCE_HOUSE = HOUSES[0].key  # the house every controller runs in; elsewhere
 # the battery reserve too. Simulated on every SWEEP_EVERY-th day to fit the run.
 SWEEP_OPEN_AFTER_MIN = (0.5, 1.0, 2.0, 5.0)
 SWEEP_MIN_OFF_S = (120.0, 300.0, 600.0)
-SWEEP_RESERVE_SOC = (10.0, 20.0)
+SWEEP_RESERVE_SOC = (10.0, 15.0, 20.0)
 SWEEP_POLICIES = TARGET_POLICIES
 SWEEP_EVERY = 16
 
 
 def sweep_settings(policy: str) -> list[dict[str, float]]:
-    """The swept settings of one policy (the reserve only matters to inference first)."""
-    reserves = SWEEP_RESERVE_SOC if policy == IF else (SP.Settings().reserve_soc,)
+    """The swept settings of one policy, the shipped defaults among them (the reserve only
+    matters to inference first)."""
+    shipped = SP.Settings()
+    open_after = sorted({*SWEEP_OPEN_AFTER_MIN, shipped.open_after_wh * 3600.0 / NEED_W / 60.0})
+    reserves = SWEEP_RESERVE_SOC if policy == IF else ()
     return [
         {"open_after_min": m, "min_off_s": off, "reserve_soc": reserve}
-        for m in SWEEP_OPEN_AFTER_MIN
-        for off in SWEEP_MIN_OFF_S
-        for reserve in reserves
+        for m in open_after
+        for off in sorted({*SWEEP_MIN_OFF_S, shipped.min_off_s})
+        for reserve in sorted({*reserves, shipped.reserve_soc})
     ]
 
 

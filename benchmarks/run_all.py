@@ -1,7 +1,8 @@
 """Runs every benchmark and writes docs/benchmarks.md, with its plots in docs/benchmarks/.
 
 Order: the agent's cost first (alone, so the simulation does not load the machine while agents
-are timed), then energy accuracy, then the year-long gate simulation (one process per climate).
+are timed), then energy accuracy, then the year-long gate simulation (one process per house and
+climate, two at a time).
 Every figure in the report is computed in this run.
 
     python benchmarks/run_all.py [--quick] [--cpu-seconds 60]
@@ -776,19 +777,18 @@ def target_rows(
             run = next(r for r in runs if r["controller"] == "joulegate" and r["policy"] == policy)
             blips = next(r for r in runs if r["controller"] == gy.BLIPS and r["policy"] == policy)
             jobs_pct = 100 * blips["jobs"] / run["jobs"] if run["jobs"] else float("nan")
-            for label, unit, value, bound, kind in [
+            clean_share = round(100 * run["solar_share"], 2)
+            for label, value, bound, kind in [
                 (
-                    "with blips: jobs, % of the clean run",
-                    "%",
+                    f"with blips: jobs ≥ {BLIP_JOBS_PCT:g} % of the clean run's",
                     jobs_pct,
                     BLIP_JOBS_PCT,
                     "min",
                 ),
                 (
-                    "with blips: solar share, % (clean run's)",
-                    "%",
+                    f"with blips: solar share ≥ the clean run's ({clean_share:.2f} %)",
                     100 * blips["solar_share"],
-                    round(100 * run["solar_share"], 2),
+                    clean_share,
                     "min",
                 ),
             ]:
@@ -797,8 +797,8 @@ def target_rows(
                     [
                         key,
                         gy.POLICY_LABEL[policy],
-                        f"{label} ≥ {bound:g}",
-                        f"{value:.2f} {unit}",
+                        label,
+                        f"{value:.2f} %",
                         "met" if ok else f"**MISSED** (by {abs(value - bound):.2f} pt)",
                     ]
                 )
