@@ -3,7 +3,8 @@
 Units are converted with Home Assistant's unit converters. A reading is refused (None, with the
 problem named) when its entity is missing, unavailable or unknown, reports a unit that cannot be
 converted, a state that is not a finite number, or, for power flows, has not been reported for
-longer than the stale time.
+longer than the stale time. A refused reading is not yet an outage: the surplus controller rides
+through it on the input's last good reading for `Settings.hold_s` (30 s, three cycles).
 """
 
 from __future__ import annotations
