@@ -202,20 +202,22 @@ class SurplusController:
         charge power the battery could still absorb now (0 when full).
         """
         settings = self.settings
-        if inputs.grid_w is None or inputs.rig_inference_w is None:
+        grid, rig = inputs.grid_w, inputs.rig_inference_w
+        if grid is None or rig is None or not (math.isfinite(grid) and math.isfinite(rig)):
             return None, None
-        own = max(0.0, inputs.rig_inference_w)
-        without_battery = -inputs.grid_w + own - settings.margin_w
+        own = max(0.0, rig)
+        without_battery = -grid + own - settings.margin_w
         if not inputs.has_battery:
             return without_battery, None
-        if inputs.battery_w is None or inputs.battery_soc is None:
+        battery, soc = inputs.battery_w, inputs.battery_soc
+        if battery is None or soc is None or not (math.isfinite(battery) and math.isfinite(soc)):
             return None, None
-        inference_first = without_battery - inputs.battery_w
+        inference_first = without_battery - battery
         policy = self._policy(inputs)
         if policy is None:
             return None, None
         if policy is BatteryPolicy.INFERENCE_FIRST:
-            if inputs.battery_soc >= settings.reserve_soc:
+            if soc >= settings.reserve_soc:
                 return inference_first, None
             reason = Reason.BATTERY_RESERVE
         elif settings.policy is BatteryPolicy.BALANCED:

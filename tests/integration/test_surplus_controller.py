@@ -478,3 +478,11 @@ def test_a_rig_without_an_idle_baseline_yet_counts_as_idle() -> None:
     assert rig_above_idle(9.0, None) == 0.0
     assert rig_above_idle(3.0, 4.0) == 0.0
     assert rig_above_idle(None, 4.0) is None
+
+
+@pytest.mark.parametrize("field", INPUT_FIELDS[:4])
+def test_the_surplus_of_a_reading_that_is_not_finite_is_unknown(field: str) -> None:
+    """The level controllers read `surplus()` without stepping: NaN must not reach them either."""
+    controller = SurplusController(Settings(need_w=NEED_W))
+    reading = battery_home(0.0, **{field: math.nan})
+    assert controller.surplus(reading) == (None, None)
