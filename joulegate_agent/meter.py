@@ -14,7 +14,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from joulegate_agent.energy_error import Edge, EdgeTracker, error_bound_j
@@ -303,11 +303,14 @@ class Meter:
             if w.start_edge is None and w.start < t1:
                 # A window opened before the first sample also misses the time until then.
                 missed = max(0.0, t0 - w.start)
-                w.start_edge = Edge(
-                    edge.interval_s + missed, 0.0 if missed else edge.low_w, edge.high_w
+                w.start_edge = replace(
+                    edge,
+                    low_w=0.0 if missed else edge.low_w,
+                    position=max(0.0, w.start - t0) / (t1 - t0),
+                    missed_s=missed,
                 )
             if w.end_edge is None and w.end is not None and w.end <= t1:
-                w.end_edge = edge
+                w.end_edge = replace(edge, position=max(0.0, w.end - t0) / (t1 - t0))
 
     def _finish_ready(self) -> None:
         if self._last is None:

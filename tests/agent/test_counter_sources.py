@@ -26,10 +26,10 @@ LOAD_W = 400.0
 RATES_HZ = (10.0, 4.0, 7.0, 13.0, 30.0)
 WAKE_LATE_S = 0.004
 """The sampler thread wakes up to this late, as a real one does (so 10 Hz is not phase-locked)."""
-MAX_BOUND_OVER_MEAN_ERROR = 4.0
-"""Measured: 3.1 at 10 Hz, 2.7 to 3.9 at the other rates. Not 3: where the error is mostly a
-step's lag at each edge, uniformly spread, the worst case of their difference is already 3 times
-its mean, and the bound also has to cover the powers it only estimates."""
+MAX_BOUND_OVER_MEAN_ERROR = 3.0
+"""Measured: 2.98 at 10 Hz, 1.7 to 2.8 at the other rates. Where the error is mostly a step's lag
+at each edge, uniformly spread, the worst case of their difference is already about 3 times its
+mean: 10 Hz, where the readings say nothing of the counter's phase, sits at that limit."""
 
 
 def world(
@@ -148,7 +148,7 @@ def sampled_windows(
     return found
 
 
-@pytest.mark.parametrize("rate_hz", RATES_HZ)
+@pytest.mark.parametrize("rate_hz", [*RATES_HZ, 2.0, 20.0])
 def test_the_error_bound_holds_for_every_window_and_is_near_the_mean_error(
     tmp_path: Path, rate_hz: float
 ) -> None:
