@@ -19,8 +19,10 @@ the lags are known to within one interval, not one step. Two uniform lags make t
 of their difference 3 times its mean: the limit where the readings say nothing of the phase.
 
 A power sensor's reading averages its last τ (INA3221's update_interval), so a change is seen
-up to τ late: (P_high - P_low) x τ per edge, plus (P_high - P_low) x Δ / 4 for interpolating over
-the interval.
+up to τ late: (P_high - P_low) x τ per edge, plus (P_high - P_low) times the part of the interval
+inside the window, metered from readings that may show anything between those powers (a step
+just after the reading before the edge is smeared over all of it, not a quarter). A window
+shorter than the sampling interval can fall between two readings and leave no trace at all.
 
 P_high and P_low are the highest and lowest power the meter saw around the edge (the interval
 with the edge and one resolution before it), and at least the window's average inside it,
@@ -94,9 +96,18 @@ def _bound(
         # The window's error is the end's minus the start's: its extremes pair one edge's
         # highest with the other's lowest.
         return over_b + under_a, over_a + under_b
-    smear = sum((e.high_w - e.low_w) * e.interval_s / 4.0 for e in (start, end))
-    lag = sum((e.high_w - e.low_w) * resolution_s + e.high_w * e.missed_s for e in (start, end))
-    return smear + lag, smear + lag
+    edges = _sensor_edge(start, resolution_s, 1.0 - start.position)
+    edges += _sensor_edge(end, resolution_s, end.position)
+    return edges, edges
+
+
+def _sensor_edge(edge: Edge, resolution_s: float, inside: float) -> float:
+    """How far the metered energy can be off at this edge when each reading averages its last
+    `resolution_s`: a change is seen up to that late, and the part of the interval inside the
+    window (`inside`, a fraction of it) is metered from readings that may show anything between
+    the powers around it."""
+    spread = resolution_s + inside * edge.interval_s
+    return (edge.high_w - edge.low_w) * spread + edge.high_w * edge.missed_s
 
 
 def _counter_edge(edge: Edge, resolution_s: float) -> tuple[float, float]:

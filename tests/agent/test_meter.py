@@ -277,3 +277,65 @@ async def test_a_window_no_sample_reached_is_bounded_by_the_time_it_missed() -> 
     result = await asyncio.wait_for(meter.close_window(key, timeout=0.1), 2)
     assert result.duration_s >= 0.1
     assert result.error_j >= 5.0 * result.duration_s
+
+
+LENGTHS_S = (0.2, 0.3, 0.5, 0.8, 1.0, 2.0, 3.0)
+"""Each at least one sampling interval long: a shorter one can fall between two readings of a
+power sensor and leave no trace (a counter does see it)."""
+
+
+def averaging_sensor_windows(
+    rate_hz: float, update_s: float, seed: int
+) -> list[tuple[float, float]]:
+    """(metered - true, bound) for windows on a sensor whose reading averages its last update_s.
+
+    The board steps between idle and a load at each window's edges; the sensor (an INA3221 with
+    its averaging) shows the mean power over the update_s before each read.
+    """
+    rng = random.Random(seed)
+    changes: list[tuple[float, float]] = [(-1e9, IDLE_W)]
+
+    def energy(a: float, b: float) -> float:
+        total = 0.0
+        for (t, w), (t_next, _) in pairwise([*changes, (1e9, 0.0)]):
+            total += w * max(0.0, min(b, t_next) - max(a, t))
+        return total
+
+    def power(t: float) -> float:
+        return [w for at, w in changes if at <= t][-1]
+
+    clock = ManualClock()
+    meter = Meter(clock, resolution_s=update_s)
+    next_t = rng.uniform(0.0, 1.0 / rate_hz)
+
+    def sample_until(t: float) -> None:
+        nonlocal next_t
+        while next_t <= t:
+            reading = energy(next_t - update_s, next_t) / update_s if update_s else power(next_t)
+            meter.add_sample(next_t, reading)
+            next_t += 1.0 / rate_hz + rng.uniform(0.0, 0.004)
+        clock.now = t
+
+    found = []
+    for _ in range(30):
+        start = clock.now + rng.uniform(0.3, 1.5)
+        end = start + rng.choice([d for d in LENGTHS_S if d >= 1.0 / rate_hz])
+        sample_until(start)
+        changes.append((start, BUSY_W * rng.uniform(0.8, 1.2)))
+        key = meter.open_window()
+        sample_until(end)
+        changes.append((end, IDLE_W))
+        ended = meter.end_window(key)
+        sample_until(end + 0.5)
+        window = ended.wait(0)
+        found.append((window.energy_j - energy(start, end), window.error_j))
+    return found
+
+
+@pytest.mark.parametrize("rate_hz", [2.0, 4.0, 10.0, 30.0])
+@pytest.mark.parametrize("update_s", [0.0, 0.14, 0.5])
+def test_the_error_bound_of_an_averaging_power_sensor_holds_for_every_window(
+    rate_hz: float, update_s: float
+) -> None:
+    windows = [w for seed in range(4) for w in averaging_sensor_windows(rate_hz, update_s, seed)]
+    assert all(abs(error) <= bound for error, bound in windows)
