@@ -37,7 +37,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, replace
 
-TRAIL_POINTS = 64
+TRAIL_POINTS = 96
+"""Enough for STEP_SPAN steps and one more of a 100-ms counter read at up to 160 Hz."""
 STEP_SPAN = 5
 """A counter's power near an edge is taken over spans of at least this many steps: over one, a
 step more or less doubles it or zeroes it; over five, it is a fifth off at most."""
