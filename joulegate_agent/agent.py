@@ -12,6 +12,7 @@ from pathlib import Path
 
 from joulegate_agent import __version__
 from joulegate_agent.atomic_file import make_private_dir
+from joulegate_agent.batch.service import BatchService
 from joulegate_agent.clock import clock_synced
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
@@ -68,6 +69,14 @@ class Agent:
             max_concurrent_inferences=config.max_concurrent_inferences,
             retention_days=config.retention_days,
         )
+        self.batches = BatchService(
+            self.inference,
+            data_dir,
+            concurrency=config.batch_concurrency,
+            retention_days=config.batch_retention_days,
+            quota_bytes=config.batch_quota_bytes,
+            max_upload_bytes=config.batch_max_file_bytes,
+        )
         measured = self.source.source if isinstance(self.source, CalibratedSource) else self.source
         simulated = measured if isinstance(measured, SimulatedOrinNano) else None
         self.power = build_power(config, self.inference, simulated, self._power_changed)
@@ -99,6 +108,7 @@ class Agent:
         self.power.start()  # first: a crashed run's settings go back before anything is metered
         self.sampler.start()
         await self.inference.start()
+        await self.batches.start()
         await self.refresh_thermal()
         self._tasks = [
             asyncio.create_task(self._every(FLUSH_INTERVAL_S, self.flush_energy)),
@@ -106,6 +116,7 @@ class Agent:
         ]
 
     async def stop(self) -> None:
+        await self.batches.stop()  # its cancelled requests' rows are written by inference.stop
         await self.inference.stop()  # rows of windows in flight need the sampler
         for task in self._tasks:
             task.cancel()

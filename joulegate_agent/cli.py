@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from joulegate_agent import __version__, cli_inference, cli_power
+from joulegate_agent.batch.cli import add_batch_flags, batch_overrides
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
 from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
 from joulegate_agent.sources import KINDS, NoPowerSourceError
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     cli_inference.add_proxy_flags(serve)
+    add_batch_flags(serve)
 
     doctor = commands.add_parser("doctor", help="show what power and heat sensors were found")
     _add_source_flags(doctor)
@@ -97,6 +99,7 @@ def _config_for(args: argparse.Namespace) -> AgentConfig:
         calibration=calibration,
         zeroconf=False if getattr(args, "no_zeroconf", False) else None,
         **cli_inference.proxy_overrides(args),
+        **batch_overrides(args),
     )
 
 

@@ -43,6 +43,10 @@ class AgentConfig:
     power_default_level: str | None = None
     power_dwell_s: float = 60.0
     power_read_only: bool = False
+    batch_concurrency: int = 1
+    batch_retention_days: int = 30
+    batch_quota_bytes: int = 10 * 1024**3
+    batch_max_file_bytes: int = 200 * 1000**2
 
     def __post_init__(self) -> None:
         if self.source not in KINDS:
@@ -65,6 +69,14 @@ class AgentConfig:
             raise ConfigError(f"retention_days must be at least 1, got {self.retention_days}")
         if not 0 <= self.power_dwell_s <= 86400:
             raise ConfigError(f"power dwell_s must be in [0, 86400], got {self.power_dwell_s}")
+        if self.batch_concurrency < 1:
+            raise ConfigError(f"batch_concurrency must be at least 1, got {self.batch_concurrency}")
+        if self.batch_retention_days < 1:
+            raise ConfigError(
+                f"batch_retention_days must be at least 1, got {self.batch_retention_days}"
+            )
+        if self.batch_quota_bytes < 1 or self.batch_max_file_bytes < 1:
+            raise ConfigError("batch_quota_bytes and batch_max_file_bytes must be positive")
         if not 0 < self.upstream_timeout_s <= 86400:
             raise ConfigError(
                 f"upstream_timeout_s must be in (0, 86400], got {self.upstream_timeout_s}"
@@ -118,6 +130,12 @@ _TABLES: dict[str, dict[str, str]] = {
         "dwell_s": "power_dwell_s",
         "read_only": "power_read_only",
     },
+    "batch": {
+        "concurrency": "batch_concurrency",
+        "retention_days": "batch_retention_days",
+        "quota_bytes": "batch_quota_bytes",
+        "max_file_bytes": "batch_max_file_bytes",
+    },
 }
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -138,6 +156,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "power_default_level": (str,),
     "power_dwell_s": (int, float),
     "power_read_only": (bool,),
+    "batch_concurrency": (int,),
+    "batch_retention_days": (int,),
+    "batch_quota_bytes": (int,),
+    "batch_max_file_bytes": (int,),
 }
 
 

@@ -27,6 +27,8 @@ LEASE_MAX_S = 86400.0
 REASON_MAX_CHARS = 200
 
 GateSource = Literal["lease", "fallback"]
+GateScope = Literal["all", "batch"]
+GATE_SCOPES: tuple[GateScope, ...] = ("all", "batch")
 GateListener = Callable[["GateState"], None]
 
 
@@ -50,6 +52,13 @@ class GateState:
     lease_expires_at: datetime | None = None
     lease_deadline: float | None = None  # monotonic clock
     now: float | None = None  # monotonic clock at which lease_remaining_s is computed
+    scope: GateScope = "all"
+    batch_open: bool | None = None
+    """Whether batch work is admitted; None: as `open` (a lease of scope `all`)."""
+
+    @property
+    def admits_batch(self) -> bool:
+        return self.open if self.batch_open is None else self.batch_open
 
     @property
     def lease_remaining_s(self) -> float | None:
@@ -69,6 +78,8 @@ class GateState:
             "lease_remaining_s": round(remaining, 3) if remaining is not None else None,
             "fallback_open": self.fallback_open,
             "changed_at": _iso(self.changed_at),
+            "scope": self.scope,
+            "batch_open": self.admits_batch,
         }
 
 
@@ -92,6 +103,7 @@ class Gate:
         self._listeners: list[GateListener] = []
         self._timer: asyncio.TimerHandle | None = None
         self._open = fallback_open
+        self._scope: GateScope = "all"
         self._source: GateSource = "fallback"
         self._reason = f"agent started; no lease yet, fallback {_fallback_word(fallback_open)}"
         self._changed_at = self._wall()
@@ -104,13 +116,23 @@ class Gate:
 
     @property
     def is_open(self) -> bool:
+        """Whether interactive traffic is admitted (a lease of scope `batch` admits only batch
+        work: interactive requests still wait for the sun)."""
+        self._expire_if_due()
+        return self._open and self._scope == "all"
+
+    @property
+    def admits_batch(self) -> bool:
+        """Batch work runs under any open lease, of scope `all` or `batch`."""
         self._expire_if_due()
         return self._open
 
     def state(self) -> GateState:
         self._expire_if_due()
         return GateState(
-            open=self._open,
+            open=self._open and self._scope == "all",
+            scope=self._scope,
+            batch_open=self._open,
             source=self._source,
             reason=self._reason,
             fallback_open=self._fallback_open,
@@ -120,8 +142,11 @@ class Gate:
             now=self._clock(),
         )
 
-    def set(self, *, open: bool, lease_s: float, reason: str = "") -> GateState:
-        """Install a lease: the gate is `open` (or closed) for `lease_s` seconds from now.
+    def set(
+        self, *, open: bool, lease_s: float, reason: str = "", scope: GateScope = "all"
+    ) -> GateState:
+        """Install a lease: the gate is `open` (or closed) for `lease_s` seconds from now; an
+        open lease of `scope` "batch" admits batch work only.
 
         Callers validate `lease_s` against LEASE_MIN_S..LEASE_MAX_S for the API; the class itself
         accepts any positive duration so tests can use short leases.
@@ -132,7 +157,7 @@ class Gate:
         self._lease_deadline = now + lease_s
         self._lease_expires_at = self._wall() + timedelta(seconds=lease_s)
         text = reason.strip()[:REASON_MAX_CHARS] or ("lease open" if open else "lease closed")
-        self._transition(open_=open, source="lease", reason=text)
+        self._transition(open_=open, source="lease", reason=text, scope=scope)
         self._arm_timer(lease_s)
         return self.state()
 
@@ -179,6 +204,7 @@ class Gate:
         when = f" at {_iso(ran_out_at)}" if ran_out_at is not None else ""
         self._transition(
             open_=self._fallback_open,
+            scope="all",
             source="fallback",
             reason=(
                 f"lease ran out{when} without renewal; "
@@ -186,11 +212,14 @@ class Gate:
             ),
         )
 
-    def _transition(self, *, open_: bool, source: GateSource, reason: str) -> None:
-        changed = (open_, source, reason) != (self._open, self._source, self._reason)
-        if open_ != self._open:
+    def _transition(
+        self, *, open_: bool, source: GateSource, reason: str, scope: GateScope
+    ) -> None:
+        before = (self._open, self._scope, self._source, self._reason)
+        changed = (open_, scope, source, reason) != before
+        if (open_, scope) != (self._open, self._scope):
             self._changed_at = self._wall()
-        self._open, self._source, self._reason = open_, source, reason
+        self._open, self._scope, self._source, self._reason = open_, scope, source, reason
         if changed:
             state = self.state()
             for listener in list(self._listeners):

@@ -114,6 +114,11 @@ class ConcurrencyLimit:
         self.in_use = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot (batch work lets them go first)."""
+        return len(self._waiters)
+
     def try_acquire(self) -> bool:
         if self.limit is not None and (self.in_use >= self.limit or self._waiters):
             return False
@@ -179,6 +184,8 @@ class OpenWindow:
     route: str | None = None
     label: str | None = None
     power_level: str | None = None
+    batch_id: str | None = None
+    custom_id: str | None = None
     finished: bool = field(default=False)
 
 
@@ -472,6 +479,8 @@ class InferenceService:
             model=window.model or model,
             route=window.route,
             label=window.label,
+            batch_id=window.batch_id,
+            custom_id=window.custom_id,
             http_status=http_status,
             outcome=outcome,
             gate_open=window.gate_open,

@@ -62,6 +62,8 @@ _COLUMNS = (
     "retention_ts",
     "energy_error_j",
     "power_level",
+    "batch_id",
+    "custom_id",
 )
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
 _INSERT = (
@@ -96,6 +98,8 @@ JSON_FIELDS = (
     "label",
     "clock_synced",
     "power_level",
+    "batch_id",
+    "custom_id",
 )
 """The keys of an inference row in the API, in order (also the CSV header)."""
 
@@ -151,13 +155,16 @@ class InferenceRow:
     energy_error_j: float = 0.0
     power_level: str | None = None
     """The power level the whole window ran at; None: the box's own settings, or it changed."""
+    batch_id: str | None = None
+    custom_id: str | None = None
+    """The batch request this row ran (both None for proxied and explicit windows)."""
     id: int | None = None
 
     def __post_init__(self) -> None:
         # Text from outside (the model named in a request or a response, a label) may hold lone
         # surrogates (JSON "\ud800"), which SQLite cannot store: the row would be lost, and the
         # inference go unmetered. They become U+FFFD instead.
-        for name in ("model", "route", "label"):
+        for name in ("model", "route", "label", "custom_id"):
             value = getattr(self, name)
             if value is not None:
                 clean = storable_text(value)
@@ -210,6 +217,8 @@ class InferenceRow:
             "label": self.label,
             "clock_synced": self.clock_synced,
             "power_level": self.power_level,
+            "batch_id": self.batch_id,
+            "custom_id": self.custom_id,
         }
 
     def _values(self) -> tuple[Any, ...]:
@@ -240,6 +249,8 @@ class InferenceRow:
             self.retention_ts,
             self.energy_error_j,
             self.power_level,
+            self.batch_id,
+            self.custom_id,
         )
 
     @classmethod
@@ -272,6 +283,8 @@ class InferenceRow:
             retention_ts,
             energy_error_j,
             power_level,
+            batch_id,
+            custom_id,
         ) = tuple(row)
         return cls(
             id=id_,
@@ -299,6 +312,8 @@ class InferenceRow:
             retention_ts=retention_ts,
             energy_error_j=energy_error_j,
             power_level=power_level,
+            batch_id=batch_id,
+            custom_id=custom_id,
         )
 
 

@@ -44,6 +44,29 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE inferences ADD COLUMN energy_error_j REAL NOT NULL DEFAULT 0",
     # power/: the power level the window ran at (NULL: the box's own settings, or it changed)
     "ALTER TABLE inferences ADD COLUMN power_level TEXT",
+    # batch/: the batch request a ledger row ran
+    "ALTER TABLE inferences ADD COLUMN batch_id TEXT",
+    "ALTER TABLE inferences ADD COLUMN custom_id TEXT",
+    "CREATE INDEX inferences_batch_id ON inferences (batch_id) WHERE batch_id IS NOT NULL",
+    # batch/files.py: uploaded inputs and written results; the bytes live in the files folder
+    "CREATE TABLE batch_files ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, filename TEXT NOT NULL,"
+    " purpose TEXT NOT NULL, bytes INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " expires_at INTEGER)",
+    # batch/store.py: one row per batch, one per request line (its result once it has one)
+    "CREATE TABLE batches ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " input_file_id TEXT NOT NULL, endpoint TEXT NOT NULL, completion_window TEXT NOT NULL,"
+    " metadata TEXT, status TEXT NOT NULL, model TEXT, deadline REAL NOT NULL,"
+    " created_at INTEGER NOT NULL, in_progress_at INTEGER, finalizing_at INTEGER,"
+    " completed_at INTEGER, failed_at INTEGER, expired_at INTEGER, cancelling_at INTEGER,"
+    " cancelled_at INTEGER, output_file_id TEXT, error_file_id TEXT, errors TEXT,"
+    " total INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX batches_input_file ON batches (input_file_id)",
+    "CREATE TABLE batch_requests ("
+    " batch_id TEXT NOT NULL, line INTEGER NOT NULL, custom_id TEXT NOT NULL, body TEXT NOT NULL,"
+    " result TEXT, failed INTEGER, PRIMARY KEY (batch_id, line))",
+    "CREATE INDEX batch_requests_pending ON batch_requests (batch_id) WHERE result IS NULL",
 ]
 
 

@@ -12,9 +12,11 @@ from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
-from joulegate_agent.api.routes_inference import add_inference_routes
+from joulegate_agent.api.routes_inference import PROXY_KEY, add_inference_routes
 from joulegate_agent.api.routes_power import add_power_routes
 from joulegate_agent.api.server import connection_middleware
+from joulegate_agent.batch.routes import PATH_PREFIXES as BATCH_PATHS
+from joulegate_agent.batch.routes import add_batch_routes
 from joulegate_agent.spool import SpoolFullError
 from joulegate_agent.token import token_matches
 
@@ -38,8 +40,8 @@ _STATUS_CODES = {
 def _needs_token(request: web.Request, agent: Agent) -> bool:
     if request.path == HEALTH_PATH:
         return False
-    if request.path.startswith(API_PREFIX):
-        return True
+    if request.path.startswith(API_PREFIX) or request.path.startswith(BATCH_PATHS):
+        return True  # --no-proxy-auth opens the proxy, never the batch queue
     return agent.config.proxy_auth
 
 
@@ -112,6 +114,8 @@ def build_app(agent: Agent) -> web.Application:
     )
     app[AGENT_KEY] = agent
     add_core_routes(app)
+    add_batch_routes(app, agent.batches)  # before the proxy's catch-all /v1/{tail}
     add_inference_routes(app, agent)
     add_power_routes(app)
+    agent.batches.attach(app[PROXY_KEY])
     return app

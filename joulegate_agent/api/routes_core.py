@@ -112,6 +112,7 @@ def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
         "power_level": agent.power.current_name,
         "queue": agent.inference.queue.snapshot(),
         "storage": agent.inference.writer.health().to_json(),
+        "batches": agent.batches.status(),
         "sampler": {
             "rate_hz": agent.sampler.rate_hz,
             "samples": agent.meter.samples,

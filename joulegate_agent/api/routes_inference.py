@@ -15,7 +15,7 @@ from aiohttp import web
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError
 from joulegate_agent.api.server import read_in_time
-from joulegate_agent.gate import LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
+from joulegate_agent.gate import GATE_SCOPES, LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
 from joulegate_agent.inference import (
     InferenceService,
     TooManyWindowsError,
@@ -124,7 +124,12 @@ class InferenceRoutes:
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
             raise _bad("invalid_body", f"reason must be a string of at most {REASON_MAX_CHARS}.")
-        state = self.service.gate.set(open=is_open, lease_s=float(lease), reason=reason)
+        scope = body.get("scope", "all")
+        if scope not in GATE_SCOPES:
+            raise _bad("invalid_body", f"scope must be one of {', '.join(GATE_SCOPES)}.")
+        state = self.service.gate.set(
+            open=is_open, lease_s=float(lease), reason=reason, scope=scope
+        )
         return web.json_response(state.to_json())
 
     async def open_window(self, request: web.Request) -> web.Response:

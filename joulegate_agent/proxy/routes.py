@@ -193,6 +193,13 @@ class Proxy:
                 trust_env=False,  # no proxies from the environment: only the upstream
             )
 
+    async def session(self) -> aiohttp.ClientSession:
+        """The one upstream session, which batch requests share with proxied traffic."""
+        if self._session is None:
+            await self.start()
+        assert self._session is not None
+        return self._session
+
     async def close(self, _app: web.Application | None = None) -> None:
         if self._session is not None:
             await self._session.close()
