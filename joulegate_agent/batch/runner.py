@@ -41,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
 MAX_ATTEMPTS = 3
 """Tries of a request the upstream never answered (unreachable, timed out) before it fails."""
+RETRY_BASE_S = 1.0
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
@@ -130,9 +131,10 @@ class BatchRunner:
                 await task
 
     def admits(self) -> bool:
-        """Batch work may start: the gate admits it and no interactive request waits."""
+        """Batch work may start: the gate admits it and no interactive request waits for a slot
+        (requests waiting for the gate itself wait for the sun, which a batch-only lease is not)."""
         service = self.service
-        return service.gate.admits_batch and len(service.queue) == 0 and service.limit.waiting == 0
+        return service.gate.admits_batch and service.limit.waiting == 0
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -346,7 +348,7 @@ class BatchRunner:
             tries = self._failures.get(key, 0) + 1
             self._failures[key] = tries
             if tries < MAX_ATTEMPTS:
-                self._not_before[key] = time.monotonic() + 2.0**tries
+                self._not_before[key] = time.monotonic() + RETRY_BASE_S * 2.0 ** (tries - 1)
                 return
             line = result_line(request.custom_id, response=None, error=attempt.error)
             failed = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import openai
 from aiohttp.test_utils import TestClient
@@ -15,7 +15,7 @@ from joulegate_agent.simulate_llm import SimulatorSettings
 
 MODEL = "llama3.2:3b"
 FAST = SimulatorSettings(model=MODEL, tokens_per_s=2000.0, prefill_tokens_per_s=0.0)
-CHAT = "/v1/chat/completions"
+CHAT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 
 
 def chat_line(custom_id: str, max_tokens: int = 5, **extra: Any) -> dict[str, Any]:

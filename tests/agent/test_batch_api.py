@@ -46,7 +46,8 @@ async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_each_line_and_c
         )
     assert batch.status == "failed"
     assert batch.failed_at is not None
-    assert batch.errors is not None and batch.errors.data is not None
+    assert batch.errors is not None
+    assert batch.errors.data is not None
     found = [(e.line, e.code) for e in batch.errors.data]
     assert found == [
         (2, "invalid_json_line"),
@@ -57,7 +58,8 @@ async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_each_line_and_c
         (7, "invalid_json_line"),
     ]
     assert all(e.message for e in batch.errors.data)
-    assert batch.request_counts is not None and batch.request_counts.total == 0
+    assert batch.request_counts is not None
+    assert batch.request_counts.total == 0
 
 
 async def test_an_empty_file_makes_a_failed_batch(tmp_path: Path) -> None:
@@ -71,7 +73,8 @@ async def test_an_empty_file_makes_a_failed_batch(tmp_path: Path) -> None:
             input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
         )
     assert batch.status == "failed"
-    assert batch.errors is not None and batch.errors.data is not None
+    assert batch.errors is not None
+    assert batch.errors.data is not None
     assert [e.code for e in batch.errors.data] == ["empty_file"]
 
 
@@ -117,8 +120,10 @@ async def test_cancel_goes_through_cancelling_to_cancelled_and_reports_what_did_
         errors = lines_of((await client.files.content(cancelled.error_file_id)).content)
         with pytest.raises(openai.ConflictError):
             await client.batches.cancel(batch.id)
-    assert cancelling.status == "cancelling" and cancelling.cancelling_at is not None
-    assert cancelled.cancelled_at is not None and cancelled.output_file_id is None
+    assert cancelling.status == "cancelling"
+    assert cancelling.cancelling_at is not None
+    assert cancelled.cancelled_at is not None
+    assert cancelled.output_file_id is None
     assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [
         ("a", "batch_cancelled"),
         ("b", "batch_cancelled"),
@@ -140,14 +145,16 @@ async def test_an_upstream_error_answer_goes_to_the_error_file_with_its_status(
             input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
         )
         done = await wait_for_status(client, batch.id, ("completed",))
-        assert done.output_file_id is not None and done.error_file_id is not None
+        assert done.output_file_id is not None
+        assert done.error_file_id is not None
         output = lines_of((await client.files.content(done.output_file_id)).content)
         errors = lines_of((await client.files.content(done.error_file_id)).content)
     assert done.request_counts is not None
     assert (done.request_counts.completed, done.request_counts.failed) == (1, 1)
     assert [line["custom_id"] for line in output] == ["good"]
     [error] = errors
-    assert error["custom_id"] == "bad" and error["error"] is None
+    assert error["custom_id"] == "bad"
+    assert error["error"] is None
     assert error["response"]["status_code"] == 400
 
 

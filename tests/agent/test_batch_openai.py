@@ -42,13 +42,16 @@ async def test_a_batch_from_the_openai_client_runs_and_its_output_has_one_line_p
         output = lines_of(content.content)
         output_file = await client.files.retrieve(done.output_file_id)
         ledger = await rows(agent)
-    assert uploaded.purpose == "batch" and uploaded.bytes > 0
+    assert uploaded.purpose == "batch"
+    assert uploaded.bytes > 0
     assert created.status == "in_progress"
-    assert created.request_counts is not None and created.request_counts.total == len(IDS)
+    assert created.request_counts is not None
+    assert created.request_counts.total == len(IDS)
     assert done.request_counts is not None
     assert (done.request_counts.completed, done.request_counts.failed) == (len(IDS), 0)
     assert done.error_file_id is None
-    assert done.completed_at is not None and done.finalizing_at is not None
+    assert done.completed_at is not None
+    assert done.finalizing_at is not None
     assert output_file.purpose == "batch_output"
     assert [line["custom_id"] for line in output] == IDS
     for line in output:
@@ -85,15 +88,15 @@ async def test_a_batch_waits_while_the_gate_is_closed_and_runs_under_a_batch_onl
             headers=auth(agent),
         )
         gate = await lease.json()
-        interactive = await http.post(
-            CHAT, json=chat_line("x")["body"], headers=auth(agent)
-        )
+        interactive = await http.post(CHAT, json=chat_line("x")["body"], headers=auth(agent))
         done = await wait_for_status(client, created.id, ("completed",))
     assert waiting.status == "in_progress"
-    assert waiting.request_counts is not None and waiting.request_counts.completed == 0
+    assert waiting.request_counts is not None
+    assert waiting.request_counts.completed == 0
     assert (gate["open"], gate["batch_open"], gate["scope"]) == (False, True, "batch")
     assert interactive.status == 503  # interactive traffic still waits for the sun
-    assert done.request_counts is not None and done.request_counts.completed == len(IDS)
+    assert done.request_counts is not None
+    assert done.request_counts.completed == len(IDS)
 
 
 async def test_the_batch_object_carries_its_energy_and_what_it_still_needs(
@@ -119,8 +122,10 @@ async def test_the_batch_object_carries_its_energy_and_what_it_still_needs(
         ledger = await rows(agent)
     energy_j = sum(row["energy_j"] for row in ledger if row["batch_id"] == created.id)
     assert created.expires_at == created.created_at + 7 * 86400
-    assert block["requests_done"] == len(IDS) and block["requests_left"] == 0
-    assert block["energy_j"] == round(energy_j, 3) and block["energy_j"] > 0
+    assert block["requests_done"] == len(IDS)
+    assert block["requests_left"] == 0
+    assert block["energy_j"] == round(energy_j, 3)
+    assert block["energy_j"] > 0
     assert block["avg_wh_per_request"] == round(energy_j / 3600 / len(IDS), 6)
     assert block["energy_needed_wh"] == 0
     assert block["estimate_basis"] == "batch"
@@ -134,7 +139,9 @@ async def test_list_and_delete_files_and_list_batches_with_the_openai_client(
         running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
         openai_client(agent, http) as client,
     ):
-        first = await client.files.create(file=("1.jsonl", jsonl([chat_line("a")])), purpose="batch")
+        first = await client.files.create(
+            file=("1.jsonl", jsonl([chat_line("a")])), purpose="batch"
+        )
         second = await client.files.create(
             file=("2.jsonl", jsonl([chat_line("b")])), purpose="batch"
         )
@@ -150,7 +157,8 @@ async def test_list_and_delete_files_and_list_batches_with_the_openai_client(
         deleted = await client.files.delete(first.id)
         after = [f.id async for f in client.files.list()]
     assert listed == [second.id, first.id]  # newest first, as OpenAI lists them
-    assert page.has_more is True and [b.id for b in page.data] == [batches[1]]
+    assert page.has_more is True
+    assert [b.id for b in page.data] == [batches[1]]
     assert every == batches[::-1]
     assert deleted.deleted is True
     assert after == [second.id]

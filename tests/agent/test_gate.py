@@ -121,6 +121,8 @@ def test_gate_json_has_the_contract_fields() -> None:
         "lease_remaining_s",
         "fallback_open",
         "changed_at",
+        "scope",
+        "batch_open",
     }
 
 
