@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
@@ -34,7 +34,7 @@ SEED = 15  # issue 15
 KILLS = 5
 REQUESTS = 60
 FINISH_TIMEOUT_S = 60.0
-CHAT = "/v1/chat/completions"
+CHAT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 
 
 def client_of(agent: AgentProcess) -> openai.OpenAI:
