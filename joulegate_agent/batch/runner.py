@@ -90,6 +90,7 @@ class BatchRunner:
         *,
         concurrency: int,
         on_tick: Callable[[list[BatchRecord]], None] | None = None,
+        on_finished: Callable[[str], None] | None = None,
     ) -> None:
         self.service = service
         self.batches = batches
@@ -97,6 +98,7 @@ class BatchRunner:
         self.concurrency = concurrency
         self.proxy: Proxy | None = None
         self._on_tick = on_tick
+        self._on_finished = on_finished
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running: dict[tuple[str, int], asyncio.Task[None]] = {}
@@ -201,6 +203,8 @@ class BatchRunner:
             )
         await loop.run_in_executor(None, self._write_results, batch, status, now)
         _LOGGER.info("Batch %s %s", batch.id, status)
+        if self._on_finished is not None:
+            self._on_finished(batch.id)
 
     def _write_results(self, batch: BatchRecord, status: str, now: int) -> None:
         stem = batch.id.removeprefix("batch_")

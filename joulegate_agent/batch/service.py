@@ -97,8 +97,14 @@ class BatchService:
         self.batches = BatchStore(store)
         self.retention_s = retention_days * 86400.0
         self.runner = BatchRunner(
-            inference, self.batches, self.files, concurrency=concurrency, on_tick=self._warn_late
+            inference,
+            self.batches,
+            self.files,
+            concurrency=concurrency,
+            on_tick=self._warn_late,
+            on_finished=self._publish_finished,
         )
+        self._events = inference.events
         self.create_lock = asyncio.Lock()
         self._warned: set[str] = set()
         self._housekeeping: asyncio.Task[None] | None = None
@@ -174,6 +180,12 @@ class BatchService:
             "concurrency": self.runner.concurrency,
             "admitted": self.runner.admits(),
         }
+
+    def _publish_finished(self, batch_id: str) -> None:
+        """A `batch` event on the SSE stream: the finished batch with its `joulegate` block."""
+        batch = self.batches.get(batch_id)
+        if batch is not None:
+            self._events.publish("batch", self.to_json(batch))
 
     def _warn_late(self, active: list[BatchRecord]) -> None:
         for batch in active:

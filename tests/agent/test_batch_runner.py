@@ -201,3 +201,21 @@ def _ts(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text).timestamp()
+
+
+async def test_a_finished_batch_is_published_as_a_batch_event(tmp_path: Path) -> None:
+    async with (
+        upstream_server(SimulatedLLM(FAST).app()) as url,
+        running_agent(proxy_config(tmp_path, url)) as (agent, http),
+    ):
+        subscription = agent.inference.events.subscribe()
+        batch_id = await submit(agent, http, [chat_line("a")])
+        while True:
+            item = await subscription.get(timeout=10)
+            assert item is not None
+            if item[0] == "batch":
+                break
+    data = item[1]
+    assert data["id"] == batch_id
+    assert data["status"] == "completed"
+    assert data["joulegate"]["energy_j"] > 0
