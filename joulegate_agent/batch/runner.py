@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,7 @@ TICK_S = 1.0
 MAX_ATTEMPTS = 3
 """Tries of a request the upstream never answered (unreachable, timed out) before it fails."""
 RETRY_BASE_S = 1.0
+STORAGE_RETRY_S = 1.0
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
@@ -244,10 +246,18 @@ class BatchRunner:
         try:
             attempt = await self._attempt(proxy, request)
             await self._record(request, attempt)
-        except asyncio.CancelledError:
-            raise
+        except (OSError, sqlite3.Error) as err:  # disk full, read-only data directory, ...
+            _LOGGER.error(
+                "Could not record batch request %s of %s (%s); it runs again in %g s",
+                request.custom_id,
+                request.batch_id,
+                err,
+                STORAGE_RETRY_S,
+            )
+            self._not_before[request.key] = time.monotonic() + STORAGE_RETRY_S
         except Exception:
             _LOGGER.exception("Batch request %s of %s failed", request.custom_id, request.batch_id)
+            self._not_before[request.key] = time.monotonic() + STORAGE_RETRY_S
         finally:
             self.service.limit.release()
             self._running.pop(request.key, None)

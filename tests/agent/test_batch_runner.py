@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,31 @@ async def test_a_finished_batch_is_published_as_a_batch_event(tmp_path: Path) ->
     assert data["id"] == batch_id
     assert data["status"] == "completed"
     assert data["joulegate"]["energy_j"] > 0
+
+
+async def test_a_request_whose_result_could_not_be_written_runs_again_and_keeps_both_rows(
+    tmp_path: Path,
+) -> None:
+    async with (
+        upstream_server(SimulatedLLM(FAST).app()) as url,
+        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
+        openai_client(agent, http) as client,
+    ):
+        batch_id = await submit(agent, http, [chat_line("a")])
+        disk = sqlite3.connect(agent.store.path)  # the disk refuses the result, not the row
+        disk.execute(
+            "CREATE TRIGGER refuse_results BEFORE UPDATE ON batch_requests"
+            " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+        disk.commit()
+        await lease(agent, http, True, 60)
+        await wait_for(lambda: agent.inference.ledger.count() >= 1, timeout=10)
+        disk.execute("DROP TRIGGER refuse_results")
+        disk.commit()
+        disk.close()
+        done = await wait_for_status(client, batch_id, ("completed",))
+        assert done.output_file_id is not None
+        output = lines_of((await client.files.content(done.output_file_id)).content)
+        ledger = await rows(agent)
+    assert [line["custom_id"] for line in output] == ["a"]
+    assert [(row["custom_id"], row["outcome"]) for row in ledger] == [("a", "ok"), ("a", "ok")]
