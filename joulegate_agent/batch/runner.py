@@ -24,7 +24,7 @@ import aiohttp
 from joulegate_agent.batch.batch_store import BatchRecord, BatchStore, PendingRequest
 from joulegate_agent.batch.file_store import FileStore
 from joulegate_agent.inference import InferenceService, OpenWindow
-from joulegate_agent.ledger import Outcome
+from joulegate_agent.ledger import InferenceRow, Outcome
 from joulegate_agent.proxy.dialects import (
     Dialect,
     TokenCounts,
@@ -67,6 +67,10 @@ def _body(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
+
+
+class RowNotOnDiskError(Exception):
+    """An attempt's ledger row is held in the spool, not on disk: its result must wait."""
 
 
 class _Attempt:
@@ -135,10 +139,15 @@ class BatchRunner:
                 await task
 
     def admits(self) -> bool:
-        """Batch work may start: the gate admits it and no interactive request waits for a slot
-        (requests waiting for the gate itself wait for the sun, which a batch-only lease is not)."""
+        """Batch work may start: the gate admits it, no interactive request waits for a slot
+        (requests waiting for the gate itself wait for the sun, which a batch-only lease is not),
+        and the ledger is writable (no result without its row on disk)."""
         service = self.service
-        return service.gate.admits_batch and service.limit.waiting == 0
+        return (
+            service.gate.admits_batch
+            and service.limit.waiting == 0
+            and service.writer.health().healthy
+        )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -246,7 +255,7 @@ class BatchRunner:
         try:
             attempt = await self._attempt(proxy, request)
             await self._record(request, attempt)
-        except (OSError, sqlite3.Error) as err:  # disk full, read-only data directory, ...
+        except (OSError, sqlite3.Error, RowNotOnDiskError) as err:  # disk full, read-only, ...
             _LOGGER.error(
                 "Could not record batch request %s of %s (%s); it runs again in %g s",
                 request.custom_id,
@@ -280,7 +289,11 @@ class BatchRunner:
             attempt.outcome = "cancelled"
             self._finish(window, attempt)
             raise
-        await self._finish(window, attempt)
+        row = await self._finish(window, attempt)
+        if row.id is None and not await service.writer.flush():
+            raise RowNotOnDiskError(
+                "the disk refuses the ledger; the attempt's row waits in the spool"
+            )
         return attempt
 
     async def _exchange(
@@ -339,7 +352,7 @@ class BatchRunner:
                 "message": f"The upstream LLM server failed: {err.__class__.__name__}.",
             }
 
-    def _finish(self, window: OpenWindow, attempt: _Attempt) -> asyncio.Task[Any]:
+    def _finish(self, window: OpenWindow, attempt: _Attempt) -> asyncio.Task[InferenceRow]:
         counts = attempt.reader.finish() if attempt.reader is not None else TokenCounts()
         ttft = attempt.ttft_s
         if ttft is None and attempt.outcome == "ok":

@@ -26,6 +26,7 @@ from tests.agent.batch_helpers import (
     wait_for_status,
 )
 from tests.agent.llm_fakes import (
+    FakeUpstream,
     auth,
     proxy_config,
     rows,
@@ -248,3 +249,42 @@ async def test_a_request_whose_result_could_not_be_written_runs_again_and_keeps_
         ledger = await rows(agent)
     assert [line["custom_id"] for line in output] == ["a"]
     assert [(row["custom_id"], row["outcome"]) for row in ledger] == [("a", "ok"), ("a", "ok")]
+
+
+def query_only(agent: Agent, on: bool) -> None:
+    """SQLite's own read-only mode: the disk refusing writes, at the SQLite edge."""
+    with agent.store.lock:
+        agent.store.connection.execute(f"PRAGMA query_only={'ON' if on else 'OFF'}")
+
+
+async def test_batch_requests_wait_while_the_ledger_cannot_be_written(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+
+    def batch_calls() -> int:
+        return sum(1 for seen in fake.seen if b"Say something about" in seen.body)
+
+    async with (
+        upstream_server(fake) as url,
+        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
+        openai_client(agent, http) as client,
+    ):
+        batch_id = await submit(agent, http, [chat_line("a"), chat_line("b")])
+        query_only(agent, True)
+        await lease(agent, http, True, 60)
+        interactive = await http.post(CHAT, json={"messages": []}, headers=auth(agent))
+        assert interactive.status == 200  # its row waits in the spool
+        await wait_for(lambda: not agent.inference.writer.health().healthy)
+        await asyncio.sleep(0.2)
+        before = batch_calls()
+        await asyncio.sleep(2.5)
+        during = batch_calls() - before
+        held = completed(agent, batch_id)
+        query_only(agent, False)
+        done = await wait_for_status(client, batch_id, ("completed",), timeout=40)
+        ledger = await rows(agent)
+    assert (during, held) == (0, 0)
+    assert done.request_counts is not None
+    assert done.request_counts.completed == 2
+    # "a" may have started before the disk's first refusal showed: that attempt's row was held
+    # in memory and written later, and "a" ran again; each result has its row on disk.
+    assert {row["custom_id"] for row in ledger if row["outcome"] == "ok"} == {None, "a", "b"}
