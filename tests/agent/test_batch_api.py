@@ -265,3 +265,21 @@ async def test_a_batch_needs_an_upstream(tmp_path: Path) -> None:
         body = await response.json()
     assert response.status == 400
     assert body["error"]["code"] == "upstream_not_configured"
+
+
+async def test_a_file_of_more_than_50000_requests_makes_a_failed_batch(tmp_path: Path) -> None:
+    line = '{"custom_id": "r%d", "method": "POST", "url": "%s", "body": {}}\n'
+    content = "".join(line % (n, CHAT) for n in range(50_001)).encode()
+    async with (
+        upstream_server(SimulatedLLM(FAST).app()) as url,
+        running_agent(proxy_config(tmp_path, url)) as (agent, http),
+        openai_client(agent, http) as client,
+    ):
+        uploaded = await client.files.create(file=("many.jsonl", content), purpose="batch")
+        batch = await client.batches.create(
+            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
+        )
+    assert batch.status == "failed"
+    assert batch.errors is not None
+    assert batch.errors.data is not None
+    assert [(e.line, e.code) for e in batch.errors.data] == [(50_001, "too_many_tasks")]
