@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from joulegate_agent.batch.batch_store import ACTIVE
 from joulegate_agent.batch.deadline import DeadlineError, batch_deadline
@@ -126,28 +127,28 @@ class BatchRoutes:
     async def create_file(self, request: web.Request) -> web.Response:
         if not request.content_type.startswith("multipart/"):
             raise _bad("Upload the file as multipart/form-data with fields 'file' and 'purpose'.")
-        reader = await request.multipart()
         purpose: str | None = None
         upload = None
         filename = "upload.jsonl"
         try:
-            while (part := await reader.next()) is not None:
+            reader = await request.multipart()
+            while (part := await _next_part(reader)) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise _bad("Nested multipart bodies are not accepted.")
                 if part.name == "purpose":
-                    purpose = (await part.read(decode=True))[:64].decode("utf-8", "replace")
+                    purpose = (await _chunk(part))[:64].decode("utf-8", "replace")
                 elif part.name == "file" and upload is None:
                     filename = (part.filename or filename)[:FILENAME_MAX_CHARS]
                     upload = self.files.begin_upload()
                     try:
-                        while chunk := await part.read_chunk(CHUNK_BYTES):
+                        while chunk := await _chunk(part):
                             upload.write(chunk)
                     except FileLimitError:
                         raise OpenAIError(
                             413, "file_too_large", self.files.limit_error(upload), "file"
                         ) from None
                 else:
-                    await part.release()
+                    await _skip(part)
             if upload is None:
                 raise _bad("The upload has no 'file' field.", "file")
             if purpose != PURPOSE_INPUT:
@@ -295,6 +296,29 @@ class BatchRoutes:
         cancelled = self.store.get(batch_id)
         assert cancelled is not None
         return web.json_response(self.service.to_json(cancelled))
+
+
+def _malformed(err: Exception) -> OpenAIError:
+    return OpenAIError(400, "invalid_multipart", f"The multipart body is malformed: {err}.")
+
+
+async def _next_part(reader: MultipartReader) -> Any:
+    try:
+        return await reader.next()
+    except (ValueError, HttpProcessingError) as err:
+        raise _malformed(err) from None
+
+
+async def _chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(CHUNK_BYTES)
+    except (ValueError, HttpProcessingError) as err:
+        raise _malformed(err) from None
+
+
+async def _skip(part: BodyPartReader) -> None:
+    while await _chunk(part):
+        pass
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -283,3 +283,27 @@ async def test_a_file_of_more_than_50000_requests_makes_a_failed_batch(tmp_path:
     assert batch.errors is not None
     assert batch.errors.data is not None
     assert [(e.line, e.code) for e in batch.errors.data] == [(50_001, "too_many_tasks")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"--b\r\n@\xfd\xf1\xa7\x86--b--\r\n",
+        b"--b\r\nContent-Disposition: form-data; name=file\r\n\r\nno closing boundary",
+        b"not multipart at all",
+    ],
+)
+async def test_a_malformed_multipart_upload_is_a_400_and_leaves_nothing(
+    tmp_path: Path, body: bytes
+) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, http):
+        response = await http.post(
+            "/v1/files",
+            data=body,
+            headers={**auth(agent), "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        payload = await response.json()
+        left = list((agent.config.data_dir / "batch-files").iterdir())
+    assert response.status == 400
+    assert payload["error"]["code"] == "invalid_multipart"
+    assert left == []
