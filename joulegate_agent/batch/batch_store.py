@@ -74,6 +74,16 @@ class Counts:
 
 
 @dataclass(frozen=True, slots=True)
+class Use:
+    """Ledger rows and what they add up to."""
+
+    rows: int
+    energy_j: float
+    run_s: float
+    longest_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class BatchRecord:
     id: str
     input_file_id: str
@@ -332,26 +342,30 @@ class BatchStore:
 
     # -- the ledger's view of a batch ------------------------------------------------------------
 
-    def ledger_use(self, batch_id: str) -> tuple[int, float, float]:
-        """Rows, energy (J) and run time (s) of every attempt of this batch's requests."""
-        with self._store.lock:
-            count, energy, duration = self._store.connection.execute(
-                "SELECT COUNT(*), COALESCE(SUM(energy_j), 0), COALESCE(SUM(duration_s), 0)"
-                " FROM inferences WHERE batch_id = ? AND outcome != 'refused'",
-                (batch_id,),
-            ).fetchone()
-        return int(count), float(energy), float(duration)
+    def ledger_use(self, batch_id: str) -> Use:
+        """What every attempt of this batch's requests used."""
+        return self._use(
+            "SELECT COUNT(*), COALESCE(SUM(energy_j), 0), COALESCE(SUM(duration_s), 0),"
+            " COALESCE(MAX(duration_s), 0) FROM inferences"
+            " WHERE batch_id = ? AND outcome != 'refused'",
+            (batch_id,),
+        )
 
-    def model_use(self, model: str, rows: int = 50) -> tuple[int, float, float]:
-        """Rows, energy (J) and run time (s) of the model's most recent successful rows."""
+    def model_use(self, model: str, rows: int = 50) -> Use:
+        """What the model's most recent successful rows used."""
+        return self._use(
+            "SELECT COUNT(*), COALESCE(SUM(energy_j), 0), COALESCE(SUM(duration_s), 0),"
+            " COALESCE(MAX(duration_s), 0) FROM (SELECT energy_j, duration_s FROM inferences"
+            " WHERE model = ? AND outcome = 'ok' ORDER BY id DESC LIMIT ?)",
+            (model, rows),
+        )
+
+    def _use(self, query: str, args: tuple[Any, ...]) -> Use:
         with self._store.lock:
-            count, energy, duration = self._store.connection.execute(
-                "SELECT COUNT(*), COALESCE(SUM(energy_j), 0), COALESCE(SUM(duration_s), 0)"
-                " FROM (SELECT energy_j, duration_s FROM inferences"
-                " WHERE model = ? AND outcome = 'ok' ORDER BY id DESC LIMIT ?)",
-                (model, rows),
+            count, energy, duration, longest = self._store.connection.execute(
+                query, args
             ).fetchone()
-        return int(count), float(energy), float(duration)
+        return Use(int(count), float(energy), float(duration), float(longest))
 
     # -- internals -------------------------------------------------------------------------------
 

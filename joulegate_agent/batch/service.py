@@ -42,6 +42,8 @@ class Outlook:
 
     attempts: int
     energy_j: float
+    longest_request_s: float | None
+    """The longest attempt of the estimate's rows (a planner's safety margin)."""
     requests_done: int
     requests_left: int
     basis: str | None
@@ -66,6 +68,9 @@ class Outlook:
             "energy_needed_wh": None if needed is None else round(needed / 3600.0, 6),
             "run_time_needed_s": (
                 None if self.run_time_needed_s is None else round(self.run_time_needed_s, 1)
+            ),
+            "longest_request_s": (
+                None if self.longest_request_s is None else round(self.longest_request_s, 3)
             ),
             "latest_start": _iso_ts(self.latest_start),
             "on_time": self.on_time,
@@ -132,23 +137,26 @@ class BatchService:
 
     def outlook(self, batch: BatchRecord, now: float | None = None) -> Outlook:
         moment = time.time() if now is None else now
-        attempts, energy_j, run_s = self.batches.ledger_use(batch.id)
+        own = self.batches.ledger_use(batch.id)
         left = batch.counts.left if batch.status in ACTIVE else 0
         basis: str | None = None
-        per_j = per_s = None
-        if attempts:
-            basis, per_j, per_s = "batch", energy_j / attempts, run_s / attempts
+        basis_use = None
+        if own.rows:
+            basis, basis_use = "batch", own
         elif batch.model is not None:
-            rows, model_j, model_s = self.batches.model_use(batch.model)
-            if rows:
-                basis, per_j, per_s = "model", model_j / rows, model_s / rows
+            model = self.batches.model_use(batch.model)
+            if model.rows:
+                basis, basis_use = "model", model
+        per_j = None if basis_use is None else basis_use.energy_j / basis_use.rows
+        per_s = None if basis_use is None else basis_use.run_s / basis_use.rows
         needed_j = None if per_j is None else per_j * left
         needed_s = None if per_s is None else per_s * left / self.runner.concurrency
         latest = None if needed_s is None or not left else batch.deadline - needed_s
         on_time = None if latest is None else moment <= latest
         return Outlook(
-            attempts=attempts,
-            energy_j=energy_j,
+            attempts=own.rows,
+            energy_j=own.energy_j,
+            longest_request_s=None if basis_use is None else basis_use.longest_s,
             requests_done=batch.counts.done,
             requests_left=left,
             basis=basis,
@@ -169,6 +177,11 @@ class BatchService:
         outlooks = [(b, self.outlook(b, now)) for b in active]
         starts = [o.latest_start for _, o in outlooks if o.latest_start is not None]
         needed = [o.energy_needed_j for _, o in outlooks if o.energy_needed_j is not None]
+        longest = [
+            o.longest_request_s
+            for _, o in outlooks
+            if o.longest_request_s is not None and o.requests_left
+        ]
         return {
             "requests_waiting": sum(o.requests_left for _, o in outlooks),
             "requests_running": self.runner.in_flight,
@@ -176,6 +189,7 @@ class BatchService:
             "energy_needed_wh": round(sum(needed) / 3600.0, 6),
             "next_deadline": _iso_ts(min((b.deadline for b in active), default=None)),
             "latest_start": _iso_ts(min(starts, default=None)),
+            "longest_request_s": round(max(longest), 3) if longest else None,
             "late": sum(1 for _, o in outlooks if o.on_time is False),
             "concurrency": self.runner.concurrency,
             "admitted": self.runner.admits(),

@@ -131,6 +131,8 @@ async def test_the_batch_object_carries_its_energy_and_what_it_still_needs(
     assert block["avg_wh_per_request"] == pytest.approx(energy_j / 3600 / len(IDS), abs=1e-6)
     assert block["energy_needed_wh"] == 0
     assert block["estimate_basis"] == "batch"
+    longest = max(row["duration_s"] for row in ledger if row["batch_id"] == created.id)
+    assert block["longest_request_s"] == pytest.approx(longest, abs=0.002)
 
 
 async def test_list_and_delete_files_and_list_batches_with_the_openai_client(

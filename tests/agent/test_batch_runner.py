@@ -187,7 +187,7 @@ async def test_a_batch_that_cannot_finish_in_time_says_so_in_the_batch_the_statu
     assert block["estimate_basis"] == "model"
     assert block["on_time"] is False
     assert block["warning"]
-    assert block["run_time_needed_s"] == pytest.approx(20 * 0.5, rel=0.3)
+    assert block["run_time_needed_s"] >= 20 * 0.5 * 0.9  # 20 requests like the model's 0.5-s one
     assert time.time() > _ts(block["latest_start"])
     queue = status["batches"]
     assert queue["requests_waiting"] == 20
@@ -195,6 +195,8 @@ async def test_a_batch_that_cannot_finish_in_time_says_so_in_the_batch_the_statu
     assert queue["late"] == 1
     assert queue["latest_start"] == block["latest_start"]
     assert queue["next_deadline"] == block["deadline"]
+    assert queue["longest_request_s"] == block["longest_request_s"]
+    assert queue["longest_request_s"] >= 0.45
     assert queue["energy_needed_wh"] > 0
     assert queue["admitted"] is False
 
@@ -224,8 +226,9 @@ async def test_a_finished_batch_is_published_as_a_batch_event(tmp_path: Path) ->
 
 
 async def test_a_request_whose_result_could_not_be_written_runs_again_and_keeps_both_rows(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="joulegate_agent.batch.runner")
     async with (
         upstream_server(SimulatedLLM(FAST).app()) as url,
         running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
@@ -239,7 +242,7 @@ async def test_a_request_whose_result_could_not_be_written_runs_again_and_keeps_
         )
         disk.commit()
         await lease(agent, http, True, 60)
-        await wait_for(lambda: agent.inference.ledger.count() >= 1, timeout=10)
+        await wait_for(lambda: "Could not record batch request a" in caplog.text, timeout=10)
         disk.execute("DROP TRIGGER refuse_results")
         disk.commit()
         disk.close()
