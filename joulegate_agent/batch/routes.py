@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from joulegate_agent.api.errors import ApiError
+from joulegate_agent.api.server import read_in_time
 from joulegate_agent.batch.batch_store import ACTIVE
 from joulegate_agent.batch.deadline import DeadlineError, batch_deadline
 from joulegate_agent.batch.file_store import (
@@ -53,14 +55,14 @@ def _openai_errors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except OpenAIError as err:
+        except (OpenAIError, ApiError) as err:  # ApiError: the server's own, e.g. a 408
             kind = "invalid_request_error" if err.status < 500 else "server_error"
             return web.json_response(
                 {
                     "error": {
                         "message": err.message,
                         "type": kind,
-                        "param": err.param,
+                        "param": getattr(err, "param", None),
                         "code": err.code,
                     }
                 },
@@ -132,23 +134,23 @@ class BatchRoutes:
         filename = "upload.jsonl"
         try:
             reader = await request.multipart()
-            while (part := await _next_part(reader)) is not None:
+            while (part := await _next_part(request, reader)) is not None:
                 if not isinstance(part, BodyPartReader):
                     raise _bad("Nested multipart bodies are not accepted.")
                 if part.name == "purpose":
-                    purpose = (await _chunk(part))[:64].decode("utf-8", "replace")
+                    purpose = (await _chunk(request, part))[:64].decode("utf-8", "replace")
                 elif part.name == "file" and upload is None:
                     filename = (part.filename or filename)[:FILENAME_MAX_CHARS]
                     upload = self.files.begin_upload()
                     try:
-                        while chunk := await _chunk(part):
+                        while chunk := await _chunk(request, part):
                             upload.write(chunk)
                     except FileLimitError:
                         raise OpenAIError(
                             413, "file_too_large", self.files.limit_error(upload), "file"
                         ) from None
                 else:
-                    await _skip(part)
+                    await _skip(request, part)
             if upload is None:
                 raise _bad("The upload has no 'file' field.", "file")
             if purpose != PURPOSE_INPUT:
@@ -302,28 +304,30 @@ def _malformed(err: Exception) -> OpenAIError:
     return OpenAIError(400, "invalid_multipart", f"The multipart body is malformed: {err}.")
 
 
-async def _next_part(reader: MultipartReader) -> Any:
+async def _next_part(request: web.Request, reader: MultipartReader) -> Any:
+    """The next part; each read of an upload must arrive within the server's body timeout,
+    but the whole may take as long as it keeps coming (200 MB over Wi-Fi takes minutes)."""
     try:
-        return await reader.next()
+        return await read_in_time(request, reader.next())
     except (ValueError, HttpProcessingError) as err:
         raise _malformed(err) from None
 
 
-async def _chunk(part: BodyPartReader) -> bytes:
+async def _chunk(request: web.Request, part: BodyPartReader) -> bytes:
     try:
-        return await part.read_chunk(CHUNK_BYTES)
+        return await read_in_time(request, part.read_chunk(CHUNK_BYTES))
     except (ValueError, HttpProcessingError) as err:
         raise _malformed(err) from None
 
 
-async def _skip(part: BodyPartReader) -> None:
-    while await _chunk(part):
+async def _skip(request: web.Request, part: BodyPartReader) -> None:
+    while await _chunk(request, part):
         pass
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await read_in_time(request, request.read()))
     except (ValueError, RecursionError):
         raise _bad("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
