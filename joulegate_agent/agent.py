@@ -58,6 +58,16 @@ class Agent:
         self.board: Board = detect_board(config.root, simulated=config.source == "simulated")
         self.sampler = Sampler(self.source, self.meter, config.sample_rate_hz)
         self.store = Store(data_dir / DATABASE_FILE)
+        try:
+            self._build(config, data_dir)
+        except BaseException:
+            self.store.close()  # a refused config must not leave the ledger open
+            raise
+        self.thermal: ThermalReading | None = None
+        self.started_mono = time.monotonic()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build(self, config: AgentConfig, data_dir: Path) -> None:
         self.inference = InferenceService(
             self.meter,
             self.store,
@@ -81,9 +91,6 @@ class Agent:
         simulated = measured if isinstance(measured, SimulatedOrinNano) else None
         self.power = build_power(config, self.inference, simulated, self._power_changed)
         self.thermal_reader = ThermalReader(config.root, simulated=simulated)
-        self.thermal: ThermalReading | None = None
-        self.started_mono = time.monotonic()
-        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def boundary(self) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -192,6 +194,15 @@ async def test_the_default_level_applies_at_start_and_shutdown_restores_the_boar
 def test_an_unknown_default_level_is_a_config_error(agent_config: AgentConfig) -> None:
     with pytest.raises(ConfigError, match=r"power\.default_level: no power level 'turbo'"):
         Agent(replace(agent_config, power_default_level="turbo"))
+
+
+def test_an_agent_refused_for_its_config_leaves_no_ledger_open(agent_config: AgentConfig) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ConfigError):
+            Agent(replace(agent_config, power_default_level="turbo"))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 async def test_each_row_records_the_level_its_window_ran_at(
