@@ -13,6 +13,11 @@ DEVICE_ID = "3f2a9c0d1e7b4a51"
 ENTRY_ID = "01JOULEGATETESTENTRY000001"
 
 
+def saved_file(key: str, data: dict[str, Any], version: int = 1) -> dict[str, Any]:
+    """A Home Assistant Store file as `hass_storage` holds it on disk (for a start to find)."""
+    return {"version": version, "minor_version": 1, "key": key, "data": data}
+
+
 async def wait_until(predicate: Callable[[], Any], within: float = 5.0) -> None:
     """Let the event loop run until `predicate()` is true (event-stream work).
 

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.joulegate.api import Inference
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 
-from .common import DEVICE_ID, ENTRY_ID, wait_until
+from .common import DEVICE_ID, ENTRY_ID, saved_file, wait_until
 from .fake_agent import FakeAgent, load_json
 
 LEDGER_KEY = f"{DOMAIN}.{ENTRY_ID}.ledger"
@@ -354,12 +354,9 @@ async def test_saved_cursor_is_resumed(
 ) -> None:
     """A cursor saved before a stop: the rows after it are taken in, those before not."""
     row15 = load_json("inferences.json")["items"][0]
-    hass_storage[LEDGER_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": LEDGER_KEY,
-        "data": {"device_id": DEVICE_ID, "cursor": 15, "recent": [row15, {"broken": 1}]},
-    }
+    hass_storage[LEDGER_KEY] = saved_file(
+        LEDGER_KEY, {"device_id": DEVICE_ID, "cursor": 15, "recent": [row15, {"broken": 1}]}
+    )
     events = async_capture_events(hass, EVENT_INFERENCE)
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
@@ -375,12 +372,9 @@ async def test_saved_cursor_of_another_agent_is_ignored(
     hass_storage: dict[str, Any],
 ) -> None:
     """Saved state that belongs to another device id is not used."""
-    hass_storage[LEDGER_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": LEDGER_KEY,
-        "data": {"device_id": "someone-else", "cursor": 999, "recent": []},
-    }
+    hass_storage[LEDGER_KEY] = saved_file(
+        LEDGER_KEY, {"device_id": "someone-else", "cursor": 999, "recent": []}
+    )
     events = async_capture_events(hass, EVENT_INFERENCE)
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)

@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 from custom_components.joulegate.gate import GateRunner
 
-from .common import DEVICE_ID, ENTRY_ID
+from .common import DEVICE_ID, ENTRY_ID, saved_file
 from .fake_agent import FakeAgent, load_json
 from .home import GATE_OPTIONS, set_home
 
@@ -73,6 +73,11 @@ async def infer(hass: HomeAssistant, agent: FakeAgent, entry: MockConfigEntry, n
     """`n` inferences finish now on the agent; Home Assistant reads them."""
     for _ in range(n):
         agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9, ended_at=dt_util.utcnow())
+    await read_agent(hass, entry)
+
+
+async def read_agent(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Home Assistant reads what the agent has now."""
     await entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
 
@@ -211,22 +216,17 @@ async def test_version_1_files_are_migrated_into_one(
     hass_storage: dict[str, Any],
 ) -> None:
     """The cursor file and the totals file of version 1 become one file; the totals carry on."""
-    hass_storage[LEDGER_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": LEDGER_KEY,
-        "data": {
+    hass_storage[LEDGER_KEY] = saved_file(
+        LEDGER_KEY,
+        {
             "device_id": DEVICE_ID,
             "cursor": 17,
             "recent": load_json("inferences.json")["items"],
         },
-    }
-    hass_storage[ACCOUNTING_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": ACCOUNTING_KEY,
-        "data": {"solar_wh": 2.0, "battery_wh": 0.5, "grid_wh": 0.25, "inferences": 40},
-    }
+    )
+    hass_storage[ACCOUNTING_KEY] = saved_file(
+        ACCOUNTING_KEY, {"solar_wh": 2.0, "battery_wh": 0.5, "grid_wh": 0.25, "inferences": 40}
+    )
     mock_config_entry.add_to_hass(hass)
     await start(hass, mock_config_entry)
 
@@ -248,12 +248,9 @@ async def test_a_version_1_totals_file_without_a_cursor_file_is_kept(
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
-    hass_storage[ACCOUNTING_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": ACCOUNTING_KEY,
-        "data": {"solar_wh": 1.0, "battery_wh": 0.0, "grid_wh": 0.5},
-    }
+    hass_storage[ACCOUNTING_KEY] = saved_file(
+        ACCOUNTING_KEY, {"solar_wh": 1.0, "battery_wh": 0.0, "grid_wh": 0.5}
+    )
     mock_config_entry.add_to_hass(hass)
     await start(hass, mock_config_entry)
     assert ACCOUNTING_KEY not in hass_storage
@@ -355,12 +352,9 @@ async def test_the_averages_are_known_right_after_a_restart(
     hass_storage: dict[str, Any],
 ) -> None:
     """The rolling window is read from the agent's ledger at start, not waited for."""
-    hass_storage[LEDGER_KEY] = {
-        "version": 2,
-        "minor_version": 1,
-        "key": LEDGER_KEY,
-        "data": {"device_id": DEVICE_ID, "ledger_id": agent.ledger_id, "cursor": 17},
-    }
+    hass_storage[LEDGER_KEY] = saved_file(
+        LEDGER_KEY, {"device_id": DEVICE_ID, "ledger_id": agent.ledger_id, "cursor": 17}, version=2
+    )
     events = async_capture_events(hass, EVENT_INFERENCE)
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
@@ -381,8 +375,7 @@ async def test_last_inference_energy_is_the_last_that_ran(
     await hass.async_block_till_done()
     agent.finish_inference(energy_j=18.0)
     agent.finish_inference(energy_j=0.0, output_tokens=0, outcome="refused")
-    await mock_config_entry.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
+    await read_agent(hass, mock_config_entry)
     last = hass.states.get(LAST_ENERGY)
     assert float(last.state) == pytest.approx(18.0 / 3600)
     assert last.attributes["outcome"] == "ok"
@@ -396,8 +389,7 @@ async def test_no_state_reads_in_exponent_notation_or_as_minus_zero(
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     agent.finish_inference(energy_j=0.054)  # 15 µWh
-    await mock_config_entry.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
+    await read_agent(hass, mock_config_entry)
     assert hass.states.get(LAST_ENERGY).state == "0.000015"
     assert hass.states.get("sensor.orin_rooftop_board_power").state == "0.0"
     for state in hass.states.async_all("sensor"):
@@ -426,12 +418,9 @@ async def test_the_old_source_sensors_are_retired_with_a_repair_not_lowered(
         ).entity_id
         for key in ("solar", "battery", "grid")
     }
-    hass_storage[ACCOUNTING_KEY] = {
-        "version": 1,
-        "minor_version": 1,
-        "key": ACCOUNTING_KEY,
-        "data": {"solar_wh": 1.0, "battery_wh": 0.25, "grid_wh": 0.5},
-    }
+    hass_storage[ACCOUNTING_KEY] = saved_file(
+        ACCOUNTING_KEY, {"solar_wh": 1.0, "battery_wh": 0.25, "grid_wh": 0.5}
+    )
     await start(hass, mock_config_entry)
 
     for entity_id in old.values():
