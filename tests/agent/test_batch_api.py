@@ -14,10 +14,11 @@ from joulegate_agent.simulate_llm import SimulatedLLM
 from tests.agent.batch_helpers import (
     CHAT,
     FAST,
+    batch_agent,
     chat_line,
     jsonl,
     lines_of,
-    openai_client,
+    submit,
     wait_for_status,
 )
 from tests.agent.llm_fakes import auth, proxy_config, running_agent, upstream_server
@@ -35,15 +36,8 @@ async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_each_line_and_c
         {**chat_line("other-model"), "body": {"model": "qwen", "messages": []}},
         [1, 2],
     ]
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(file=("bad.jsonl", jsonl(bad)), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+    async with batch_agent(tmp_path) as (_agent, _http, client):
+        batch = await submit(client, jsonl(bad), "bad.jsonl")
     assert batch.status == "failed"
     assert batch.failed_at is not None
     assert batch.errors is not None
@@ -63,15 +57,8 @@ async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_each_line_and_c
 
 
 async def test_an_empty_file_makes_a_failed_batch(tmp_path: Path) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(file=("e.jsonl", b"\n\n"), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+    async with batch_agent(tmp_path) as (_agent, _http, client):
+        batch = await submit(client, b"\n\n", "e.jsonl")
     assert batch.status == "failed"
     assert batch.errors is not None
     assert batch.errors.data is not None
@@ -81,11 +68,7 @@ async def test_an_empty_file_makes_a_failed_batch(tmp_path: Path) -> None:
 async def test_creating_a_batch_again_for_the_same_file_returns_the_active_batch(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (_agent, _http, client):
         uploaded = await client.files.create(
             file=("a.jsonl", jsonl([chat_line("a"), chat_line("b")])), purpose="batch"
         )
@@ -103,17 +86,8 @@ async def test_creating_a_batch_again_for_the_same_file_returns_the_active_batch
 async def test_cancel_goes_through_cancelling_to_cancelled_and_reports_what_did_not_run(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(
-            file=("a.jsonl", jsonl([chat_line("a"), chat_line("b")])), purpose="batch"
-        )
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (_agent, _http, client):
+        batch = await submit(client, jsonl([chat_line("a"), chat_line("b")]))
         cancelling = await client.batches.cancel(batch.id)
         cancelled = await wait_for_status(client, batch.id, ("cancelled",))
         assert cancelled.error_file_id is not None
@@ -134,16 +108,9 @@ async def test_cancel_goes_through_cancelling_to_cancelled_and_reports_what_did_
 async def test_an_upstream_error_answer_goes_to_the_error_file_with_its_status(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path) as (_agent, _http, client):
         lines = [chat_line("good"), chat_line("bad", simulate_tokens_per_s=-1)]
-        uploaded = await client.files.create(file=("a.jsonl", jsonl(lines)), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+        batch = await submit(client, jsonl(lines))
         done = await wait_for_status(client, batch.id, ("completed",))
         assert done.output_file_id is not None
         assert done.error_file_id is not None
@@ -170,11 +137,7 @@ async def test_an_upstream_error_answer_goes_to_the_error_file_with_its_status(
 async def test_a_deadline_in_metadata_that_cannot_be_used_is_refused(
     tmp_path: Path, metadata: dict[str, str], message: str
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path) as (_agent, _http, client):
         uploaded = await client.files.create(
             file=("a.jsonl", jsonl([chat_line("a")])), purpose="batch"
         )
@@ -192,19 +155,9 @@ async def test_an_absolute_deadline_in_metadata_wins_over_the_completion_window(
     tmp_path: Path,
 ) -> None:
     deadline = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3, hours=2)
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(
-            file=("a.jsonl", jsonl([chat_line("a")])), purpose="batch"
-        )
-        batch = await client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint=CHAT,
-            completion_window="24h",
-            metadata={"joulegate_deadline": deadline.isoformat()},
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (_agent, _http, client):
+        batch = await submit(
+            client, jsonl([chat_line("a")]), metadata={"joulegate_deadline": deadline.isoformat()}
         )
     assert batch.expires_at == int(deadline.timestamp())
     assert batch.metadata == {"joulegate_deadline": deadline.isoformat()}
@@ -226,11 +179,7 @@ async def test_no_proxy_auth_never_opens_the_batch_api(tmp_path: Path) -> None:
 async def test_an_upload_with_another_purpose_is_refused_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path) as (agent, _http, client):
         with pytest.raises(openai.BadRequestError) as raised:
             await client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune")
         listed = await client.files.list()
@@ -270,15 +219,8 @@ async def test_a_batch_needs_an_upstream(tmp_path: Path) -> None:
 async def test_a_file_of_more_than_50000_requests_makes_a_failed_batch(tmp_path: Path) -> None:
     line = '{"custom_id": "r%d", "method": "POST", "url": "%s", "body": {}}\n'
     content = "".join(line % (n, CHAT) for n in range(50_001)).encode()
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(file=("many.jsonl", content), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+    async with batch_agent(tmp_path) as (_agent, _http, client):
+        batch = await submit(client, content, "many.jsonl")
     assert batch.status == "failed"
     assert batch.errors is not None
     assert batch.errors.data is not None

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.simulate_llm import SimulatedLLM
 from tests.agent.batch_helpers import (
     CHAT,
-    FAST,
     MODEL,
+    batch_agent,
     chat_line,
     jsonl,
     lines_of,
-    openai_client,
+    submit,
     wait_for_status,
 )
-from tests.agent.llm_fakes import auth, proxy_config, rows, running_agent, upstream_server
+from tests.agent.llm_fakes import auth, rows
 
 IDS = [f"photo-{n}" for n in range(6)]
 
@@ -27,11 +26,7 @@ IDS = [f"photo-{n}" for n in range(6)]
 async def test_a_batch_from_the_openai_client_runs_and_its_output_has_one_line_per_custom_id(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path) as (agent, _http, client):
         uploaded = await client.files.create(
             file=("photos.jsonl", jsonl([chat_line(i) for i in IDS])), purpose="batch"
         )
@@ -71,17 +66,8 @@ async def test_a_batch_from_the_openai_client_runs_and_its_output_has_one_line_p
 async def test_a_batch_waits_while_the_gate_is_closed_and_runs_under_a_batch_only_lease(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(
-            file=("a.jsonl", jsonl([chat_line(i) for i in IDS])), purpose="batch"
-        )
-        created = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h"
-        )
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (agent, http, client):
+        created = await submit(client, jsonl([chat_line(i) for i in IDS]))
         await asyncio.sleep(1.5)
         waiting = await client.batches.retrieve(created.id)
         lease = await http.put(
@@ -104,19 +90,9 @@ async def test_a_batch_waits_while_the_gate_is_closed_and_runs_under_a_batch_onl
 async def test_the_batch_object_carries_its_energy_and_what_it_still_needs(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        uploaded = await client.files.create(
-            file=("a.jsonl", jsonl([chat_line(i) for i in IDS])), purpose="batch"
-        )
-        created = await client.batches.create(
-            input_file_id=uploaded.id,
-            endpoint=CHAT,
-            completion_window="24h",
-            metadata={"joulegate_window": "7d"},
+    async with batch_agent(tmp_path) as (agent, http, client):
+        created = await submit(
+            client, jsonl([chat_line(i) for i in IDS]), metadata={"joulegate_window": "7d"}
         )
         await wait_for_status(client, created.id, ("completed",))
         raw = await http.get(f"/v1/batches/{created.id}", headers=auth(agent))
@@ -138,11 +114,7 @@ async def test_the_batch_object_carries_its_energy_and_what_it_still_needs(
 async def test_list_and_delete_files_and_list_batches_with_the_openai_client(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (_agent, _http, client):
         first = await client.files.create(
             file=("1.jsonl", jsonl([chat_line("a")])), purpose="batch"
         )
