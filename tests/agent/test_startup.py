@@ -51,6 +51,22 @@ def the_one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def data_dir_holding(tmp_path: Path, name: str, content: bytes) -> Path:
+    """A data directory whose only file is `name`, holding `content`."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(content)
+    return data
+
+
+def stopped_naming(result: subprocess.CompletedProcess[str], path: Path) -> str:
+    """The one line of an agent that stopped with EX_CONFIG (not restarted) on `path`."""
+    assert result.returncode == EX_CONFIG
+    line = the_one_line(result)
+    assert str(path) in line
+    return line
+
+
 @contextlib.contextmanager
 def read_only_filesystem(where: Path) -> Iterator[Path]:
     """A tmpfs at `where` that can be turned read-only (as root); skipped where it cannot."""
@@ -69,25 +85,17 @@ def read_only_filesystem(where: Path) -> Iterator[Path]:
 
 
 def test_a_corrupt_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "joulegate.db").write_bytes(b"not a database, just bytes\n" * 200)
+    data = data_dir_holding(tmp_path, "joulegate.db", b"not a database, just bytes\n" * 200)
     result = serve(data)
-    assert result.returncode == EX_CONFIG
-    line = the_one_line(result)
-    assert str(data / "joulegate.db") in line
+    line = stopped_naming(result, data / "joulegate.db")
     assert "not a SQLite database" in line
     assert "move it aside" in line
 
 
 def test_an_empty_ledger_stops_the_agent_instead_of_starting_over_at_zero(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "joulegate.db").write_bytes(b"")
+    data = data_dir_holding(tmp_path, "joulegate.db", b"")
     result = serve(data)
-    assert result.returncode == EX_CONFIG
-    line = the_one_line(result)
-    assert str(data / "joulegate.db") in line
+    line = stopped_naming(result, data / "joulegate.db")
     assert "empty" in line
     assert (data / "joulegate.db").stat().st_size == 0  # left for the user to look at
 
@@ -102,31 +110,21 @@ def test_a_read_only_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> Non
         Store(data / "joulegate.db").close()
         subprocess.run(["mount", "-o", "remount,ro", str(filesystem)], check=True)
         result = serve(data)
-    assert result.returncode == EX_CONFIG
-    line = the_one_line(result)
-    assert str(data / "joulegate.db") in line
+    line = stopped_naming(result, data / "joulegate.db")
     assert "read-only" in line
 
 
 def test_a_token_file_that_is_not_utf8_stops_the_agent_with_one_line(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "token").write_bytes(b"\xff\xfe\xfa garbage")
+    data = data_dir_holding(tmp_path, "token", b"\xff\xfe\xfa garbage")
     result = serve(data)
-    assert result.returncode == EX_CONFIG
-    line = the_one_line(result)
-    assert str(data / "token") in line
+    line = stopped_naming(result, data / "token")
     assert "token --rotate" in line
 
 
 def test_a_device_id_file_that_is_not_utf8_stops_the_agent_with_one_line(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "device_id").write_bytes(b"\xff\xfe\xfa garbage")
+    data = data_dir_holding(tmp_path, "device_id", b"\xff\xfe\xfa garbage")
     result = serve(data)
-    assert result.returncode == EX_CONFIG
-    line = the_one_line(result)
-    assert str(data / "device_id") in line
+    line = stopped_naming(result, data / "device_id")
     assert "Home Assistant" in line
 
 
