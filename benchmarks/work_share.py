@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from demo.procs import free_port, simulated_agent_argv  # noqa: E402 - the repository root goes on sys.path first
+from benchmarks.soak import wait_http  # noqa: E402 - the repository root goes on sys.path first
+from demo.procs import free_port, simulated_agent_argv  # noqa: E402
 
 HOST = "127.0.0.1"
 TOKEN = "work-share-bench-0123456789abcdef"
 PROMPT = "Why is the sky blue? Answer in one short paragraph, please."
-
-
-async def wait_http(session: aiohttp.ClientSession, url: str, process: Any) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within 30 s")
 
 
 async def board_j(session: aiohttp.ClientSession, agent: str) -> float:
