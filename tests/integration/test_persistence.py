@@ -69,6 +69,12 @@ async def start(hass: HomeAssistant, entry: MockConfigEntry) -> GateRunner:
     return gate
 
 
+async def start_first(hass: HomeAssistant, entry: MockConfigEntry) -> GateRunner:
+    """The entry is added and started for the first time."""
+    entry.add_to_hass(hass)
+    return await start(hass, entry)
+
+
 async def infer(hass: HomeAssistant, agent: FakeAgent, entry: MockConfigEntry, n: int) -> None:
     """`n` inferences finish now on the agent; Home Assistant reads them."""
     for _ in range(n):
@@ -107,8 +113,7 @@ async def test_a_crash_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     """Killed just before or just after the rows' write: after the restart each row counts
     once, and no total is ever lower than it was shown before the crash."""
-    mock_config_entry.add_to_hass(hass)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     await infer(hass, agent, mock_config_entry, 2)
     # The sensors change only once the write is done: what they showed at the crash.
     shown, on_disk = totals(hass), copy.deepcopy(hass_storage)
@@ -136,8 +141,7 @@ async def test_a_total_is_shown_only_once_it_is_written(
 ) -> None:
     """Whenever a total changes state, the file already holds it (with the cursor that counted
     it): a crash at any moment after restarts from what the sensor showed, never below it."""
-    mock_config_entry.add_to_hass(hass)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     seen: list[tuple[float, float]] = []
 
     def on_change(event: Any) -> None:
@@ -171,8 +175,7 @@ async def test_a_total_that_could_not_be_written_is_not_shown(
     """A full disk: Home Assistant's Store logs the failed write and returns. The sensors keep
     what is on disk (a restart would come back to it, and a lower total_increasing state is a
     new meter cycle to the recorder), and show the rest once a write succeeds."""
-    mock_config_entry.add_to_hass(hass)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     await infer(hass, agent, mock_config_entry, 2)
     with patch(
         "homeassistant.helpers.storage.Store._async_write_data",
@@ -194,9 +197,8 @@ async def test_rows_whose_write_failed_are_announced_once_across_a_crash(
 ) -> None:
     """Rows whose cursor could not be written are announced once it is: a crash before that
     reads them again after the restart, and they are announced then, not twice."""
-    mock_config_entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     with patch(
         "homeassistant.helpers.storage.Store._async_write_data",
         side_effect=WriteError("[Errno 28] No space left on device"),
@@ -227,8 +229,7 @@ async def test_version_1_files_are_migrated_into_one(
     hass_storage[ACCOUNTING_KEY] = saved_file(
         ACCOUNTING_KEY, {"solar_wh": 2.0, "battery_wh": 0.5, "grid_wh": 0.25, "inferences": 40}
     )
-    mock_config_entry.add_to_hass(hass)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
 
     assert ACCOUNTING_KEY not in hass_storage
     saved = hass_storage[LEDGER_KEY]
@@ -251,8 +252,7 @@ async def test_a_version_1_totals_file_without_a_cursor_file_is_kept(
     hass_storage[ACCOUNTING_KEY] = saved_file(
         ACCOUNTING_KEY, {"solar_wh": 1.0, "battery_wh": 0.0, "grid_wh": 0.5}
     )
-    mock_config_entry.add_to_hass(hass)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     assert ACCOUNTING_KEY not in hass_storage
     assert hass_storage[LEDGER_KEY]["data"]["accounting"]["grid_wh"] == 0.5
     assert value(hass, ABOVE_IDLE) == 1.5
@@ -269,9 +269,8 @@ async def test_a_restart_counts_only_the_rows_it_did_not_count(
 ) -> None:
     """An agent that names its ledger and one from before ledger identities: the same."""
     agent.ledger_id = ledger_id
-    mock_config_entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     await infer(hass, agent, mock_config_entry, 2)
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9)
@@ -290,9 +289,8 @@ async def test_a_new_ledger_starts_the_cursor_over_and_keeps_the_totals(
 ) -> None:
     """The agent's ledger was started over and already holds more rows than the cursor: ids
     alone cannot tell, the ledger's identity does. Every row of the new ledger counts once."""
-    mock_config_entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     await infer(hass, agent, mock_config_entry, 2)  # rows 18 and 19
     before = value(hass, ABOVE_IDLE)
 
@@ -312,9 +310,8 @@ async def test_a_ledger_started_over_while_home_assistant_was_down(
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
-    mock_config_entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     await infer(hass, agent, mock_config_entry, 1)
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
@@ -336,9 +333,8 @@ async def test_an_older_agent_whose_ledger_starts_over_is_read_from_the_start(
 ) -> None:
     """Without a ledger identity the newest row below the cursor still tells (as before)."""
     agent.ledger_id = None
-    mock_config_entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await start(hass, mock_config_entry)
+    await start_first(hass, mock_config_entry)
     agent.start_ledger_over(None)
     await infer(hass, agent, mock_config_entry, 3)
     assert [event.data["id"] for event in events] == [1, 2, 3]
