@@ -5,11 +5,9 @@ reset gets a new identity its clients can see."""
 from __future__ import annotations
 
 import configparser
-import contextlib
 import os
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from joulegate_agent.data_errors import UnusableDataError
 from joulegate_agent.store import Store
 from tests.agent.conftest import auth
 from tests.agent.llm_fakes import proxy_config, running_agent
+from tests.agent.tmpfs import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "examples" / "joulegate-agent.service"
@@ -67,23 +66,6 @@ def stopped_naming(result: subprocess.CompletedProcess[str], path: Path) -> str:
     return line
 
 
-@contextlib.contextmanager
-def read_only_filesystem(where: Path) -> Iterator[Path]:
-    """A tmpfs at `where` that can be turned read-only (as root); skipped where it cannot."""
-    where.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a filesystem here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_corrupt_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> None:
     data = data_dir_holding(tmp_path, "joulegate.db", b"not a database, just bytes\n" * 200)
     result = serve(data)
@@ -101,7 +83,7 @@ def test_an_empty_ledger_stops_the_agent_instead_of_starting_over_at_zero(tmp_pa
 
 
 def test_a_read_only_ledger_stops_the_agent_with_one_line(tmp_path: Path) -> None:
-    with read_only_filesystem(tmp_path / "ro") as filesystem:
+    with tmpfs(tmp_path / "ro", "size=4m") as filesystem:
         data = filesystem / "data"
         data.mkdir()
         (data / "token").write_text("a-token-of-the-agent\n")

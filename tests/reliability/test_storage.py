@@ -16,13 +16,11 @@ again every held row is written, in order, and the counters grow by exactly thos
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sqlite3
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +38,13 @@ from tests.agent.llm_fakes import (
     running_agent,
     upstream_server,
 )
+from tests.agent.tmpfs import tmpfs
 from tests.reliability.harness import check_database_copy, counters_of
 
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
 FILESYSTEM_BYTES = 4 << 20
 LEFT_FREE_BYTES = 96 << 10
 RECOVERY_TIMEOUT_S = 40.0  # the writer's backoff reaches RETRY_MAX_S (30 s) at the longest
-
-
-@contextlib.contextmanager
-def small_filesystem(where: Path, size: int = FILESYSTEM_BYTES) -> Iterator[Path]:
-    where.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def fill(filesystem: Path, leave: int = LEFT_FREE_BYTES) -> Path:
@@ -200,7 +183,7 @@ async def test_a_full_disk_holds_rows_in_memory_until_it_has_room(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    with small_filesystem(tmp_path / "small") as filesystem:
+    with tmpfs(tmp_path / "small", f"size={FILESYSTEM_BYTES},mode=0700") as filesystem:
         config = proxy_config(tmp_path, None, data_dir=filesystem / "data")
         async with (
             upstream_server(FakeUpstream()) as url,
@@ -279,7 +262,7 @@ async def test_an_agent_restarted_on_a_full_disk_serves_its_ledger_and_recovers(
     """Under ~4 MB free the WAL used to take all the room, never be checkpointed, and leave the
     ledger wedged after a restart."""
     caplog.set_level(logging.INFO)
-    with small_filesystem(tmp_path / "small") as filesystem:
+    with tmpfs(tmp_path / "small", f"size={FILESYSTEM_BYTES},mode=0700") as filesystem:
         data_dir = filesystem / "data"
         async with upstream_server(FakeUpstream()) as url:
             config = proxy_config(tmp_path, url, data_dir=data_dir)
