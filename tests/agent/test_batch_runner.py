@@ -19,10 +19,12 @@ from tests.agent.batch_helpers import (
     CHAT,
     FAST,
     MODEL,
+    batch_agent,
     chat_line,
     jsonl,
     lines_of,
     openai_client,
+    submit,
     wait_for_status,
 )
 from tests.agent.llm_fakes import (
@@ -47,12 +49,11 @@ async def lease(agent: Agent, http: TestClient[Any, Any], open_: bool, lease_s: 
     assert response.status == 200, await response.text()
 
 
-async def submit(agent: Agent, http: TestClient[Any, Any], lines: list[Any], **extra: Any) -> str:
+async def submit_lines(
+    agent: Agent, http: TestClient[Any, Any], lines: list[Any], **extra: Any
+) -> str:
     async with openai_client(agent, http) as client:
-        uploaded = await client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
-        batch = await client.batches.create(
-            input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h", **extra
-        )
+        batch = await submit(client, jsonl(lines), "in.jsonl", **extra)
     return batch.id
 
 
@@ -70,7 +71,7 @@ async def test_a_batch_pauses_when_the_gate_closes_and_resumes_when_it_opens(
         upstream_server(SimulatedLLM(SLOW).app()) as url,
         running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
     ):
-        batch_id = await submit(agent, http, lines)
+        batch_id = await submit_lines(agent, http, lines)
         await lease(agent, http, True, 1.0)
         await asyncio.sleep(1.4)  # the lease ran out; the request in flight then finished
         paused_at = completed(agent, batch_id)
@@ -90,7 +91,7 @@ async def test_an_interactive_request_waiting_for_a_slot_goes_before_the_next_ba
     async with upstream_server(SimulatedLLM(SLOW).app()) as url:
         config = config.with_overrides(upstream=url)
         async with running_agent(config) as (agent, http):
-            batch_id = await submit(agent, http, lines)
+            batch_id = await submit_lines(agent, http, lines)
             await wait_for(lambda: agent.batches.runner.in_flight == 1)
             response = await http.post(
                 CHAT,
@@ -108,12 +109,8 @@ async def test_an_interactive_request_waiting_for_a_slot_goes_before_the_next_ba
 async def test_a_batch_past_its_deadline_expires_and_its_requests_go_to_the_error_file(
     tmp_path: Path,
 ) -> None:
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        batch_id = await submit(
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (agent, http, client):
+        batch_id = await submit_lines(
             agent, http, [chat_line("a"), chat_line("b")], metadata={"joulegate_window": "1s"}
         )
         expired = await wait_for_status(client, batch_id, ("expired",), timeout=10)
@@ -133,7 +130,7 @@ async def test_a_restarted_agent_resumes_the_batch_where_it_stopped(tmp_path: Pa
     async with upstream_server(SimulatedLLM(FAST).app()) as url:
         closed = proxy_config(tmp_path, url, gate_fallback_open=False)
         async with running_agent(closed) as (agent, http):
-            batch_id = await submit(agent, http, lines)
+            batch_id = await submit_lines(agent, http, lines)
         async with (
             running_agent(closed.with_overrides(gate_fallback_open=True)) as (agent, http),
             openai_client(agent, http) as client,
@@ -153,7 +150,7 @@ async def test_a_request_the_upstream_never_answers_is_tried_three_times_then_fa
         running_agent(proxy_config(tmp_path, gone)) as (agent, http),
         openai_client(agent, http) as client,
     ):
-        batch_id = await submit(agent, http, [chat_line("a")])
+        batch_id = await submit_lines(agent, http, [chat_line("a")])
         done = await wait_for_status(client, batch_id, ("completed",), timeout=15)
         assert done.error_file_id is not None
         [error] = lines_of((await client.files.content(done.error_file_id)).content)
@@ -179,7 +176,7 @@ async def test_a_batch_that_cannot_finish_in_time_says_so_in_the_batch_the_statu
         await lease(agent, http, False, 60)
         caplog.set_level(logging.WARNING, logger="joulegate_agent.batch.service")
         lines = [chat_line(f"r{n}") for n in range(20)]
-        batch_id = await submit(agent, http, lines, metadata={"joulegate_window": "5s"})
+        batch_id = await submit_lines(agent, http, lines, metadata={"joulegate_window": "5s"})
         response = await http.get(f"/v1/batches/{batch_id}", headers=auth(agent))
         block = (await response.json())["joulegate"]
         status = await (await http.get("/api/v1/status", headers=auth(agent))).json()
@@ -213,7 +210,7 @@ async def test_a_finished_batch_is_published_as_a_batch_event(tmp_path: Path) ->
         running_agent(proxy_config(tmp_path, url)) as (agent, http),
     ):
         subscription = agent.inference.events.subscribe()
-        batch_id = await submit(agent, http, [chat_line("a")])
+        batch_id = await submit_lines(agent, http, [chat_line("a")])
         while True:
             item = await subscription.get(timeout=10)
             assert item is not None
@@ -229,12 +226,8 @@ async def test_a_request_whose_result_could_not_be_written_runs_again_and_keeps_
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="joulegate_agent.batch.runner")
-    async with (
-        upstream_server(SimulatedLLM(FAST).app()) as url,
-        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
-        openai_client(agent, http) as client,
-    ):
-        batch_id = await submit(agent, http, [chat_line("a")])
+    async with batch_agent(tmp_path, gate_fallback_open=False) as (agent, http, client):
+        batch_id = await submit_lines(agent, http, [chat_line("a")])
         disk = sqlite3.connect(agent.store.path)  # the disk refuses the result, not the row
         disk.execute(
             "CREATE TRIGGER refuse_results BEFORE UPDATE ON batch_requests"
@@ -271,7 +264,7 @@ async def test_batch_requests_wait_while_the_ledger_cannot_be_written(tmp_path: 
         running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
         openai_client(agent, http) as client,
     ):
-        batch_id = await submit(agent, http, [chat_line("a"), chat_line("b")])
+        batch_id = await submit_lines(agent, http, [chat_line("a"), chat_line("b")])
         query_only(agent, True)
         await lease(agent, http, True, 60)
         interactive = await http.post(CHAT, json={"messages": []}, headers=auth(agent))
