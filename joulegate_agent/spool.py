@@ -199,6 +199,9 @@ class LedgerWriter:
             if is_storage_fault(err):
                 await self._disk_failed(err, waiters)
                 return
+            if not batch:
+                self._energy_refused(err, waiters)
+                return
             self._flush_waiters[:0] = waiters
             if len(batch) > 1:
                 self._one_by_one = len(batch)  # find the row at fault, keep the others
@@ -244,6 +247,16 @@ class LedgerWriter:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._backoff_s)
         self._backoff_s = min(RETRY_MAX_S, self._backoff_s * 2)
+
+    def _energy_refused(self, err: Exception, waiters: list[asyncio.Future[bool]]) -> None:
+        """A write of the energy alone failed, not for the disk: the energy stays unsaved (take()
+        gives it again to the next write, nothing is counted twice) and the flush says False."""
+        _LOGGER.error(
+            "Could not add the board energy to the ledger (%s): it is tried again with the next "
+            "write",
+            err,
+        )
+        _resolve(waiters, False)
 
     def _drop(self, entry: _Entry, err: Exception) -> None:
         self._entries = [kept for kept in self._entries if kept is not entry]

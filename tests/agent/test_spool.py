@@ -1,0 +1,67 @@
+"""The ledger writer's board energy: never lost silently or counted twice, no hung flush."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from joulegate_agent.ledger import Ledger
+from joulegate_agent.spool import LedgerWriter, UnsavedEnergy
+from joulegate_agent.store import Store
+
+COUNTER = "board_energy_j"
+FLUSH_TIMEOUT_S = 5.0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "joulegate.db")
+    yield opened
+    opened.close()
+
+
+def refuse_energy(store: Store) -> None:
+    """A write of the energy counter fails as a constraint does (not a storage fault)."""
+    with store.lock:
+        store.connection.execute(
+            f"CREATE TRIGGER refuse_energy BEFORE INSERT ON counters WHEN NEW.name = '{COUNTER}' "
+            "BEGIN SELECT RAISE(ABORT, 'energy refused'); END"
+        )
+
+
+def accept_energy(store: Store) -> None:
+    with store.lock:
+        store.connection.execute("DROP TRIGGER refuse_energy")
+
+
+def read_only(store: Store) -> None:
+    with store.lock:
+        store.connection.execute("PRAGMA query_only=ON")
+
+
+def writer_for(store: Store, metered_j: list[float]) -> LedgerWriter:
+    return LedgerWriter(
+        Ledger(store),
+        publish=lambda _row: None,
+        energy=UnsavedEnergy(COUNTER, lambda: metered_j[0]),
+    )
+
+
+async def test_a_refused_energy_only_write_fails_the_flush_and_keeps_the_energy_for_later(
+    store: Store,
+) -> None:
+    metered_j = [3600.0]
+    writer = writer_for(store, metered_j)
+    refuse_energy(store)
+
+    assert await asyncio.wait_for(writer.flush(), FLUSH_TIMEOUT_S) is False
+
+    accept_energy(store)
+    metered_j[0] = 7200.0
+    assert await asyncio.wait_for(writer.flush(), FLUSH_TIMEOUT_S) is True
+    assert await asyncio.wait_for(writer.flush(), FLUSH_TIMEOUT_S) is True
+    assert store.counter(COUNTER) == pytest.approx(7200.0)
+    await writer.close()
