@@ -157,7 +157,8 @@ class LedgerWriter:
         return await asyncio.shield(future)
 
     async def close(self) -> None:
-        """A last flush; rows the disk still refuses are lost with the process, and said so."""
+        """A last flush; rows and board energy the disk still refuses are lost with the process,
+        and said so."""
         written = await self.flush()
         if self._task is not None:
             self._task.cancel()
@@ -170,6 +171,15 @@ class LedgerWriter:
                 len(self._entries),
                 self._error,
             )
+        if not written and self._energy is not None:
+            unsaved_j = self._energy.take()[1]
+            if unsaved_j > 0:
+                _LOGGER.error(
+                    "%.3f Wh of board energy metered since the last write could not be saved "
+                    "(%s) and is lost as the agent stops",
+                    unsaved_j / 3600.0,
+                    self._error or "the last write failed",
+                )
         for entry in self._entries:
             if not entry.future.done():
                 entry.future.cancel()

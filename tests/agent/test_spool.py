@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,18 @@ async def test_a_refused_energy_only_write_fails_the_flush_and_keeps_the_energy_
     assert await asyncio.wait_for(writer.flush(), FLUSH_TIMEOUT_S) is True
     assert store.counter(COUNTER) == pytest.approx(7200.0)
     await writer.close()
+
+
+async def test_board_energy_lost_at_shutdown_is_logged_with_its_watt_hours(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = writer_for(store, [5400.0])
+    read_only(store)
+
+    with caplog.at_level(logging.ERROR, logger="joulegate_agent.spool"):
+        await asyncio.wait_for(writer.close(), FLUSH_TIMEOUT_S)
+
+    assert any(
+        "1.500 Wh" in record.getMessage() and "board energy" in record.getMessage()
+        for record in caplog.records
+    ), [record.getMessage() for record in caplog.records]
