@@ -143,13 +143,19 @@ class RetentionClock:
             self.now()
 
     def now(self) -> float:
+        return self._read()[0]
+
+    def _read(self) -> tuple[float, bool | None]:
+        """(the retention time now, whether the system said the clock is synchronised): one
+        probe of the system's clock state (a file stat and a system call) for both."""
         with self._lock:
             wall, mono = self._wall(), self._monotonic()
             self._last_wall = wall
             expected = self._ts + max(0.0, mono - self._mono)
             self._mono = mono
             off_by = wall - expected
-            if self._synced() is True or (self.anchored and abs(off_by) <= JUMP_TOLERANCE_S):
+            synced = self._synced()
+            if synced is True or (self.anchored and abs(off_by) <= JUMP_TOLERANCE_S):
                 if self._distrusted or abs(off_by) > JUMP_TOLERANCE_S:
                     _LOGGER.info(
                         "Retention follows the wall clock again (%+.0f s from the time the agent "
@@ -159,7 +165,7 @@ class RetentionClock:
                 self._distrusted = False
                 self.anchored = True
                 self._ts = wall
-                return wall
+                return wall, synced
             if self.anchored and not self._distrusted:
                 _LOGGER.warning(
                     "The wall clock is %+.0f s from the time the agent has seen pass; until it "
@@ -168,10 +174,15 @@ class RetentionClock:
                 )
                 self._distrusted = True
             self._ts = expected
-            return expected
+            return expected, synced
 
     def offset(self) -> float | None:
         """Retention time minus wall time, now (0 while the wall clock is trusted); None while
         the clock is not anchored."""
-        ts = self.now()
-        return ts - self._last_wall if self.anchored else None
+        return self.reading()[0]
+
+    def reading(self) -> tuple[float | None, bool | None]:
+        """(`offset()`, whether the clock is synchronised) from a single probe: a row's stamp
+        needs both, on the event loop, for every row."""
+        ts, synced = self._read()
+        return (ts - self._last_wall if self.anchored else None), synced

@@ -361,20 +361,20 @@ class Ledger:
             raise ValueError("retention_days must be at least 1")
         self._store = store
         self.retention_days = retention_days
-        self._synced = synced
         if clock is None:
             resume_ts, anchored = retention_resume(store)
             clock = RetentionClock(resume_ts, anchored=anchored, synced=synced)
         self.clock = clock
 
     def stamp(self, row: InferenceRow) -> InferenceRow:
-        """`row` with the clock's state now: synchronised or not, and its retention time."""
+        """`row` with the clock's state now: synchronised or not (as the retention clock's own
+        probe found it: one probe a row), and its retention time."""
         if row.retention_ts is not None:
             return row
-        offset = self.clock.offset()
+        offset, synced = self.clock.reading()
         return replace(
             row,
-            clock_synced=self._synced(),
+            clock_synced=synced,
             retention_ts=None if offset is None else row.ended_at.timestamp() + offset,
         )
 

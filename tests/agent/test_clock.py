@@ -281,3 +281,18 @@ def test_a_new_ledger_under_a_clock_two_years_behind_keeps_its_rows_a_full_perio
     assert ledger.prune() == 0
     world.passes(2 * DAY)
     assert ledger.prune() == 3
+
+
+def test_a_row_costs_one_probe_of_whether_the_clock_is_synchronised(store: Store) -> None:
+    probes: list[None] = []
+
+    def synced() -> bool | None:
+        probes.append(None)
+        return True
+
+    ledger = Ledger(store, synced=synced)
+    probes.clear()
+    stamped = ledger.stamp(World().row(0))
+    ledger.record(stamped)
+    assert len(probes) == 1
+    assert stamped.clock_synced is True
