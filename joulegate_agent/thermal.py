@@ -76,6 +76,12 @@ class ThermalReader:
         ]
         self._oc_last: dict[Path, int] = {}
         self._mode_names = self._read_mode_names()
+        self.power_modes = simulated is None and any(
+            sysfs.path(name).exists() for name in (NVPMODEL_CONF, NVPMODEL_STATUS)
+        )
+        """Whether the board has nvpmodel power modes at all (its config or status file was there
+        at start): a reading without a mode is then a blip (nvpmodel rewriting its status file),
+        not a board that never has one."""
 
     def read(self, under_load: bool = False) -> ThermalReading:
         """`under_load`: inference is running, so clocks below their limit mean a cap."""

@@ -38,6 +38,7 @@ def info_payload(agent: Agent) -> dict[str, Any]:
             "manufacturer": agent.board.manufacturer,
             "model": agent.board.model,
             "simulated": agent.board.simulated,
+            "power_modes": agent.thermal_reader.power_modes,
         },
         "agent_version": agent.version,
         "api_version": API_VERSION,

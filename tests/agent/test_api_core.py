@@ -119,6 +119,7 @@ async def test_info_names_the_device_board_and_whole_board_rail(
     body = await (await api.get("/api/v1/info", headers=auth(agent))).json()
     assert body["device_id"] == agent.device_id
     assert body["board"]["simulated"] is True
+    assert body["board"]["power_modes"] is False
     whole = [r["name"] for s in body["sources"] for r in s["rails"] if r["whole_board"]]
     assert whole == ["VDD_IN"]
 

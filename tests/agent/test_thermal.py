@@ -134,6 +134,26 @@ def test_power_mode_without_a_name_in_the_config_gets_its_number(tmp_path: Path)
     assert ThermalReader(tmp_path).read().power_mode == PowerMode(4, "mode 4")
 
 
+def test_a_board_with_nvpmodel_has_power_modes_while_its_status_file_is_rewritten(
+    tmp_path: Path,
+) -> None:
+    trees.orin_nano(tmp_path)
+    (tmp_path / "var/lib/nvpmodel/status").unlink()  # nvpmodel replacing it at this moment
+    reader = ThermalReader(tmp_path)
+    assert (reader.read().power_mode, reader.power_modes) == (None, True)
+
+
+def test_a_box_without_nvpmodel_has_no_power_modes(tmp_path: Path) -> None:
+    trees.generic_hwmon(tmp_path)
+    assert ThermalReader(tmp_path).power_modes is False
+
+
+def test_the_simulated_board_has_no_power_modes(tmp_path: Path) -> None:
+    trees.orin_nano(tmp_path)
+    board = SimulatedOrinNano(load=lambda: 0, clock=trees.Clock(), seed=1)
+    assert ThermalReader(tmp_path, simulated=board).power_modes is False
+
+
 def test_simulated_reader_reports_the_simulated_temperature(tmp_path: Path) -> None:
     clock = trees.Clock()
     board = SimulatedOrinNano(load=lambda: 0, clock=clock, seed=1)
