@@ -180,6 +180,7 @@ class Board:
     manufacturer: str
     model: str
     simulated: bool
+    power_modes: bool | None = None  # None: an agent from before it said whether it has any
 
     @classmethod
     def from_dict(cls, data: Any) -> Self:
@@ -189,6 +190,7 @@ class Board:
             manufacturer=_str(obj, "manufacturer"),
             model=_str(obj, "model"),
             simulated=_bool(obj, "simulated", False),
+            power_modes=None if obj.get("power_modes") is None else _bool(obj, "power_modes"),
         )
 
 

@@ -28,7 +28,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .accounting import Totals
-from .api import Status
+from .api import Board, Status
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
@@ -61,7 +61,10 @@ class JoulegateSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[JoulegateState], StateType]
     attributes_fn: Callable[[JoulegateState], Mapping[str, Any] | None] | None = None
-    exists_fn: Callable[[Status], bool] = lambda _: True  # whether the board can fill it
+    # Whether the board can fill it: created at setup only then.
+    exists_fn: Callable[[Board, Status], bool] = lambda _board, _status: True
+    # Whether the agent says the board never fills it: only then is an earlier entity removed.
+    unfillable_fn: Callable[[Board], bool] = lambda _board: False
 
 
 def _clean(value: float) -> float:
@@ -142,7 +145,9 @@ SENSORS: tuple[JoulegateSensorEntityDescription, ...] = (
         key="power_mode",
         translation_key="power_mode",
         value_fn=lambda state: mode.name if (mode := state.status.power_mode) else None,
-        exists_fn=lambda status: status.power_mode is not None,
+        # A status without a mode on a board with modes is nvpmodel rewriting its file: a blip.
+        exists_fn=lambda board, status: board.power_modes is True or status.power_mode is not None,
+        unfillable_fn=lambda board: board.power_modes is False,
     ),
     JoulegateSensorEntityDescription(
         key="inferences",
@@ -404,9 +409,10 @@ async def async_setup_entry(
     """Set up the sensors of one agent (rails and zones are those it reports), and its gate's."""
     coordinator = entry.runtime_data.coordinator
     status = coordinator.data.status
-    _remove_unfillable(hass, coordinator.info.device_id, status)
+    board = coordinator.info.board
+    _remove_unfillable(hass, coordinator.info.device_id, board)
     descriptions = [
-        *(description for description in SENSORS if description.exists_fn(status)),
+        *(description for description in SENSORS if description.exists_fn(board, status)),
         *(_rail_sensor(rail.name) for rail in status.power.rails),
         *(_zone_sensor(zone) for zone in sorted(status.thermal.zones)),
     ]
@@ -422,11 +428,12 @@ async def async_setup_entry(
         )
 
 
-def _remove_unfillable(hass: HomeAssistant, device_id: str, status: Status) -> None:
-    """Remove the entities of an earlier version that this board cannot fill (Unknown for good)."""
+def _remove_unfillable(hass: HomeAssistant, device_id: str, board: Board) -> None:
+    """Remove the entities of an earlier version that the agent says this board never fills
+    (Unknown for good); never on one status's word, which may be a blip."""
     registry = er.async_get(hass)
     for description in SENSORS:
-        if description.exists_fn(status):
+        if not description.unfillable_fn(board):
             continue
         unique_id = f"{device_id}_{description.key}"
         if entity_id := registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id):

@@ -86,20 +86,69 @@ async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
     mock_config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
 ) -> None:
-    """An earlier version created Power mode on every board; where there is none it goes."""
+    """An earlier version created Power mode on every board; where the agent says the board has
+    no power modes it goes."""
     mock_config_entry.add_to_hass(hass)
-    entity_registry.async_get_or_create(
-        "sensor",
-        DOMAIN,
-        f"{DEVICE_ID}_power_mode",
-        config_entry=mock_config_entry,
-        suggested_object_id="orin_rooftop_power_mode",
-    )
+    power_mode_entity(entity_registry, mock_config_entry)
+    agent.info["board"]["power_modes"] = False
     agent.status["power_mode"] = None
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode") is None
     assert hass.states.get("sensor.orin_rooftop_power_mode") is None
+
+
+async def test_a_power_mode_missing_from_the_first_status_keeps_the_users_entity(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """nvpmodel rewriting its status file as the integration starts is a blip: the entity, with
+    the name the user gave it, stays and shows the mode at the next poll."""
+    mock_config_entry.add_to_hass(hass)
+    entity_id = power_mode_entity(entity_registry, mock_config_entry)
+    entity_registry.async_update_entity(entity_id, name="Board mode")
+    agent.info["board"]["power_modes"] = True
+    agent.status["power_mode"] = None
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(entity_id).state == "unknown"
+
+    agent.status["power_mode"] = {"id": 2, "name": "MAXN_SUPER"}
+    await mock_config_entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    entry = entity_registry.async_get(entity_id)
+    assert entry is not None
+    assert entry.name == "Board mode"
+    assert hass.states.get(entity_id).state == "MAXN_SUPER"
+
+
+async def test_a_power_mode_entity_is_kept_when_an_older_agent_does_not_say(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+) -> None:
+    """An agent from before /info's board.power_modes: one status without a mode proves nothing."""
+    mock_config_entry.add_to_hass(hass)
+    power_mode_entity(entity_registry, mock_config_entry)
+    agent.info["board"].pop("power_modes", None)
+    agent.status["power_mode"] = None
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode")
+
+
+def power_mode_entity(registry: er.EntityRegistry, config_entry: MockConfigEntry) -> str:
+    """The Power mode entity as an earlier setup left it in the registry."""
+    return registry.async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{DEVICE_ID}_power_mode",
+        config_entry=config_entry,
+        suggested_object_id="orin_rooftop_power_mode",
+    ).entity_id
 
 
 @pytest.mark.usefixtures("init_integration")
