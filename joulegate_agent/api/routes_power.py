@@ -12,6 +12,7 @@ from aiohttp import web
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
+from joulegate_agent.api.server import read_in_time
 from joulegate_agent.gate import LEASE_MAX_S, LEASE_MIN_S
 from joulegate_agent.power.controller import (
     REASON_MAX_CHARS,
@@ -31,7 +32,7 @@ def _bad(message: str, code: str = "invalid_body") -> ApiError:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = json.loads(await read_in_time(request, request.read()) or b"{}")
     except (ValueError, RecursionError):
         raise _bad("The request body is not valid JSON.", "invalid_json") from None
     if not isinstance(body, dict):

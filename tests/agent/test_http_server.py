@@ -8,14 +8,27 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 
+from joulegate_agent.api.routes_core import openapi_document
 from joulegate_agent.api.server import FD_RESERVE, ServerLimits, connection_cap
 from tests.agent.llm_fakes import proxy_config
 from tests.agent.served import Served, served_agent
 
 HALF_A_HEAD = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"
+DOCUMENT = openapi_document()
+OPERATIONS = [
+    (path, method, operation)
+    for path, item in DOCUMENT["paths"].items()
+    for method, operation in item.items()
+    if method in ("get", "put", "post", "delete", "patch")
+]
+WITH_A_BODY = [
+    (path, method) for path, method, operation in OPERATIONS if "requestBody" in operation
+]
 
 
 def status_and_json(answer: bytes) -> tuple[int, dict[str, object]]:
@@ -132,3 +145,63 @@ async def test_an_authorization_header_that_is_not_utf8_gets_a_json_401(
     status, body = status_and_json(answer)
     assert (status, body["error"]) == (401, "invalid_token")
     assert "Traceback" not in caplog.text
+
+
+async def one_answer(served: Served, request: bytes) -> bytes:
+    """The agent's answer to `request`, without waiting for it to close the connection (after
+    an error it lingers, reading what is left of the body, up to aiohttp's lingering time)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        return head + await asyncio.wait_for(reader.readexactly(length), 10.0)
+    finally:
+        writer.close()
+
+
+def documented(path: str, method: str, status: int) -> dict[str, Any]:
+    """The operation's documented response for `status`, its $ref followed."""
+    response: dict[str, Any] = DOCUMENT["paths"][path][method]["responses"][str(status)]
+    if "$ref" in response:
+        response = DOCUMENT["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    return response
+
+
+def assert_documents(response: dict[str, Any], body: object) -> None:
+    schema = response["content"]["application/json"]["schema"]
+    jsonschema.validate(body, {**schema, "components": DOCUMENT["components"]})
+
+
+async def test_every_operation_documents_the_400_of_a_request_that_is_not_http(
+    tmp_path: Path,
+) -> None:
+    async with served_agent(proxy_config(tmp_path, None)) as served:
+        answer = await served.raw(b"NOT-HTTP\r\n\r\n")
+    status, body = status_and_json(answer)
+    assert (status, body["error"]) == (400, "bad_request")
+    for path, method, _ in OPERATIONS:
+        response = documented(path, method, 400)
+        assert "bad_request" in response["description"], (method, path)
+        if "content" in response:  # else: a proxied route, the upstream's answer relayed as is
+            assert_documents(response, body)
+
+
+@pytest.mark.parametrize(("path", "method"), WITH_A_BODY, ids=[" ".join(op) for op in WITH_A_BODY])
+async def test_every_operation_with_a_body_documents_its_408_when_the_body_stalls(
+    tmp_path: Path, path: str, method: str
+) -> None:
+    limits = ServerLimits(max_connections=50, body_timeout_s=0.3)
+    content_type = (
+        "multipart/form-data; boundary=b0undary" if path == "/v1/files" else "application/json"
+    )
+    async with served_agent(proxy_config(tmp_path, "http://127.0.0.1:9"), limits) as served:
+        head = (
+            f"{method.upper()} {path.replace('{window_id}', 'w1')} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {served.agent.token}\r\nContent-Type: {content_type}\r\n"
+            "Content-Length: 100\r\nConnection: close\r\n\r\n"
+        ).encode()
+        answer = await one_answer(served, head + b"--b0undary\r\n")
+    status, body = status_and_json(answer)
+    assert status == 408, body
+    assert_documents(documented(path, method, 408), body)
