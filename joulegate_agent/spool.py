@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from joulegate_agent.aio import wait_set
 from joulegate_agent.ledger import InferenceRow, Ledger
 
 _LOGGER = logging.getLogger(__name__)
@@ -254,8 +255,7 @@ class LedgerWriter:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
         self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._backoff_s)
+        await wait_set(self._wake, self._backoff_s)
         self._backoff_s = min(RETRY_MAX_S, self._backoff_s * 2)
 
     def _energy_refused(self, err: Exception, waiters: list[asyncio.Future[bool]]) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from joulegate_agent.aio import wait_set
 from joulegate_agent.batch.batch_store import BatchRecord, BatchStore, PendingRequest
 from joulegate_agent.batch.file_store import FileStore
 from joulegate_agent.inference import InferenceService, OpenWindow
@@ -158,8 +159,7 @@ class BatchRunner:
                 await self._tick()
             except Exception:
                 _LOGGER.exception("The batch runner failed; it tries again shortly")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), TICK_S)
+            await wait_set(self._wake, TICK_S)
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
