@@ -12,10 +12,11 @@ from homeassistant.helpers.typing import ConfigType
 
 from .agent_issues import clear_wrong_device, delete_agent_issues, raise_wrong_device
 from .agent_watch import AgentWatch
-from .api import JoulegateAuthenticationError, JoulegateClient, JoulegateError
 from .binary_sensor import INFERENCE_ALLOWED
+from .client import JoulegateClient
 from .const import CONF_UPDATE_INTERVAL, DOMAIN
 from .coordinator import JoulegateConfigEntry, JoulegateData, JoulegateDataUpdateCoordinator
+from .exceptions import JoulegateAuthenticationError, JoulegateError
 from .gate import GateRunner, gate_store
 from .inputs import GateConfig
 from .issues import delete_issues

@@ -14,8 +14,8 @@ from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
-from .api import Info, Storage
 from .const import DOMAIN
+from .models import Info, Storage
 
 WRONG_DEVICE = "wrong_device"
 STORAGE = "storage"

@@ -13,9 +13,10 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
 from .agent_issues import clear_storage_issue, update_storage_issue
-from .api import Info, JoulegateError, Status
 from .const import DOMAIN, LOGGER
 from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
+from .exceptions import JoulegateError
+from .models import Info, Status
 
 # The agent's start time (status time less uptime) moves by rounding and clock steps; a restart
 # moves it by at least the time the restart took.

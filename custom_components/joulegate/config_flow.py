@@ -23,16 +23,16 @@ from homeassistant.helpers.selector import (
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from yarl import URL
 
-from .api import (
-    Info,
+from .client import JoulegateClient
+from .const import DEFAULT_PORT, DOMAIN, LOGGER
+from .coordinator import JoulegateConfigEntry
+from .exceptions import (
     JoulegateAuthenticationError,
-    JoulegateClient,
     JoulegateConnectionError,
     JoulegateError,
     JoulegateNotAgentError,
 )
-from .const import DEFAULT_PORT, DOMAIN, LOGGER
-from .coordinator import JoulegateConfigEntry
+from .models import Info
 from .options_flow import JoulegateOptionsFlow
 
 ZEROCONF_SUFFIX = "._joulegate._tcp.local."

@@ -15,15 +15,7 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .accounting import Accounting, Totals
-from .api import (
-    Inference,
-    Info,
-    JoulegateAuthenticationError,
-    JoulegateClient,
-    JoulegateError,
-    JoulegateResponseError,
-    Status,
-)
+from .client import JoulegateClient
 from .const import (
     DOMAIN,
     EVENT_INFERENCE,
@@ -36,7 +28,9 @@ from .const import (
     ROLLING_WINDOW,
     UPDATE_INTERVAL,
 )
+from .exceptions import JoulegateAuthenticationError, JoulegateError, JoulegateResponseError
 from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary
+from .models import Inference, Info, Status
 from .store import LedgerStore
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
-from .api import Inference, JoulegateError
 from .const import (
     CONF_PV_FORECAST,
     DOMAIN,
@@ -34,9 +33,11 @@ from .const import (
     LOGGER,
 )
 from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
+from .exceptions import JoulegateError
 from .inputs import Flows, GateConfig
 from .issues import InputIssues
 from .ledger import OUTCOME_REFUSED
+from .models import Inference
 from .surplus import (
     BatteryPolicy,
     Decision,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .api import Inference
+from .models import Inference
 
 OUTCOME_REFUSED = "refused"
 

@@ -28,7 +28,6 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .accounting import Totals
-from .api import Board, Status
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
@@ -45,6 +44,7 @@ from .const import (
 from .coordinator import JoulegateConfigEntry, JoulegateState
 from .entity import JoulegateEntity, JoulegateGateEntity
 from .gate import GateRunner
+from .models import Board, Status
 from .retired import async_retire_sensors
 from .surplus import Reason
 

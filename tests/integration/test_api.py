@@ -1,4 +1,4 @@
-"""Tests of the agent client (api.py) over real HTTP on 127.0.0.1."""
+"""Tests of the agent client (client.py, models.py, exceptions.py) over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,17 +13,15 @@ from aiohttp.test_utils import TestServer
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
-from custom_components.joulegate.api import (
-    Gate,
-    Inference,
+from custom_components.joulegate.client import JoulegateClient
+from custom_components.joulegate.exceptions import (
     JoulegateAuthenticationError,
-    JoulegateClient,
     JoulegateConnectionError,
     JoulegateError,
     JoulegateNotAgentError,
     JoulegateResponseError,
-    Status,
 )
+from custom_components.joulegate.models import Gate, Inference, Status
 from demo.procs import free_port
 
 from .fake_agent import TOKEN, FakeAgent, load_json
@@ -220,7 +218,7 @@ async def test_event_stream_goes_quiet(serve: Callable[..., Awaitable[JoulegateC
 
     client = await serve("/api/v1/events", handler)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr("custom_components.joulegate.api.EVENT_STREAM_READ_TIMEOUT", 0.1)
+        monkeypatch.setattr("custom_components.joulegate.client.EVENT_STREAM_READ_TIMEOUT", 0.1)
         with pytest.raises(JoulegateConnectionError, match="quiet"):
             await _drain(client)
 

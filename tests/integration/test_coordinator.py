@@ -19,8 +19,8 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.joulegate.api import Inference
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
+from custom_components.joulegate.models import Inference
 
 from .common import DEVICE_ID, ENTRY_ID, saved_file, wait_until
 from .fake_agent import FakeAgent, load_json

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.joulegate.api import Inference
 from custom_components.joulegate.ledger import InferenceLedger
+from custom_components.joulegate.models import Inference
 
 
 def _row(row_id: int, **fields: Any) -> Inference:
