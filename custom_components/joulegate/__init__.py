@@ -6,29 +6,26 @@ from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
 from .agent_issues import clear_wrong_device, delete_agent_issues, raise_wrong_device
 from .agent_watch import AgentWatch
-from .binary_sensor import INFERENCE_ALLOWED
 from .client import JoulegateClient
 from .const import CONF_UPDATE_INTERVAL, DOMAIN
-from .coordinator import JoulegateConfigEntry, JoulegateData, JoulegateDataUpdateCoordinator
+from .coordinator import JoulegateDataUpdateCoordinator
+from .data import JoulegateConfigEntry, JoulegateData
 from .exceptions import JoulegateAuthenticationError, JoulegateError
-from .gate import GateRunner, gate_store
+from .gate import JoulegateGateCoordinator, gate_store
 from .inputs import GateConfig
-from .issues import delete_issues
-from .number import NUMBERS
+from .issues import InputIssues, delete_issues
 from .retired import delete_retired_issue
-from .select import BATTERY_POLICY, GATE_MODE
-from .sensor import GATE_SENSORS
 from .services import async_setup_services
 from .store import LedgerStore
 
 # Select and number hold the surplus gate's settings; they have entities only
-# once the gate's inputs are chosen in the options.
+# once the gate's inputs are chosen in the options (each platform removes the gate's entities
+# that the inputs no longer give).
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.NUMBER,
@@ -37,12 +34,6 @@ PLATFORMS: list[Platform] = [
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-
-# Every entity the surplus gate may have; which ones an entry has depends on its inputs.
-GATE_ENTITY_KEYS = frozenset(
-    description.key
-    for description in (*GATE_SENSORS, *NUMBERS, GATE_MODE, BATTERY_POLICY, INFERENCE_ALLOWED)
-)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -95,22 +86,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
     clear_wrong_device(hass, entry.entry_id)
 
     coordinator = JoulegateDataUpdateCoordinator(hass, entry, client, info)
-    gate: GateRunner | None = None
+    gate: JoulegateGateCoordinator | None = None
     if gate_config := GateConfig.from_options(entry.options):
+        # The input issues follow what each cycle read; they go when the entry unloads (or its
+        # setup fails), and the agent's lease runs out.
+        issues = InputIssues(hass, entry, gate_config.stale_after)
+        entry.async_on_unload(issues.clear)
         # Listening before the first refresh: rows that finished while Home
         # Assistant was down are announced then, and must be counted too.
-        gate = GateRunner(hass, entry, coordinator, gate_config)
+        gate = JoulegateGateCoordinator(
+            hass, entry, coordinator, gate_config, on_readings=issues.update
+        )
         await gate.async_load()
-    try:
-        await coordinator.async_config_entry_first_refresh()
-    except Exception:
-        if gate is not None:
-            await gate.async_unload()
-        raise
-    entry.runtime_data = JoulegateData(client=client, info=info, coordinator=coordinator, gate=gate)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = JoulegateData(coordinator=coordinator, gate=gate)
 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    _remove_stale_gate_entities(hass, entry, gate.entity_keys if gate else set())
     if gate is not None:
         gate.async_start()
     AgentWatch(hass, entry, coordinator)
@@ -123,28 +114,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) ->
     return True
 
 
-def _remove_stale_gate_entities(
-    hass: HomeAssistant, entry: JoulegateConfigEntry, provided: set[str]
-) -> None:
-    """Remove gate entities the entry's inputs no longer give (the gate or battery removed)."""
-    registry = er.async_get(hass)
-    prefix = f"{entry.runtime_data.info.device_id}_"
-    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
-        key = entity.unique_id.removeprefix(prefix)
-        if key in GATE_ENTITY_KEYS and key not in provided:
-            registry.async_remove(entity.entity_id)
-
-
 async def async_unload_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> bool:
-    """Unload a Joulegate config entry (its event stream task and gate timer go with it).
+    """Unload a Joulegate config entry (its event stream task, gate timer and input issues go
+    with it).
 
     The agent's gate is left as it is: its lease runs out and the agent falls back to its own
     default.
     """
-    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
-    if unloaded and (gate := entry.runtime_data.gate) is not None:
-        await gate.async_unload()
-    return unloaded
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: JoulegateConfigEntry) -> None:

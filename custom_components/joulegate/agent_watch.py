@@ -6,15 +6,16 @@ registry gets the new software version (and board) without a reload of the entry
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
 from .agent_issues import clear_storage_issue, update_storage_issue
 from .const import DOMAIN, LOGGER
-from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
+from .coordinator import JoulegateDataUpdateCoordinator
 from .exceptions import JoulegateError
 from .models import Info, Status
 
@@ -35,7 +36,7 @@ class AgentWatch:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: JoulegateConfigEntry,
+        entry: ConfigEntry[Any],
         coordinator: JoulegateDataUpdateCoordinator,
     ) -> None:
         """Watch one entry's agent from now on, until the entry unloads."""
@@ -84,7 +85,6 @@ class AgentWatch:
 
     def _use_info(self, info: Info) -> None:
         self._coordinator.info = info
-        self._entry.runtime_data = replace(self._entry.runtime_data, info=info)
         registry = dr.async_get(self._hass)
         device = registry.async_get_device(identifiers={(DOMAIN, info.device_id)})
         if device is not None:

@@ -11,11 +11,14 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import JoulegateConfigEntry, JoulegateState
-from .entity import JoulegateEntity, JoulegateGateEntity
+from .coordinator import JoulegateDataUpdateCoordinator, JoulegateState
+from .data import JoulegateConfigEntry
+from .entity import JoulegateEntity, async_remove_entities
+from .gate import JoulegateGateCoordinator
 
 PARALLEL_UPDATES = 0
 
@@ -73,11 +76,17 @@ async def async_setup_entry(
     async_add_entities(
         JoulegateBinarySensorEntity(coordinator, description) for description in BINARY_SENSORS
     )
-    if (gate := entry.runtime_data.gate) is not None:
-        async_add_entities([JoulegateInferenceAllowedEntity(gate, INFERENCE_ALLOWED)])
+    if (gate := entry.runtime_data.gate) is None:
+        async_remove_entities(
+            hass, Platform.BINARY_SENSOR, coordinator.info.device_id, [INFERENCE_ALLOWED.key]
+        )
+        return
+    async_add_entities([JoulegateInferenceAllowedEntity(gate, INFERENCE_ALLOWED)])
 
 
-class JoulegateBinarySensorEntity(JoulegateEntity, BinarySensorEntity):
+class JoulegateBinarySensorEntity(
+    JoulegateEntity[JoulegateDataUpdateCoordinator], BinarySensorEntity
+):
     """A binary sensor of a Joulegate agent."""
 
     entity_description: JoulegateBinarySensorEntityDescription
@@ -95,18 +104,20 @@ class JoulegateBinarySensorEntity(JoulegateEntity, BinarySensorEntity):
         return self.entity_description.attributes_fn(self.coordinator.data)
 
 
-class JoulegateInferenceAllowedEntity(JoulegateGateEntity, BinarySensorEntity):
+class JoulegateInferenceAllowedEntity(
+    JoulegateEntity[JoulegateGateCoordinator], BinarySensorEntity
+):
     """On while the surplus gate allows inference."""
 
     @property
     def is_on(self) -> bool | None:
         """Return whether inference is allowed (unknown before the first cycle)."""
-        return self.gate.state.open
+        return self.coordinator.data.open
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
         """Return why, and whether the agent took the lease."""
-        state = self.gate.state
+        state = self.coordinator.data
         return {
             "reason": state.reason.value if state.reason else None,
             "agent_updated": state.agent_updated,

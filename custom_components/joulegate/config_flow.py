@@ -8,7 +8,7 @@ from ipaddress import ip_address
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -25,7 +25,6 @@ from yarl import URL
 
 from .client import JoulegateClient
 from .const import DEFAULT_PORT, DOMAIN, LOGGER
-from .coordinator import JoulegateConfigEntry
 from .exceptions import (
     JoulegateAuthenticationError,
     JoulegateConnectionError,
@@ -104,7 +103,7 @@ class JoulegateConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: JoulegateConfigEntry) -> JoulegateOptionsFlow:
+    def async_get_options_flow(config_entry: ConfigEntry[Any]) -> JoulegateOptionsFlow:
         """Return the options flow."""
         return JoulegateOptionsFlow()
 

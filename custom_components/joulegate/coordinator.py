@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -32,22 +32,6 @@ from .exceptions import JoulegateAuthenticationError, JoulegateError, JoulegateR
 from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary
 from .models import Inference, Info, Status
 from .store import LedgerStore
-
-if TYPE_CHECKING:
-    from .gate import GateRunner
-
-
-@dataclass(kw_only=True)
-class JoulegateData:
-    """What a loaded config entry holds at runtime."""
-
-    client: JoulegateClient
-    info: Info
-    coordinator: JoulegateDataUpdateCoordinator
-    gate: GateRunner | None = None  # the surplus gate, once its inputs are chosen
-
-
-type JoulegateConfigEntry = ConfigEntry[JoulegateData]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,12 +60,12 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
     either way (power changes all the time).
     """
 
-    config_entry: JoulegateConfigEntry
+    config_entry: ConfigEntry[Any]
 
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: JoulegateConfigEntry,
+        entry: ConfigEntry[Any],
         client: JoulegateClient,
         info: Info,
     ) -> None:

@@ -9,8 +9,8 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
 
-from .coordinator import JoulegateConfigEntry
-from .gate import GateRunner
+from .data import JoulegateConfigEntry
+from .gate import JoulegateGateCoordinator
 from .surplus import BatteryPolicy, GateMode
 
 TO_REDACT = {CONF_TOKEN}
@@ -42,10 +42,10 @@ async def async_get_config_entry_diagnostics(
     }
 
 
-def _gate_diagnostics(gate: GateRunner) -> dict[str, Any]:
+def _gate_diagnostics(gate: JoulegateGateCoordinator) -> dict[str, Any]:
     """The gate's configuration, settings and latest decision (no secrets here)."""
     config = gate.config
-    state = gate.state
+    state = gate.data
     settings = {
         key: value.value if isinstance(value, GateMode | BatteryPolicy) else value
         for key, value in asdict(gate.settings).items()
@@ -87,5 +87,5 @@ def _gate_diagnostics(gate: GateRunner) -> dict[str, Any]:
         },
         "flow_samples": len(gate.history),
         "accounting": gate.accounting.as_dict(),
-        "saved_totals": asdict(gate.coordinator.saved_totals),
+        "saved_totals": asdict(gate.agent.saved_totals),
     }

@@ -5,20 +5,27 @@ status coordinator, and the measured power of inference; steps `SurplusControlle
 the agent's lease (`PUT /api/v1/gate`) for three cycles. When Home Assistant stops, nothing is
 sent: the lease runs out and the agent falls back to its own default. Each new ledger row is
 split into solar, battery and grid energy with the flows of its time (`accounting`).
+
+The runner is a coordinator of its own, whose data is the latest cycle's outcome: its entities
+follow it as the agent's follow the status coordinator. It reads that coordinator and never the
+other way round; what a cycle read is handed to `on_readings` (the input issues, wired together
+in `__init__`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
@@ -32,12 +39,11 @@ from .const import (
     LEASE_CYCLES,
     LOGGER,
 )
-from .coordinator import JoulegateConfigEntry, JoulegateDataUpdateCoordinator
+from .coordinator import JoulegateDataUpdateCoordinator
 from .exceptions import JoulegateError
 from .inputs import Flows, GateConfig
-from .issues import InputIssues
 from .ledger import OUTCOME_REFUSED
-from .models import Inference
+from .models import Inference, Info
 from .surplus import (
     BatteryPolicy,
     Decision,
@@ -102,41 +108,52 @@ class GateState:
         return min(self.surplus_w, self.need_w) / self.energy_per_inference_wh
 
 
-class GateRunner:
-    """Runs one agent's surplus gate."""
+class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
+    """Runs one agent's surplus gate; its data is the outcome of the latest cycle.
+
+    Its entities stay available while the agent is unreachable: the gate still decides (and
+    says why the gate is closed), its settings can still be changed, and its totals still hold.
+    """
+
+    config_entry: ConfigEntry[Any]
 
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: JoulegateConfigEntry,
-        coordinator: JoulegateDataUpdateCoordinator,
+        entry: ConfigEntry[Any],
+        agent: JoulegateDataUpdateCoordinator,
         config: GateConfig,
+        on_readings: Callable[[Flows, datetime], None],
     ) -> None:
-        """Prepare the runner; `async_load` restores its settings and totals."""
-        self.hass = hass
-        self.entry = entry
-        self.coordinator = coordinator
+        """Prepare the gate; `async_load` restores its settings and totals."""
+        super().__init__(hass, LOGGER, config_entry=entry, name=f"Joulegate {entry.title} gate")
+        self.data = GateState()
+        self.agent = agent
+        self.client = agent.client
         self.config = config
         self.controller = SurplusController()
         self.mode = GateMode.SOLAR
         self.override: Override | None = None
-        self.state = GateState()
         self._summary: AccountingSummary | None = None
         self.flows: Flows | None = None
         self.history = FlowHistory(FLOW_HISTORY, FLOW_MATCH_TOLERANCE)
         self.last_push_error: str | None = None
         self._settings_store = gate_store(hass, entry.entry_id)
-        self._issues = InputIssues(hass, entry, config.stale_after)
-        self._listeners: list[CALLBACK_TYPE] = []
+        self._on_readings = on_readings
         self._lock = asyncio.Lock()
-        self.entity_keys: set[str] = set()  # the keys of the entities the platforms added
 
     # -- lifecycle -------------------------------------------------------------
 
     @property
+    def info(self) -> Info:
+        """The agent the gate leases (its entities belong to that device)."""
+        return self.agent.info
+
+    @property
     def accounting(self) -> Accounting:
-        """The energy accounting, kept (and saved with the ledger cursor) by the coordinator."""
-        return self.coordinator.accounting
+        """The energy accounting, kept (and saved with the ledger cursor) by the agent's
+        coordinator."""
+        return self.agent.accounting
 
     async def async_load(self) -> None:
         """Restore the settings, and count every ledger row from now on."""
@@ -167,29 +184,33 @@ class GateRunner:
         if isinstance(override := stored.get("override"), dict):
             self.override = Override.from_dict(override)
         self._summary = None
-        self.entry.async_on_unload(self.coordinator.async_add_row_listener(self._async_on_row))
-        # The coordinator saves the rows' totals after counting them: shown after each refresh.
-        self.entry.async_on_unload(self.coordinator.async_add_listener(self._notify))
+        entry = self.config_entry
+        entry.async_on_unload(self.agent.async_add_row_listener(self._async_on_row))
+        # The agent's coordinator saves the rows' totals after counting them: shown after each
+        # of its refreshes.
+        entry.async_on_unload(self.agent.async_add_listener(self.async_update_listeners))
 
     @callback
     def async_start(self) -> None:
         """Run a first cycle now, then one every GATE_CYCLE."""
-        self.entry.async_on_unload(
+        entry = self.config_entry
+        entry.async_on_unload(
             async_track_time_interval(
                 self.hass,
                 self._async_timer,
                 GATE_CYCLE,
-                name=f"Joulegate {self.entry.title} gate",
+                name=f"Joulegate {entry.title} gate",
                 cancel_on_shutdown=True,
             )
         )
-        self.entry.async_create_task(
-            self.hass, self.async_run_cycle(), f"Joulegate {self.entry.title} first gate cycle"
+        entry.async_create_task(
+            self.hass, self.async_run_cycle(), f"Joulegate {entry.title} first gate cycle"
         )
 
-    async def async_unload(self) -> None:
-        """Drop this entry's input issues; the agent's lease runs out."""
-        self._issues.clear()
+    async def _async_update_data(self) -> GateState:
+        """A refresh asked for (the update_entity action) shows the latest cycle again: cycles
+        run on their own timer and when a setting changes, and each leases the agent's gate."""
+        return self.data
 
     # -- settings --------------------------------------------------------------
 
@@ -239,7 +260,7 @@ class GateRunner:
             self.override = Override(open=open_, until=dt_util.utcnow() + duration)
         await self._async_save_settings()
         await self.async_run_cycle()
-        return self.state.agent_updated
+        return self.data.agent_updated
 
     async def _async_save_settings(self) -> None:
         settings = self.settings
@@ -251,24 +272,6 @@ class GateRunner:
                 "override": None if self.override is None else self.override.as_dict(),
             }
         )
-
-    # -- listeners -------------------------------------------------------------
-
-    @callback
-    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `update` after every cycle and every counted inference."""
-        self._listeners.append(update)
-
-        @callback
-        def remove() -> None:
-            self._listeners.remove(update)
-
-        return remove
-
-    @callback
-    def _notify(self) -> None:
-        for update in list(self._listeners):
-            update()
 
     # -- the cycle -------------------------------------------------------------
 
@@ -284,7 +287,7 @@ class GateRunner:
                 await self._async_save_settings()
             flows = self.config.read(self.hass, now)
             self.flows = flows
-            status = self.coordinator.data.status if self.coordinator.last_update_success else None
+            status = self.agent.data.status if self.agent.last_update_success else None
             rig_w = (
                 None
                 if status is None
@@ -308,9 +311,9 @@ class GateRunner:
             )
             decision = self.controller.step(inputs)
             self._record(now, flows, rig_w)
-            self._issues.update(flows, now)
+            self._on_readings(flows, now)
             pushed = await self._async_push(decision)
-            self.state = GateState(
+            state = GateState(
                 open=decision.open,
                 reason=decision.reason,
                 surplus_w=self._surplus(decision, inputs),
@@ -320,7 +323,7 @@ class GateRunner:
                 override=self.override,
                 agent_updated=pushed,
             )
-        self._notify()
+            self.async_set_updated_data(state)
 
     def _surplus(self, decision: Decision, inputs: Inputs) -> float | None:
         surplus = decision.surplus_w
@@ -332,7 +335,7 @@ class GateRunner:
 
     def _measured_inference(self) -> tuple[float, float | None]:
         """Average power above idle while inference runs, and energy above idle per inference."""
-        rows = [r for r in self.coordinator.ledger.recent if r.outcome != OUTCOME_REFUSED]
+        rows = [r for r in self.agent.ledger.recent if r.outcome != OUTCOME_REFUSED]
         timed = [r for r in rows if r.marginal_j is not None and r.duration_s > 0]
         seconds = sum(r.duration_s for r in timed)
         joules = sum(r.marginal_j or 0.0 for r in timed)
@@ -361,18 +364,18 @@ class GateRunner:
     async def _async_push(self, decision: Decision) -> bool:
         lease_s = max(1, round(GATE_CYCLE.total_seconds() * LEASE_CYCLES))
         try:
-            await self.coordinator.client.set_gate(
+            await self.client.set_gate(
                 open=decision.open, lease_s=lease_s, reason=decision.reason.value
             )
         except JoulegateError as err:
             if self.last_push_error is None:
                 LOGGER.warning(
-                    "Could not set the gate of Joulegate agent %s: %s", self.entry.title, err
+                    "Could not set the gate of Joulegate agent %s: %s", self.config_entry.title, err
                 )
             self.last_push_error = str(err)
             return False
         if self.last_push_error is not None:
-            LOGGER.info("The gate of Joulegate agent %s is set again", self.entry.title)
+            LOGGER.info("The gate of Joulegate agent %s is set again", self.config_entry.title)
             self.last_push_error = None
         return True
 

@@ -9,7 +9,9 @@ so), or when the entry is unloaded.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
@@ -28,7 +30,6 @@ from .const import (
     CONF_PV_POWER,
     DOMAIN,
 )
-from .coordinator import JoulegateConfigEntry
 from .inputs import LASTING_PROBLEMS, Flows, Problem
 
 # Every input that can have an issue. The issue names the entity, not the input's label: a
@@ -63,7 +64,7 @@ def delete_issues(hass: HomeAssistant, entry_id: str) -> None:
 class InputIssues:
     """Tracks how long each input has had a lasting problem, and raises or clears its issue."""
 
-    def __init__(self, hass: HomeAssistant, entry: JoulegateConfigEntry, after: timedelta) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry[Any], after: timedelta) -> None:
         """Issues for one entry, raised after a problem has lasted `after`."""
         self._hass = hass
         self._entry = entry

@@ -13,6 +13,7 @@ from homeassistant.components.number import (
 from homeassistant.const import (
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfPower,
     UnitOfTemperature,
     UnitOfTime,
@@ -20,8 +21,9 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import JoulegateConfigEntry
-from .entity import JoulegateGateEntity
+from .data import JoulegateConfigEntry
+from .entity import JoulegateEntity, async_remove_entities
+from .gate import JoulegateGateCoordinator
 
 PARALLEL_UPDATES = 0
 
@@ -92,17 +94,25 @@ async def async_setup_entry(
     entry: JoulegateConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the gate's numbers, once its inputs are chosen."""
-    if (gate := entry.runtime_data.gate) is None:
-        return
-    async_add_entities(
-        JoulegateNumberEntity(gate, description)
+    """Set up the gate's numbers, once its inputs are chosen (the battery's with a battery)."""
+    gate = entry.runtime_data.gate
+    descriptions = [
+        description
         for description in NUMBERS
-        if gate.config.has_battery or not description.needs_battery
+        if gate is not None and (gate.config.has_battery or not description.needs_battery)
+    ]
+    given = {description.key for description in descriptions}
+    async_remove_entities(
+        hass,
+        Platform.NUMBER,
+        entry.runtime_data.info.device_id,
+        (description.key for description in NUMBERS if description.key not in given),
     )
+    if gate is not None:
+        async_add_entities(JoulegateNumberEntity(gate, description) for description in descriptions)
 
 
-class JoulegateNumberEntity(JoulegateGateEntity, NumberEntity):
+class JoulegateNumberEntity(JoulegateEntity[JoulegateGateCoordinator], NumberEntity):
     """A number of the surplus gate."""
 
     entity_description: JoulegateNumberEntityDescription
@@ -110,9 +120,9 @@ class JoulegateNumberEntity(JoulegateGateEntity, NumberEntity):
     @property
     def native_value(self) -> float:
         """Return the setting's value."""
-        value: float = getattr(self.gate.settings, self.entity_description.setting)
+        value: float = getattr(self.coordinator.settings, self.entity_description.setting)
         return value
 
     async def async_set_native_value(self, value: float) -> None:
         """Change the setting."""
-        await self.gate.async_set_number(self.entity_description.setting, value)
+        await self.coordinator.async_set_number(self.entity_description.setting, value)

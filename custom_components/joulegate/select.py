@@ -6,13 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
-from homeassistant.const import EntityCategory
+from homeassistant.const import EntityCategory, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import JoulegateConfigEntry
-from .entity import JoulegateGateEntity
-from .gate import GateRunner
+from .data import JoulegateConfigEntry
+from .entity import JoulegateEntity, async_remove_entities
+from .gate import JoulegateGateCoordinator
 from .surplus import BatteryPolicy, GateMode
 
 PARALLEL_UPDATES = 0
@@ -22,8 +22,8 @@ PARALLEL_UPDATES = 0
 class JoulegateSelectEntityDescription(SelectEntityDescription):
     """Describes a select of the surplus gate."""
 
-    current_fn: Callable[[GateRunner], str]
-    select_fn: Callable[[GateRunner, str], Awaitable[None]]
+    current_fn: Callable[[JoulegateGateCoordinator], str]
+    select_fn: Callable[[JoulegateGateCoordinator, str], Awaitable[None]]
 
 
 GATE_MODE = JoulegateSelectEntityDescription(
@@ -50,17 +50,24 @@ async def async_setup_entry(
     entry: JoulegateConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the gate's selects, once its inputs are chosen."""
-    if (gate := entry.runtime_data.gate) is None:
-        return
-    descriptions = [GATE_MODE]
-    if policies := gate.policies:
+    """Set up the gate's selects, once its inputs are chosen (the policy with a battery)."""
+    gate = entry.runtime_data.gate
+    descriptions = [] if gate is None else [GATE_MODE]
+    if gate is not None and (policies := gate.policies):
         # Balanced is offered only with a forecast and the battery's capacity.
         descriptions.append(replace(BATTERY_POLICY, options=[p.value for p in policies]))
-    async_add_entities(JoulegateSelectEntity(gate, description) for description in descriptions)
+    given = {description.key for description in descriptions}
+    async_remove_entities(
+        hass,
+        Platform.SELECT,
+        entry.runtime_data.info.device_id,
+        (key for key in (GATE_MODE.key, BATTERY_POLICY.key) if key not in given),
+    )
+    if gate is not None:
+        async_add_entities(JoulegateSelectEntity(gate, description) for description in descriptions)
 
 
-class JoulegateSelectEntity(JoulegateGateEntity, SelectEntity):
+class JoulegateSelectEntity(JoulegateEntity[JoulegateGateCoordinator], SelectEntity):
     """A select of the surplus gate."""
 
     entity_description: JoulegateSelectEntityDescription
@@ -68,8 +75,8 @@ class JoulegateSelectEntity(JoulegateGateEntity, SelectEntity):
     @property
     def current_option(self) -> str:
         """Return the selected option."""
-        return self.entity_description.current_fn(self.gate)
+        return self.entity_description.current_fn(self.coordinator)
 
     async def async_select_option(self, option: str) -> None:
         """Change the selected option."""
-        await self.entity_description.select_fn(self.gate, option)
+        await self.entity_description.select_fn(self.coordinator, option)

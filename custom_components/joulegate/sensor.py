@@ -23,7 +23,6 @@ from homeassistant.const import (
     UnitOfTemperature,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
@@ -31,7 +30,6 @@ from .accounting import Totals
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
-    DOMAIN,
     UNIT_G_CO2E_PER_INFERENCE,
     UNIT_INFERENCES,
     UNIT_INFERENCES_PER_HOUR,
@@ -41,9 +39,10 @@ from .const import (
     UNIT_TOKENS_PER_SECOND,
     UNIT_WH_PER_INFERENCE,
 )
-from .coordinator import JoulegateConfigEntry, JoulegateState
-from .entity import JoulegateEntity, JoulegateGateEntity
-from .gate import GateRunner
+from .coordinator import JoulegateDataUpdateCoordinator, JoulegateState
+from .data import JoulegateConfigEntry
+from .entity import JoulegateEntity, async_remove_entities
+from .gate import JoulegateGateCoordinator
 from .models import Board, Status
 from .retired import async_retire_sensors
 from .surplus import Reason
@@ -275,13 +274,13 @@ def _zone_sensor(zone: str) -> JoulegateSensorEntityDescription:
 class JoulegateGateSensorEntityDescription(SensorEntityDescription):
     """Describes a sensor of the surplus gate; `exists_fn` says whether the inputs allow it."""
 
-    value_fn: Callable[[GateRunner], StateType]
-    attributes_fn: Callable[[GateRunner], Mapping[str, Any] | None] | None = None
-    exists_fn: Callable[[GateRunner], bool] = lambda _: True
+    value_fn: Callable[[JoulegateGateCoordinator], StateType]
+    attributes_fn: Callable[[JoulegateGateCoordinator], Mapping[str, Any] | None] | None = None
+    exists_fn: Callable[[JoulegateGateCoordinator], bool] = lambda _: True
 
 
-def _reason_attributes(gate: GateRunner) -> Mapping[str, Any]:
-    state = gate.state
+def _reason_attributes(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
+    state = gate.data
     override = state.override
     return {
         "input_problems": dict(state.problems),
@@ -290,7 +289,7 @@ def _reason_attributes(gate: GateRunner) -> Mapping[str, Any]:
     }
 
 
-def _battery_per_100(gate: GateRunner) -> StateType:
+def _battery_per_100(gate: JoulegateGateCoordinator) -> StateType:
     per_inference = gate.summary.battery_wh_per_inference
     capacity = gate.config.battery_capacity_wh
     if per_inference is None or not capacity:
@@ -311,7 +310,7 @@ def _energy_total(
         native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
         suggested_display_precision=3,
         state_class=SensorStateClass.TOTAL_INCREASING,
-        value_fn=lambda gate: value_fn(gate.coordinator.saved_totals),
+        value_fn=lambda gate: value_fn(gate.agent.saved_totals),
         **kwargs,
     )
 
@@ -322,7 +321,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         translation_key="gate_reason",
         device_class=SensorDeviceClass.ENUM,
         options=[reason.value for reason in Reason],
-        value_fn=lambda gate: gate.state.reason.value if gate.state.reason else None,
+        value_fn=lambda gate: gate.data.reason.value if gate.data.reason else None,
         attributes_fn=_reason_attributes,
     ),
     JoulegateGateSensorEntityDescription(
@@ -332,7 +331,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
-        value_fn=lambda gate: gate.state.surplus_w,
+        value_fn=lambda gate: gate.data.surplus_w,
     ),
     JoulegateGateSensorEntityDescription(
         key="affordable_inferences",
@@ -340,7 +339,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         native_unit_of_measurement=UNIT_INFERENCES_PER_HOUR,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=0,
-        value_fn=lambda gate: gate.state.inferences_per_hour,
+        value_fn=lambda gate: gate.data.inferences_per_hour,
     ),
     # The sum first, then its three parts: solar + battery + grid = above idle, always.
     _energy_total("inference_energy_above_idle", lambda totals: totals.total_wh),
@@ -354,7 +353,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         "inference_energy_above_idle_grid",
         lambda totals: totals.grid_wh,
         attributes_fn=lambda gate: {
-            "unattributed_wh": _clean(gate.coordinator.saved_totals.unattributed_wh)
+            "unattributed_wh": _clean(gate.agent.saved_totals.unattributed_wh)
         },
     ),
     # Ratios over the most recent inferences (as the other per-inference means).
@@ -410,7 +409,15 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     status = coordinator.data.status
     board = coordinator.info.board
-    _remove_unfillable(hass, coordinator.info.device_id, board)
+    device_id = coordinator.info.device_id
+    # Entities of an earlier version that the agent says this board never fills (Unknown for
+    # good) go; never on one status's word, which may be a blip.
+    async_remove_entities(
+        hass,
+        Platform.SENSOR,
+        device_id,
+        (description.key for description in SENSORS if description.unfillable_fn(board)),
+    )
     descriptions = [
         *(description for description in SENSORS if description.exists_fn(board, status)),
         *(_rail_sensor(rail.name) for rail in status.power.rails),
@@ -419,28 +426,27 @@ async def async_setup_entry(
     async_add_entities(
         JoulegateSensorEntity(coordinator, description) for description in descriptions
     )
-    if (gate := entry.runtime_data.gate) is not None:
-        async_retire_sensors(hass, entry.entry_id, entry.title, coordinator.info.device_id)
+    gate = entry.runtime_data.gate
+    gate_descriptions = [
+        description
+        for description in GATE_SENSORS
+        if gate is not None and description.exists_fn(gate)
+    ]
+    given = {description.key for description in gate_descriptions}
+    async_remove_entities(
+        hass,
+        Platform.SENSOR,
+        device_id,
+        (description.key for description in GATE_SENSORS if description.key not in given),
+    )
+    if gate is not None:
+        async_retire_sensors(hass, entry.entry_id, entry.title, device_id)
         async_add_entities(
-            JoulegateGateSensorEntity(gate, description)
-            for description in GATE_SENSORS
-            if description.exists_fn(gate)
+            JoulegateGateSensorEntity(gate, description) for description in gate_descriptions
         )
 
 
-def _remove_unfillable(hass: HomeAssistant, device_id: str, board: Board) -> None:
-    """Remove the entities of an earlier version that the agent says this board never fills
-    (Unknown for good); never on one status's word, which may be a blip."""
-    registry = er.async_get(hass)
-    for description in SENSORS:
-        if not description.unfillable_fn(board):
-            continue
-        unique_id = f"{device_id}_{description.key}"
-        if entity_id := registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id):
-            registry.async_remove(entity_id)
-
-
-class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
+class JoulegateSensorEntity(JoulegateEntity[JoulegateDataUpdateCoordinator], SensorEntity):
     """A sensor of a Joulegate agent."""
 
     entity_description: JoulegateSensorEntityDescription
@@ -458,7 +464,7 @@ class JoulegateSensorEntity(JoulegateEntity, SensorEntity):
         return attributes_fn(self.coordinator.data)
 
 
-class JoulegateGateSensorEntity(JoulegateGateEntity, SensorEntity):
+class JoulegateGateSensorEntity(JoulegateEntity[JoulegateGateCoordinator], SensorEntity):
     """A sensor of the surplus gate."""
 
     entity_description: JoulegateGateSensorEntityDescription
@@ -466,11 +472,11 @@ class JoulegateGateSensorEntity(JoulegateGateEntity, SensorEntity):
     @property
     def native_value(self) -> StateType | Decimal:
         """Return the sensor's value."""
-        return _shown(self.entity_description.value_fn(self.gate))
+        return _shown(self.entity_description.value_fn(self.coordinator))
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any] | None:
         """Return the sensor's attributes, if it has any."""
         if (attributes_fn := self.entity_description.attributes_fn) is None:
             return None
-        return attributes_fn(self.gate)
+        return attributes_fn(self.coordinator)

@@ -18,8 +18,8 @@ from .const import (
     SERVICE_ALLOW_INFERENCE,
     SERVICE_BLOCK_INFERENCE,
 )
-from .coordinator import JoulegateConfigEntry
-from .gate import GateRunner
+from .data import JoulegateConfigEntry
+from .gate import JoulegateGateCoordinator
 
 SCHEMA = vol.Schema(
     {
@@ -29,7 +29,7 @@ SCHEMA = vol.Schema(
 )
 
 
-def _gate(hass: HomeAssistant, entry_id: str) -> GateRunner:
+def _gate(hass: HomeAssistant, entry_id: str) -> JoulegateGateCoordinator:
     """The gate of a loaded entry, or an error the user can act on."""
     entry: JoulegateConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
@@ -69,7 +69,7 @@ async def _async_override(call: ServiceCall, *, open_: bool) -> None:
             translation_domain=DOMAIN,
             translation_key="gate_not_updated",
             translation_placeholders={
-                "agent": gate.entry.title,
+                "agent": gate.config_entry.title,
                 "error": gate.last_push_error or "",
             },
         )

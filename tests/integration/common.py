@@ -9,8 +9,19 @@ from typing import Any
 
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 
+from custom_components.joulegate.binary_sensor import INFERENCE_ALLOWED
+from custom_components.joulegate.number import NUMBERS
+from custom_components.joulegate.select import BATTERY_POLICY, GATE_MODE
+from custom_components.joulegate.sensor import GATE_SENSORS
+
 DEVICE_ID = "3f2a9c0d1e7b4a51"
 ENTRY_ID = "01JOULEGATETESTENTRY000001"
+
+# Every entity the surplus gate may have; which ones an entry has depends on its inputs.
+GATE_ENTITY_KEYS = frozenset(
+    description.key
+    for description in (*GATE_SENSORS, *NUMBERS, GATE_MODE, BATTERY_POLICY, INFERENCE_ALLOWED)
+)
 
 
 def saved_file(key: str, data: dict[str, Any], version: int = 1) -> dict[str, Any]:

@@ -22,12 +22,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.joulegate import GATE_ENTITY_KEYS
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
-from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 from custom_components.joulegate.surplus import BatteryPolicy, GateMode, Settings
 
-from .common import DEVICE_ID, wait_until
+from .common import DEVICE_ID, GATE_ENTITY_KEYS, wait_until
 from .fake_agent import TOKEN, FakeAgent, load_json
 from .home import CAPACITY_KWH, FORECAST, GATE_OPTIONS, GRID, set_home, set_state
 
@@ -61,7 +60,7 @@ def day() -> datetime:
 @pytest.fixture
 async def gate(
     hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None, init_integration: MockConfigEntry
-) -> GateRunner:
+) -> JoulegateGateCoordinator:
     """The entry's gate runner, with the rig idle (its power is its idle baseline)."""
     agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
     await init_integration.runtime_data.coordinator.async_refresh()
@@ -73,7 +72,7 @@ async def gate(
 class Day:
     """Drives the gate through a day: the home's meters report every cycle."""
 
-    def __init__(self, hass: HomeAssistant, gate: GateRunner) -> None:
+    def __init__(self, hass: HomeAssistant, gate: JoulegateGateCoordinator) -> None:
         """Start with no readings."""
         self.hass = hass
         self.gate = gate
@@ -128,10 +127,10 @@ def gate_of(hass: HomeAssistant) -> tuple[str, str]:
 
 
 async def test_a_day_of_a_home_with_a_battery(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Night on the battery, a charging morning, a sunny noon, a cloud, a stale evening."""
-    entry = gate.entry
+    entry = gate.config_entry
     lease = {"lease_s": 30}
     run = Day(hass, gate).run
 
@@ -157,11 +156,11 @@ async def test_a_day_of_a_home_with_a_battery(
     assert agent.gate_puts[-1] == {"open": True, "reason": "surplus", **lease}
     assert agent.gate["open"] is True
     assert value(hass, SURPLUS) == pytest.approx(800)
-    need = gate.state.need_w
+    need = gate.data.need_w
     assert need is not None
     # The rig can use only its own inference power of the 800 W.
     assert need < 800
-    assert value(hass, AFFORDABLE) == pytest.approx(need / gate.state.energy_per_inference_wh)
+    assert value(hass, AFFORDABLE) == pytest.approx(need / gate.data.energy_per_inference_wh)
     await infer(hass, agent, entry, at)  # exported otherwise: solar
 
     # The rig runs at 10 W above idle and the meter sees it: its own draw is added back.
@@ -234,7 +233,7 @@ async def test_settings_entities_change_the_gate_and_are_kept(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """Mode, policy and numbers act at once and survive a reload."""
@@ -284,7 +283,7 @@ async def test_settings_entities_change_the_gate_and_are_kept(
 
 @pytest.mark.parametrize("options", [GATE_OPTIONS | {"fail_open": True}])
 async def test_a_user_may_choose_to_fail_open(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Nothing reported at all: open, and it says why."""
     await gate.async_run_cycle(day)
@@ -304,14 +303,14 @@ async def test_a_user_may_choose_to_fail_open(
 async def test_a_hot_or_throttling_rig_closes_even_when_allowed(
     hass: HomeAssistant,
     agent: FakeAgent,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
     case: tuple[dict[str, Any], str],
 ) -> None:
     status, reason = case
     await gate.async_set_mode(GateMode.ALWAYS)
     agent.status.update(status)
-    await gate.coordinator.async_refresh()
+    await gate.agent.async_refresh()
     set_home(hass, day, grid_w=-500)
     await gate.async_run_cycle(day)
     await hass.async_block_till_done()
@@ -326,7 +325,7 @@ async def test_a_hot_or_throttling_rig_closes_even_when_allowed(
     ],
 )
 async def test_balanced_is_not_offered_without_a_forecast(
-    hass: HomeAssistant, gate: GateRunner, hass_storage: dict[str, Any]
+    hass: HomeAssistant, gate: JoulegateGateCoordinator, hass_storage: dict[str, Any]
 ) -> None:
     """A policy stored earlier that the inputs no longer allow falls back to battery first."""
     assert hass.states.get("select.orin_rooftop_battery_policy").attributes["options"] == [
@@ -339,7 +338,7 @@ async def test_balanced_is_not_offered_without_a_forecast(
 
 
 async def test_balanced_without_a_forecast_reading_fails_safe(
-    hass: HomeAssistant, gate: GateRunner, day: datetime
+    hass: HomeAssistant, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     await gate.async_set_policy(BatteryPolicy.BALANCED)
     set_home(hass, day, grid_w=-500, battery_w=0, soc=60)
@@ -380,7 +379,7 @@ async def test_stored_settings_that_no_longer_fit_are_replaced(
 
 
 async def test_a_sensor_blip_keeps_the_gate_open_and_a_long_outage_closes_it(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """One unavailable grid reading is ridden through on the last good one; past the hold time
     the gate closes and says why."""
@@ -405,13 +404,13 @@ async def test_a_sensor_blip_keeps_the_gate_open_and_a_long_outage_closes_it(
 async def test_the_agent_unreachable(
     hass: HomeAssistant,
     agent: FakeAgent,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The rig's power is unknown: fail-safe; the lease is not taken; one log line each way."""
     agent.fail_status = 500
-    await gate.coordinator.async_refresh()
+    await gate.agent.async_refresh()
     for i in range(2):
         set_home(hass, day + i * CYCLE, grid_w=-500)
         await gate.async_run_cycle(day + i * CYCLE)
@@ -423,7 +422,7 @@ async def test_the_agent_unreachable(
     assert hass.states.get("select.orin_rooftop_gate_mode").state == "solar"
 
     agent.fail_status = None
-    await gate.coordinator.async_refresh()
+    await gate.agent.async_refresh()
     set_home(hass, day + 2 * CYCLE, grid_w=-500)
     await gate.async_run_cycle(day + 2 * CYCLE)
     await hass.async_block_till_done()
@@ -435,7 +434,7 @@ async def test_a_bad_input_raises_a_repair_issue_once_it_lasts(
     hass: HomeAssistant,
     issue_registry: ir.IssueRegistry,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """The gate fails safe at once; the issue comes after the stale time and goes when fixed."""
@@ -487,7 +486,7 @@ async def test_unloading_stops_the_leases_without_closing_the_gate(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """Home Assistant going away sends nothing: the agent's lease runs out by itself."""
@@ -518,7 +517,7 @@ async def test_a_refused_request_counts_nothing(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     agent.finish_inference(outcome="refused", energy_j=0, marginal_j=0, ended_at=day)
@@ -532,7 +531,7 @@ async def test_a_hand_fired_inference_event_counts_nothing(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """The event is for automations; only rows read from the agent's ledger count."""
@@ -550,7 +549,7 @@ async def test_diagnostics_include_the_gate(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     set_home(hass, day, grid_w=-500, battery_w=0, soc=100)
@@ -561,7 +560,7 @@ async def test_diagnostics_include_the_gate(
     assert gate_part["config"]["entities"]["grid_power"] == GRID
     assert gate_part["mode"] == "solar"
     assert gate_part["settings"]["policy"] == "battery_first"
-    assert gate_part["state"]["reason"] == gate.state.reason
+    assert gate_part["state"]["reason"] == gate.data.reason
     assert gate_part["state"]["surplus_w"] == 500
     assert gate_part["flows"]["grid_w"] == -500
     assert gate_part["flow_samples"] >= 1
@@ -572,7 +571,7 @@ async def test_gate_entities(
     hass: HomeAssistant,
     snapshot: SnapshotAssertion,
     entity_registry: er.EntityRegistry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """Every gate entity, its registry entry and its state, after a cycle on export."""
@@ -582,7 +581,7 @@ async def test_gate_entities(
     prefix = f"{DEVICE_ID}_"
     entries = [
         entry
-        for entry in er.async_entries_for_config_entry(entity_registry, gate.entry.entry_id)
+        for entry in er.async_entries_for_config_entry(entity_registry, gate.config_entry.entry_id)
         if entry.unique_id.removeprefix(prefix) in GATE_ENTITY_KEYS
     ]
     assert {entry.unique_id.removeprefix(prefix) for entry in entries} == GATE_ENTITY_KEYS
@@ -605,7 +604,7 @@ async def test_gate_entities(
     ],
 )
 async def test_a_home_without_a_battery(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """No battery entities; the export opens the gate, import closes it."""
     ids = hass.states.async_entity_ids()
@@ -665,16 +664,16 @@ async def test_the_pv_meter_is_saved_with_the_next_row_and_at_unload(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
     agent: FakeAgent,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """Each cycle's PV reading is saved with the next row, not on a timer that each new reading
     postpones; a crash before that re-counts the meter's rise from the saved reading, once."""
-    key = f"joulegate.{gate.entry.entry_id}.ledger"
+    key = f"joulegate.{gate.config_entry.entry_id}.ledger"
     run = Day(hass, gate).run
     at = await run(day + timedelta(hours=10), 3, grid_w=-100, pv_kwh=50.0)
-    await infer(hass, agent, gate.entry, at)
+    await infer(hass, agent, gate.config_entry, at)
     assert hass_storage[key]["data"]["accounting"]["pv_last_wh"] == pytest.approx(50_000)
     await run(at + CYCLE, 3, grid_w=-100, pv_kwh=50.5)
-    assert await hass.config_entries.async_unload(gate.entry.entry_id)
+    assert await hass.config_entries.async_unload(gate.config_entry.entry_id)
     assert hass_storage[key]["data"]["accounting"]["pv_last_wh"] == pytest.approx(50_500)

@@ -21,7 +21,7 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
-from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .common import wait_until
 from .home import GATE_OPTIONS, set_home
@@ -54,7 +54,7 @@ async def test_a_day_with_the_real_agent(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    gate: GateRunner | None = entry.runtime_data.gate
+    gate: JoulegateGateCoordinator | None = entry.runtime_data.gate
     assert gate is not None
     gate.controller.update_settings(min_off_s=0.0, open_after_wh=0.0)
     coordinator = entry.runtime_data.coordinator

@@ -20,7 +20,7 @@ from homeassistant.util.file import WriteError
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
-from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .common import DEVICE_ID, ENTRY_ID, saved_file
 from .fake_agent import FakeAgent, load_json
@@ -57,7 +57,7 @@ def totals(hass: HomeAssistant) -> dict[str, float]:
     return {entity_id: value(hass, entity_id) for entity_id in TOTALS}
 
 
-async def start(hass: HomeAssistant, entry: MockConfigEntry) -> GateRunner:
+async def start(hass: HomeAssistant, entry: MockConfigEntry) -> JoulegateGateCoordinator:
     """Start (or start again) the entry, the home exporting."""
     set_home(hass, None, grid_w=-500)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -69,7 +69,7 @@ async def start(hass: HomeAssistant, entry: MockConfigEntry) -> GateRunner:
     return gate
 
 
-async def start_first(hass: HomeAssistant, entry: MockConfigEntry) -> GateRunner:
+async def start_first(hass: HomeAssistant, entry: MockConfigEntry) -> JoulegateGateCoordinator:
     """The entry is added and started for the first time."""
     entry.add_to_hass(hass)
     return await start(hass, entry)
@@ -93,7 +93,7 @@ async def crash_and_restart(
     entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     on_disk: dict[str, Any],
-) -> GateRunner:
+) -> JoulegateGateCoordinator:
     """Home Assistant dies with `on_disk` saved, and starts again."""
     assert await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()

@@ -12,7 +12,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
-from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .fake_agent import FakeAgent
 from .home import GATE_OPTIONS, set_home
@@ -30,7 +30,7 @@ def options() -> dict[str, Any]:
 @pytest.fixture
 async def gate(
     hass: HomeAssistant, no_gate_timer: None, init_integration: MockConfigEntry
-) -> GateRunner:
+) -> JoulegateGateCoordinator:
     """The gate, on a night with no surplus."""
     runner = init_integration.runtime_data.gate
     assert runner is not None
@@ -49,7 +49,7 @@ async def test_allow_for_a_while_then_back_to_the_mode(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
 ) -> None:
     await call(
         hass,
@@ -88,7 +88,7 @@ async def test_block_without_a_duration_sets_the_mode(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
 ) -> None:
     await call(hass, "block_inference", config_entry_id=init_integration.entry_id)
     assert hass.states.get(MODE).state == "never"
@@ -121,7 +121,7 @@ async def test_block_without_a_duration_sets_the_mode(
 async def test_invalid_calls(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
     data: dict[str, Any],
     key: str,
 ) -> None:
@@ -133,7 +133,7 @@ async def test_invalid_calls(
 
 
 async def test_another_integrations_entry_is_not_found(
-    hass: HomeAssistant, gate: GateRunner
+    hass: HomeAssistant, gate: JoulegateGateCoordinator
 ) -> None:
     other = MockConfigEntry(domain="sun")
     other.add_to_hass(hass)
@@ -143,7 +143,7 @@ async def test_another_integrations_entry_is_not_found(
 
 
 async def test_an_unloaded_entry(
-    hass: HomeAssistant, init_integration: MockConfigEntry, gate: GateRunner
+    hass: HomeAssistant, init_integration: MockConfigEntry, gate: JoulegateGateCoordinator
 ) -> None:
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     with pytest.raises(ServiceValidationError) as err:
@@ -165,7 +165,7 @@ async def test_the_agent_does_not_take_it(
     hass: HomeAssistant,
     agent: FakeAgent,
     init_integration: MockConfigEntry,
-    gate: GateRunner,
+    gate: JoulegateGateCoordinator,
 ) -> None:
     """Saved, and sent again every cycle, but the user learns the agent has not taken it."""
     agent.fail_status = 503
