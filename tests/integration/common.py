@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from ipaddress import ip_address
 from typing import Any
 
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.binary_sensor import INFERENCE_ALLOWED
 from custom_components.joulegate.number import NUMBERS
 from custom_components.joulegate.select import BATTERY_POLICY, GATE_MODE
 from custom_components.joulegate.sensor import GATE_SENSORS
 
+from .fakes.agent import FakeAgent
+
 DEVICE_ID = "3f2a9c0d1e7b4a51"
 ENTRY_ID = "01JOULEGATETESTENTRY000001"
+
+# The factory fixtures' types: `mock_agent_factory(**info)` starts another fake agent,
+# `mock_config_entry_factory(agent, **fields)` makes an entry pointing at an agent.
+type MockAgentFactory = Callable[..., Awaitable[FakeAgent]]
+type MockConfigEntryFactory = Callable[..., MockConfigEntry]
 
 # Every entity the surplus gate may have; which ones an entry has depends on its inputs.
 GATE_ENTITY_KEYS = frozenset(

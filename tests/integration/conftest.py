@@ -19,8 +19,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
 
-from .common import DEVICE_ID, ENTRY_ID
-from .fake_agent import FakeAgent
+from .common import DEVICE_ID, ENTRY_ID, MockAgentFactory, MockConfigEntryFactory
+from .fakes.agent import FakeAgent
 from .real_agent import RealAgent, running_agent
 
 
@@ -51,15 +51,32 @@ def entity_registry_enabled_by_default() -> Generator[None]:
 
 
 @pytest.fixture
-async def agent(hass: HomeAssistant, socket_enabled: None) -> AsyncGenerator[FakeAgent]:
-    """A Joulegate agent API on 127.0.0.1, stopped before Home Assistant.
+async def mock_agent_factory(
+    hass: HomeAssistant, socket_enabled: None
+) -> AsyncGenerator[MockAgentFactory]:
+    """Start fake agents on 127.0.0.1 (`info` fields override the fixture's: another box); every
+    one stops before Home Assistant.
 
     Sockets stay limited to 127.0.0.1 (the test plugin's host allow-list).
     """
-    fake = FakeAgent()
-    await fake.start()
-    yield fake
-    await fake.stop()
+    started: list[FakeAgent] = []
+
+    async def start(**info: Any) -> FakeAgent:
+        fake = FakeAgent()
+        fake.info = fake.info | info
+        await fake.start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def mock_agent(mock_agent_factory: MockAgentFactory) -> FakeAgent:
+    """The fake Joulegate agent a test's entry points at."""
+    return await mock_agent_factory()
 
 
 @pytest.fixture
@@ -78,15 +95,25 @@ def options() -> dict[str, Any]:
 
 
 @pytest.fixture
-def mock_config_entry(agent: FakeAgent, options: dict[str, Any]) -> MockConfigEntry:
+def mock_config_entry_factory() -> MockConfigEntryFactory:
+    """Config entries pointing at an agent (fake or real); keywords are the entry's other fields."""
+
+    def make(agent: FakeAgent | RealAgent, **fields: Any) -> MockConfigEntry:
+        data = {CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token}
+        return MockConfigEntry(domain=DOMAIN, data=data, **fields)
+
+    return make
+
+
+@pytest.fixture
+def mock_config_entry(
+    mock_config_entry_factory: MockConfigEntryFactory,
+    mock_agent: FakeAgent,
+    options: dict[str, Any],
+) -> MockConfigEntry:
     """A config entry pointing at the test agent."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="orin-rooftop",
-        unique_id=DEVICE_ID,
-        entry_id=ENTRY_ID,
-        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
-        options=options,
+    return mock_config_entry_factory(
+        mock_agent, title="orin-rooftop", unique_id=DEVICE_ID, entry_id=ENTRY_ID, options=options
     )
 
 
@@ -109,7 +136,7 @@ def platforms() -> list[Platform]:
 async def init_integration(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     platforms: list[Platform],
 ) -> AsyncGenerator[MockConfigEntry]:
     """Set up the integration against the test agent."""

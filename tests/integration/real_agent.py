@@ -27,6 +27,8 @@ class RealAgent:
         self.agent = agent
         self.port = port
 
+    host = "127.0.0.1"
+
     @property
     def token(self) -> str:
         """The agent's bearer token."""
@@ -36,7 +38,7 @@ class RealAgent:
     @property
     def base(self) -> str:
         """The agent's API address."""
-        return f"http://127.0.0.1:{self.port}/api/v1"
+        return f"http://{self.host}:{self.port}/api/v1"
 
     @property
     def headers(self) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.joulegate.const import DOMAIN
 
 from .common import ENTRY_ID
-from .fake_agent import FakeAgent
+from .fakes.agent import FakeAgent
 
 STORAGE_ISSUE = f"{ENTRY_ID}_storage"
 
@@ -21,14 +21,14 @@ async def _poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 async def test_an_agent_that_cannot_save_its_ledger_raises_a_repair_until_it_can(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """The repair names the rows waiting in the spool and the agent's error; it goes when the
     agent writes again."""
     assert issue_registry.async_get_issue(DOMAIN, STORAGE_ISSUE) is None
-    agent.status["storage"] = {
+    mock_agent.status["storage"] = {
         "healthy": False,
         "pending_rows": 37,
         "spool_capacity": 10000,
@@ -46,13 +46,13 @@ async def test_an_agent_that_cannot_save_its_ledger_raises_a_repair_until_it_can
         "error": "database or disk is full",
     }
 
-    agent.status["storage"] = agent.status["storage"] | {"pending_rows": 38}
+    mock_agent.status["storage"] = mock_agent.status["storage"] | {"pending_rows": 38}
     await _poll(hass, init_integration)
     issue = issue_registry.async_get_issue(DOMAIN, STORAGE_ISSUE)
     assert issue is not None
     assert issue.translation_placeholders["pending_rows"] == "38"
 
-    agent.status["storage"] = {
+    mock_agent.status["storage"] = {
         "healthy": True,
         "pending_rows": 0,
         "spool_capacity": 10000,
@@ -64,12 +64,12 @@ async def test_an_agent_that_cannot_save_its_ledger_raises_a_repair_until_it_can
 
 async def test_an_unhealthy_storage_without_an_error_has_its_own_text(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """No error message from the agent: a text without one, nothing made up in English."""
-    agent.status["storage"] = {
+    mock_agent.status["storage"] = {
         "healthy": False,
         "pending_rows": 3,
         "spool_capacity": 500,
@@ -84,12 +84,12 @@ async def test_an_unhealthy_storage_without_an_error_has_its_own_text(
 
 async def test_an_agent_that_reports_no_storage_raises_nothing(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """An older agent without the field: the entry loads, no repair."""
-    del agent.status["storage"]
+    del mock_agent.status["storage"]
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -99,12 +99,12 @@ async def test_an_agent_that_reports_no_storage_raises_nothing(
 
 async def test_a_failing_storage_at_setup_is_reported_and_unloading_removes_it(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """Unhealthy from the first status on; an unloaded entry no longer follows it."""
-    agent.status["storage"] = {
+    mock_agent.status["storage"] = {
         "healthy": False,
         "pending_rows": 1,
         "spool_capacity": 500,

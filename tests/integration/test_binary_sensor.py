@@ -9,7 +9,7 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
-from .fake_agent import FakeAgent
+from .fakes.agent import FakeAgent
 
 
 @pytest.fixture
@@ -30,17 +30,17 @@ async def test_entities(
 
 
 async def test_gate_and_throttling_follow_the_agent(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """An open gate with a lease, a throttling board."""
-    agent.status["gate"] = agent.gate | {
+    mock_agent.status["gate"] = mock_agent.gate | {
         "open": True,
         "source": "lease",
         "reason": "surplus",
         "lease_expires_at": "2026-11-26T13:46:00+00:00",
         "lease_remaining_s": 60.0,
     }
-    agent.status["throttling"] = {"active": True, "reasons": ["thermal", "over_current"]}
+    mock_agent.status["throttling"] = {"active": True, "reasons": ["thermal", "over_current"]}
     await init_integration.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
 

@@ -17,8 +17,8 @@ from custom_components.joulegate.config_flow import parse_address
 from custom_components.joulegate.const import DEFAULT_PORT, DOMAIN
 from demo.procs import free_port
 
-from .common import DEVICE_ID, form_defaults, zeroconf_info
-from .fake_agent import FakeAgent
+from .common import DEVICE_ID, MockAgentFactory, form_defaults, zeroconf_info
+from .fakes.agent import FakeAgent
 
 
 @pytest.fixture
@@ -29,11 +29,15 @@ def mock_setup_entry() -> Generator[AsyncMock]:
 
 
 def _user_input(agent: FakeAgent, **overrides: object) -> dict[str, object]:
-    return {CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token} | overrides
+    return {
+        CONF_HOST: agent.host,
+        CONF_PORT: agent.port,
+        CONF_TOKEN: agent.token,
+    } | overrides
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
-async def test_user_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_user_flow(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """The user enters host, port and token; the entry is created after a real connection."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.FORM
@@ -43,15 +47,17 @@ async def test_user_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
     # Surrounding whitespace (a pasted token) is dropped; the port arrives as a float.
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        _user_input(agent, **{CONF_HOST: f" {agent.host} ", CONF_PORT: float(agent.port)})
-        | {CONF_TOKEN: f"{agent.token}\n"},
+        _user_input(
+            mock_agent, **{CONF_HOST: f" {mock_agent.host} ", CONF_PORT: float(mock_agent.port)}
+        )
+        | {CONF_TOKEN: f"{mock_agent.token}\n"},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "orin-rooftop"
     assert result["data"] == {
         CONF_HOST: "127.0.0.1",
-        CONF_PORT: agent.port,
-        CONF_TOKEN: agent.token,
+        CONF_PORT: mock_agent.port,
+        CONF_TOKEN: mock_agent.token,
     }
     assert result["result"].unique_id == DEVICE_ID
 
@@ -69,37 +75,39 @@ async def test_user_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
     ],
 )
 async def test_user_flow_errors(
-    hass: HomeAssistant, agent: FakeAgent, breakage: str, errors: dict[str, str]
+    hass: HomeAssistant, mock_agent: FakeAgent, breakage: str, errors: dict[str, str]
 ) -> None:
     """Each failure gives its own error, keeps what was typed, and the user can recover."""
-    user_input = _user_input(agent)
+    user_input = _user_input(mock_agent)
     if breakage == "token":
         user_input[CONF_TOKEN] = "wrong"
     elif breakage == "port":
         user_input[CONF_PORT] = free_port()
     elif breakage == "other_service":
-        agent.health = agent.health | {"service": "some-other-daemon"}
+        mock_agent.health = mock_agent.health | {"service": "some-other-daemon"}
     elif breakage == "no_health_route":
-        agent.health_override = lambda: web.Response(status=404, text="Not Found")
+        mock_agent.health_override = lambda: web.Response(status=404, text="Not Found")
     elif breakage == "html":
-        agent.health_override = lambda: web.Response(
+        mock_agent.health_override = lambda: web.Response(
             text="<html>router</html>", content_type="text/html"
         )
     elif breakage == "server_error":
-        agent.fail_status = 500
+        mock_agent.fail_status = 500
 
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == errors
     # What the user typed is offered again.
-    assert form_defaults(result)[CONF_HOST] == agent.host
+    assert form_defaults(result)[CONF_HOST] == mock_agent.host
 
     # Fix the problem, submit again: the entry is created.
-    agent.health = agent.health | {"service": "joulegate-agent"}
-    agent.health_override = None
-    agent.fail_status = None
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(agent))
+    mock_agent.health = mock_agent.health | {"service": "joulegate-agent"}
+    mock_agent.health_override = None
+    mock_agent.fail_status = None
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _user_input(mock_agent)
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
@@ -114,31 +122,33 @@ async def test_user_flow_errors(
     ],
 )
 async def test_a_pasted_address_is_read_as_host_and_port(
-    hass: HomeAssistant, agent: FakeAgent, typed: str
+    hass: HomeAssistant, mock_agent: FakeAgent, typed: str
 ) -> None:
     """A URL or host:port pasted into the host field: its port wins over the port field."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        _user_input(agent, **{CONF_HOST: typed.format(port=agent.port), CONF_PORT: DEFAULT_PORT}),
+        _user_input(
+            mock_agent, **{CONF_HOST: typed.format(port=mock_agent.port), CONF_PORT: DEFAULT_PORT}
+        ),
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST] == "127.0.0.1"
-    assert result["data"][CONF_PORT] == agent.port
+    assert result["data"][CONF_PORT] == mock_agent.port
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_a_url_without_port_uses_the_port_field(
-    hass: HomeAssistant, agent: FakeAgent
+    hass: HomeAssistant, mock_agent: FakeAgent
 ) -> None:
     """`http://host` takes the port from the port field."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], _user_input(agent, **{CONF_HOST: "http://127.0.0.1"})
+        result["flow_id"], _user_input(mock_agent, **{CONF_HOST: "http://127.0.0.1"})
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_HOST] == "127.0.0.1"
-    assert result["data"][CONF_PORT] == agent.port
+    assert result["data"][CONF_PORT] == mock_agent.port
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
@@ -147,13 +157,13 @@ async def test_a_url_without_port_uses_the_port_field(
     ["https://127.0.0.1", "http://127.0.0.1/api/v1", "two words", "http://", "host:port", "::1:x"],
 )
 async def test_an_address_that_cannot_be_an_agent_is_refused_before_connecting(
-    hass: HomeAssistant, agent: FakeAgent, typed: str
+    hass: HomeAssistant, mock_agent: FakeAgent, typed: str
 ) -> None:
     """Not a host, host:port or http:// URL: the host field says so; nothing is contacted."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     with patch("custom_components.joulegate.config_flow.JoulegateClient") as client:
         result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], _user_input(agent, **{CONF_HOST: typed})
+            result["flow_id"], _user_input(mock_agent, **{CONF_HOST: typed})
         )
     client.assert_not_called()
     assert result["type"] is FlowResultType.FORM
@@ -176,7 +186,7 @@ def test_ipv6_addresses_and_dns_names_are_hosts(typed: str, address: tuple[str, 
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_an_unexpected_error_is_unknown_and_logged(
-    hass: HomeAssistant, agent: FakeAgent, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant, mock_agent: FakeAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug or a library surprise: the form says `unknown`, the log has the traceback."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
@@ -185,7 +195,7 @@ async def test_an_unexpected_error_is_unknown_and_logged(
         side_effect=RuntimeError("surprise"),
     ):
         result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], _user_input(agent)
+            result["flow_id"], _user_input(mock_agent)
         )
     assert result["errors"] == {"base": "unknown"}
     assert "surprise" in caplog.text
@@ -193,49 +203,47 @@ async def test_an_unexpected_error_is_unknown_and_logged(
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_reconfigure_reads_a_pasted_url(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """Reconfigure parses the host field the same way."""
     mock_config_entry.add_to_hass(hass)
     result = await mock_config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_HOST: f"http://127.0.0.1:{agent.port}", CONF_PORT: DEFAULT_PORT}
+        result["flow_id"],
+        {CONF_HOST: f"http://127.0.0.1:{mock_agent.port}", CONF_PORT: DEFAULT_PORT},
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert mock_config_entry.data[CONF_HOST] == "127.0.0.1"
-    assert mock_config_entry.data[CONF_PORT] == agent.port
+    assert mock_config_entry.data[CONF_PORT] == mock_agent.port
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_user_flow_already_configured(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """The same agent (same device id) cannot be added twice."""
     mock_config_entry.add_to_hass(hass)
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], _user_input(agent))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _user_input(mock_agent)
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
-async def test_user_flow_several_agents(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_user_flow_several_agents(
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_agent_factory: MockAgentFactory
+) -> None:
     """Two agents (two device ids) give two entries."""
-    second = FakeAgent()
-    second.info = second.info | {"device_id": "0000000000000002", "hostname": "xavier-shed"}
-    await second.start()
-    try:
-        for target in (agent, second):
-            result = await hass.config_entries.flow.async_init(
-                DOMAIN, context={"source": SOURCE_USER}
-            )
-            result = await hass.config_entries.flow.async_configure(
-                result["flow_id"], _user_input(target)
-            )
-            assert result["type"] is FlowResultType.CREATE_ENTRY
-    finally:
-        await second.stop()
+    second = await mock_agent_factory(device_id="0000000000000002", hostname="xavier-shed")
+    for target in (mock_agent, second):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _user_input(target)
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
     entries = hass.config_entries.async_entries(DOMAIN)
     assert sorted((entry.title, entry.unique_id) for entry in entries) == [
         ("orin-rooftop", DEVICE_ID),
@@ -251,17 +259,17 @@ async def test_user_form_defaults(hass: HomeAssistant) -> None:
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
-async def test_zeroconf_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_zeroconf_flow(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """A discovered agent only needs its token."""
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent.port)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(mock_agent.port)
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "zeroconf_confirm"
     assert result["description_placeholders"] == {
         "name": "orin-rooftop",
         "host": "127.0.0.1",
-        "port": str(agent.port),
+        "port": str(mock_agent.port),
     }
     flow = hass.config_entries.flow.async_get(result["flow_id"])
     assert flow["context"]["title_placeholders"] == {"name": "orin-rooftop"}
@@ -274,25 +282,25 @@ async def test_zeroconf_flow(hass: HomeAssistant, agent: FakeAgent) -> None:
     assert result["errors"] == {CONF_TOKEN: "invalid_auth"}
 
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_TOKEN: agent.token}
+        result["flow_id"], {CONF_TOKEN: mock_agent.token}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "orin-rooftop"
     assert result["data"] == {
         CONF_HOST: "127.0.0.1",
-        CONF_PORT: agent.port,
-        CONF_TOKEN: agent.token,
+        CONF_PORT: mock_agent.port,
+        CONF_TOKEN: mock_agent.token,
     }
     assert result["result"].unique_id == DEVICE_ID
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
-async def test_zeroconf_without_device_id(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_zeroconf_without_device_id(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """An announcement without the device id: the health route supplies it."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN,
         context={"source": SOURCE_ZEROCONF},
-        data=zeroconf_info(agent.port, properties={"hostname": "rig"}),
+        data=zeroconf_info(mock_agent.port, properties={"hostname": "rig"}),
     )
     assert result["type"] is FlowResultType.FORM
     assert result["description_placeholders"]["name"] == "rig"
@@ -306,14 +314,14 @@ async def test_zeroconf_without_device_id(hass: HomeAssistant, agent: FakeAgent)
     [("port", "cannot_connect"), ("other_service", "not_joulegate_agent")],
 )
 async def test_zeroconf_without_device_id_abort(
-    hass: HomeAssistant, agent: FakeAgent, breakage: str, reason: str
+    hass: HomeAssistant, mock_agent: FakeAgent, breakage: str, reason: str
 ) -> None:
     """Without an id in the announcement, a dead or foreign service aborts discovery."""
-    port = agent.port
+    port = mock_agent.port
     if breakage == "port":
         port = free_port()
     else:
-        agent.health = agent.health | {"service": "printer"}
+        mock_agent.health = mock_agent.health | {"service": "printer"}
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(port, properties={})
     )
@@ -322,12 +330,12 @@ async def test_zeroconf_without_device_id_abort(
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
-async def test_zeroconf_confirm_cannot_connect(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_zeroconf_confirm_cannot_connect(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """The agent goes away between discovery and the token."""
     result = await hass.config_entries.flow.async_init(
-        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(agent.port)
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(mock_agent.port)
     )
-    await agent.stop()
+    await mock_agent.stop()
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_TOKEN: "whatever"}
     )
@@ -336,31 +344,27 @@ async def test_zeroconf_confirm_cannot_connect(hass: HomeAssistant, agent: FakeA
 
 
 async def test_zeroconf_updates_known_agent(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent_factory: MockAgentFactory, init_integration: MockConfigEntry
 ) -> None:
     """A configured agent announced at a new address: the entry follows it."""
-    moved = FakeAgent()
-    await moved.start()
+    moved = await mock_agent_factory()
     new_port = moved.port
-    try:
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(new_port)
-        )
-        await hass.async_block_till_done()
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "already_configured"
-        assert init_integration.data[CONF_PORT] == new_port
-    finally:
-        await moved.stop()
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(new_port)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert init_integration.data[CONF_PORT] == new_port
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_reauth_flow(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """A rotated token: the user enters the new one."""
     mock_config_entry.add_to_hass(hass)
-    agent.token = "rotated-token"
+    mock_agent.token = "rotated-token"
     result = await mock_config_entry.start_reauth_flow(hass)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reauth_confirm"
@@ -378,19 +382,19 @@ async def test_reauth_flow(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert mock_config_entry.data[CONF_TOKEN] == "rotated-token"
-    assert mock_config_entry.data[CONF_HOST] == agent.host
+    assert mock_config_entry.data[CONF_HOST] == mock_agent.host
 
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_reauth_flow_different_device(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """Another agent now answers at the address: the token is not stored."""
     mock_config_entry.add_to_hass(hass)
-    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    mock_agent.info = mock_agent.info | {"device_id": "ffffffffffffffff"}
     result = await mock_config_entry.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_TOKEN: agent.token}
+        result["flow_id"], {CONF_TOKEN: mock_agent.token}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "different_device"
@@ -398,37 +402,36 @@ async def test_reauth_flow_different_device(
 
 @pytest.mark.usefixtures("mock_setup_entry")
 async def test_reconfigure_flow(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_agent_factory: MockAgentFactory,
+    mock_config_entry: MockConfigEntry,
 ) -> None:
     """The agent moved to another port: the entry is updated, the token kept."""
     mock_config_entry.add_to_hass(hass)
-    moved = FakeAgent()
-    await moved.start()
+    moved = await mock_agent_factory()
     new_port = moved.port
-    try:
-        result = await mock_config_entry.start_reconfigure_flow(hass)
-        assert result["type"] is FlowResultType.FORM
-        assert result["step_id"] == "reconfigure"
+    result = await mock_config_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
 
-        # Nothing listens there: an error, and the form keeps the new values.
-        dead_port = free_port()
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: dead_port}
-        )
-        assert result["type"] is FlowResultType.FORM
-        assert result["errors"] == {"base": "cannot_connect"}
+    # Nothing listens there: an error, and the form keeps the new values.
+    dead_port = free_port()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: dead_port}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
 
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: moved.port}
-        )
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "reconfigure_successful"
-    finally:
-        await moved.stop()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: moved.port}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
     assert mock_config_entry.data == {
         CONF_HOST: "127.0.0.1",
         CONF_PORT: new_port,
-        CONF_TOKEN: agent.token,
+        CONF_TOKEN: mock_agent.token,
     }
 
 
@@ -439,7 +442,7 @@ async def test_reconfigure_flow(
 )
 async def test_reconfigure_flow_refused(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     breakage: str,
     outcome: str,
@@ -447,12 +450,12 @@ async def test_reconfigure_flow_refused(
     """Reconfigure only points the entry at the same agent, with its saved token."""
     mock_config_entry.add_to_hass(hass)
     if breakage == "other_device":
-        agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+        mock_agent.info = mock_agent.info | {"device_id": "ffffffffffffffff"}
     else:
-        agent.token = "another"
+        mock_agent.token = "another"
     result = await mock_config_entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_HOST: agent.host, CONF_PORT: agent.port}
+        result["flow_id"], {CONF_HOST: mock_agent.host, CONF_PORT: mock_agent.port}
     )
     if outcome == "different_device":
         assert result["type"] is FlowResultType.ABORT

@@ -23,7 +23,7 @@ from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 from custom_components.joulegate.models import Inference
 
 from .common import DEVICE_ID, ENTRY_ID, saved_file, wait_until
-from .fake_agent import FakeAgent, load_json
+from .fakes.agent import FakeAgent, load_json
 
 LEDGER_KEY = f"{DOMAIN}.{ENTRY_ID}.ledger"
 INFERENCES = "sensor.orin_rooftop_inferences"
@@ -50,7 +50,7 @@ async def _poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 async def test_inference_while_home_assistant_was_down_is_counted_once(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -67,7 +67,7 @@ async def test_inference_while_home_assistant_was_down_is_counted_once(
     await hass.async_block_till_done()
 
     # Meanwhile the rig finishes an inference.
-    agent.finish_inference(output_tokens=40, energy_j=12.0)
+    mock_agent.finish_inference(output_tokens=40, energy_j=12.0)
 
     # Home Assistant starts again.
     assert await hass.config_entries.async_setup(init_integration.entry_id)
@@ -95,16 +95,16 @@ async def test_inference_while_home_assistant_was_down_is_counted_once(
 
 
 async def test_event_stream_shows_an_inference_at_once(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """A finished inference reaches Home Assistant without waiting for a poll,
     and the poll that follows does not count it again."""
     events = async_capture_events(hass, EVENT_INFERENCE)
-    await wait_until(lambda: agent.stream_connections == 1)
+    await wait_until(lambda: mock_agent.stream_connections == 1)
     coordinator = init_integration.runtime_data.coordinator
     assert coordinator.event_stream in ("connecting", "connected")
 
-    agent.finish_inference(output_tokens=50, energy_j=18.0)
+    mock_agent.finish_inference(output_tokens=50, energy_j=18.0)
     await wait_until(lambda: _state(hass, INFERENCES) == "13")
     assert coordinator.event_stream == "connected"
     assert float(_state(hass, LAST_ENERGY)) == pytest.approx(18.0 / 3600)
@@ -116,69 +116,69 @@ async def test_event_stream_shows_an_inference_at_once(
     assert _announced(events) == [18]
 
     # Gate changes come through the stream too.
-    agent.gate.update(open=True, reason="surplus", source="lease")
-    agent.status["gate"] = agent.gate
-    agent.publish("gate", agent.gate)
+    mock_agent.gate.update(open=True, reason="surplus", source="lease")
+    mock_agent.status["gate"] = mock_agent.gate
+    mock_agent.publish("gate", mock_agent.gate)
     await wait_until(lambda: _state(hass, "binary_sensor.orin_rooftop_inference_gate") == "on")
 
 
 async def test_event_stream_reconnects(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """The agent ends the stream (it restarted): the integration connects again."""
-    await wait_until(lambda: agent.stream_connections == 1)
-    agent.close_streams()
-    await wait_until(lambda: agent.stream_connections == 2)
-    agent.finish_inference()
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    mock_agent.close_streams()
+    await wait_until(lambda: mock_agent.stream_connections == 2)
+    mock_agent.finish_inference()
     await wait_until(lambda: _state(hass, INFERENCES) == "13")
 
 
 async def test_event_stream_retries_after_server_error(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """A failing stream is retried with back-off until it works again."""
-    await wait_until(lambda: agent.stream_connections == 1)
-    agent.fail_status = 500
-    agent.close_streams()
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    mock_agent.fail_status = 500
+    mock_agent.close_streams()
     coordinator = init_integration.runtime_data.coordinator
     await wait_until(lambda: coordinator.event_stream == "reconnecting")
-    agent.fail_status = None
-    await wait_until(lambda: agent.stream_connections == 2)
+    mock_agent.fail_status = None
+    await wait_until(lambda: mock_agent.stream_connections == 2)
 
 
 async def test_event_stream_with_bad_event_reconnects(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """An unreadable event drops the connection, which is made again."""
-    await wait_until(lambda: agent.stream_connections == 1)
-    agent.publish("inference", {"id": "not a row"})
-    await wait_until(lambda: agent.stream_connections == 2)
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    mock_agent.publish("inference", {"id": "not a row"})
+    await wait_until(lambda: mock_agent.stream_connections == 2)
 
 
 async def test_an_event_line_over_the_read_limit_reconnects_the_stream(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A 200 KiB line (over aiohttp's 128 KiB) is reported once; the stream comes back."""
-    await wait_until(lambda: agent.stream_connections == 1)
-    agent.publish("note", "x" * 200_000)
-    await wait_until(lambda: agent.stream_connections == 2)
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    mock_agent.publish("note", "x" * 200_000)
+    await wait_until(lambda: mock_agent.stream_connections == 2)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert ["Event stream of orin-rooftop failed" in r.getMessage() for r in warnings] == [True]
-    agent.finish_inference()
+    mock_agent.finish_inference()
     await wait_until(lambda: _state(hass, INFERENCES) == "13")
 
 
 async def test_an_unexpected_error_in_the_stream_is_logged_and_the_stream_reconnects(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Whatever the client raises, the stream task lives on: logged with its traceback."""
-    await wait_until(lambda: agent.stream_connections == 1)
+    await wait_until(lambda: mock_agent.stream_connections == 1)
     client = init_integration.runtime_data.client
     real_events = client.events
     calls = 0
@@ -191,23 +191,23 @@ async def test_an_unexpected_error_in_the_stream_is_logged_and_the_stream_reconn
         return real_events()
 
     with patch.object(client, "events", events):
-        agent.close_streams()
-        await wait_until(lambda: agent.stream_connections == 2)
+        mock_agent.close_streams()
+        await wait_until(lambda: mock_agent.stream_connections == 2)
     errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(errors) == 1
     assert errors[0].exc_info is not None
     assert "a bug in the client" in caplog.text
-    agent.finish_inference()
+    mock_agent.finish_inference()
     await wait_until(lambda: _state(hass, INFERENCES) == "13")
 
 
 async def test_event_stream_stops_on_rejected_token(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """The token is rotated: the stream stops, the next poll starts reauthentication."""
-    await wait_until(lambda: agent.stream_connections == 1)
-    agent.token = "rotated"
-    agent.close_streams()
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    mock_agent.token = "rotated"
+    mock_agent.close_streams()
     coordinator = init_integration.runtime_data.coordinator
     await wait_until(lambda: coordinator.event_stream == "stopped: authentication failed")
 
@@ -219,12 +219,12 @@ async def test_event_stream_stops_on_rejected_token(
 
 async def test_polling_when_agent_has_no_event_stream(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Without an event stream the integration polls at the update interval."""
-    agent.events_enabled = False
+    mock_agent.events_enabled = False
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -233,7 +233,7 @@ async def test_polling_when_agent_has_no_event_stream(
     assert "offers no event stream; polling only" in caplog.text
 
     events = async_capture_events(hass, EVENT_INFERENCE)
-    agent.finish_inference()
+    mock_agent.finish_inference()
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
     await wait_until(lambda: _state(hass, INFERENCES) == "13")
     assert _announced(events) == [18]
@@ -241,17 +241,17 @@ async def test_polling_when_agent_has_no_event_stream(
 
 async def test_unreachable_agent_logged_once_each_way(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Agent unreachable: entities unavailable, one log line when it goes and one
     when it comes back, and nothing lost in between."""
-    port = agent.port
+    port = mock_agent.port
     events = async_capture_events(hass, EVENT_INFERENCE)
     caplog.set_level(logging.DEBUG, logger="custom_components.joulegate")
-    await wait_until(lambda: agent.stream_connections == 1)
-    await agent.stop()
+    await wait_until(lambda: mock_agent.stream_connections == 1)
+    await mock_agent.stop()
     # The event stream notices too, and keeps trying, quietly (debug level).
     await wait_until(lambda: "Event stream of orin-rooftop lost" in caplog.text)
     caplog.clear()
@@ -264,8 +264,8 @@ async def test_unreachable_agent_logged_once_each_way(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r not in gone]
     assert gone[0].levelname == "ERROR"
 
-    agent.finish_inference(energy_j=9.0)  # finished while unreachable
-    await agent.start(port=port)
+    mock_agent.finish_inference(energy_j=9.0)  # finished while unreachable
+    await mock_agent.start(port=port)
     for _ in range(2):
         await _poll(hass, init_integration)
     assert _state(hass, BOARD_POWER) == "4.52"
@@ -277,70 +277,70 @@ async def test_unreachable_agent_logged_once_each_way(
 
 
 async def test_ledger_pages_through_a_backlog(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """Many rows at once are read page by page, in order, each once."""
-    agent.events_enabled = False
-    agent.max_page = 2
+    mock_agent.events_enabled = False
+    mock_agent.max_page = 2
     events = async_capture_events(hass, EVENT_INFERENCE)
     for _ in range(5):
-        agent.finish_inference()
-    agent.inference_queries.clear()
+        mock_agent.finish_inference()
+    mock_agent.inference_queries.clear()
     with patch("custom_components.joulegate.coordinator.LEDGER_MAX_PAGES_PER_UPDATE", 2):
         await _poll(hass, init_integration)
         assert _announced(events) == [18, 19, 20, 21]
         await _poll(hass, init_integration)
     assert _announced(events) == [18, 19, 20, 21, 22]
-    assert [after for after, _ in agent.inference_queries] == [17, 19, 21]
+    assert [after for after, _ in mock_agent.inference_queries] == [17, 19, 21]
 
 
 async def test_a_poll_with_no_new_row_reads_no_ledger_page(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """The status names the newest row: while it is the one already read, the ledger is not
     asked (an idle rig costs one request per poll, not two)."""
-    agent.events_enabled = False
-    agent.inference_queries.clear()
+    mock_agent.events_enabled = False
+    mock_agent.inference_queries.clear()
     await _poll(hass, init_integration)
-    assert agent.inference_queries == []
-    agent.finish_inference()
+    assert mock_agent.inference_queries == []
+    mock_agent.finish_inference()
     await _poll(hass, init_integration)
-    assert [after for after, _ in agent.inference_queries] == [17]
+    assert [after for after, _ in mock_agent.inference_queries] == [17]
 
 
 async def test_ledger_that_starts_over_is_read_from_the_start(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The agent's ledger was reset (ids start again at 1): do not wait for id 18."""
     events = async_capture_events(hass, EVENT_INFERENCE)
-    agent.rows = []
-    agent.status["inference"]["last"] = None
+    mock_agent.rows = []
+    mock_agent.status["inference"]["last"] = None
     await _poll(hass, init_integration)
     assert "starts over" in caplog.text
     assert _state(hass, LAST_ENERGY) == "unknown"
 
-    agent.finish_inference()
+    mock_agent.finish_inference()
     await _poll(hass, init_integration)
     assert _announced(events) == [1]
 
 
 async def test_first_start_with_empty_ledger(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     """A new agent with no inference yet."""
-    agent.rows = []
-    agent.status["inference"]["last"] = None
+    mock_agent.rows = []
+    mock_agent.status["inference"]["last"] = None
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass_storage[LEDGER_KEY]["data"]["cursor"] == 0
-    assert agent.inference_queries == []
+    assert mock_agent.inference_queries == []
     assert _state(hass, PER_INFERENCE) == "unknown"
     assert _state(hass, "sensor.orin_rooftop_energy_per_token") == "unknown"
     assert _state(hass, "sensor.orin_rooftop_tokens_per_second") == "unknown"
@@ -348,7 +348,7 @@ async def test_first_start_with_empty_ledger(
 
 async def test_saved_cursor_is_resumed(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -367,7 +367,7 @@ async def test_saved_cursor_is_resumed(
 
 async def test_saved_cursor_of_another_agent_is_ignored(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -386,7 +386,7 @@ async def test_saved_cursor_of_another_agent_is_ignored(
 
 async def test_a_failing_row_listener_loses_no_row_and_no_event(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -403,8 +403,8 @@ async def test_a_failing_row_listener_loses_no_row_and_no_event(
         coordinator.async_add_row_listener(lambda row: seen.append(row.id))
     )
     events = async_capture_events(hass, EVENT_INFERENCE)
-    agent.finish_inference()
-    agent.finish_inference()
+    mock_agent.finish_inference()
+    mock_agent.finish_inference()
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     assert coordinator.last_update_success

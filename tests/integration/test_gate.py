@@ -27,8 +27,8 @@ from custom_components.joulegate.gate import JoulegateGateCoordinator
 from custom_components.joulegate.surplus import BatteryPolicy, GateMode, Settings
 
 from .common import DEVICE_ID, GATE_ENTITY_KEYS, wait_until
-from .fake_agent import TOKEN, FakeAgent, load_json
-from .home import CAPACITY_KWH, FORECAST, GATE_OPTIONS, GRID, set_home, set_state
+from .fakes.agent import TOKEN, FakeAgent, load_json
+from .fakes.home import CAPACITY_KWH, FORECAST, GATE_OPTIONS, GRID, set_home, set_state
 
 CYCLE = timedelta(seconds=10)
 ALLOWED = "binary_sensor.orin_rooftop_inference_allowed"
@@ -59,10 +59,13 @@ def day() -> datetime:
 
 @pytest.fixture
 async def gate(
-    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None, init_integration: MockConfigEntry
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    no_gate_timer: None,
+    init_integration: MockConfigEntry,
 ) -> JoulegateGateCoordinator:
     """The entry's gate runner, with the rig idle (its power is its idle baseline)."""
-    agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
+    mock_agent.status["power"]["board_w"] = mock_agent.status["idle"]["baseline_w"]
     await init_integration.runtime_data.coordinator.async_refresh()
     runner = init_integration.runtime_data.gate
     assert runner is not None
@@ -127,7 +130,7 @@ def gate_of(hass: HomeAssistant) -> tuple[str, str]:
 
 
 async def test_a_day_of_a_home_with_a_battery(
-    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Night on the battery, a charging morning, a sunny noon, a cloud, a stale evening."""
     entry = gate.config_entry
@@ -137,14 +140,14 @@ async def test_a_day_of_a_home_with_a_battery(
     # 02:00, the battery holds the grid at zero: closed, and not because of the policy.
     at = await run(day + timedelta(hours=2), 3, grid_w=0, battery_w=300, pv_kwh=100)
     assert gate_of(hass) == ("off", "no_surplus")
-    assert agent.gate_puts[-1] == {"open": False, "reason": "no_surplus", **lease}
+    assert mock_agent.gate_puts[-1] == {"open": False, "reason": "no_surplus", **lease}
     assert hass.states.get(SURPLUS).state == "0.0"
-    await infer(hass, agent, entry, at)  # 18 W for 2 s, all from the battery
+    await infer(hass, mock_agent, entry, at)  # 18 W for 2 s, all from the battery
 
     # 09:00, the battery takes all the sun: battery first keeps the gate closed.
     at = await run(day + timedelta(hours=9), 3, grid_w=0, battery_w=-2000, soc=50, pv_kwh=102)
     assert gate_of(hass) == ("off", "battery_first")
-    await infer(hass, agent, entry, at)  # charge power the battery did not get: solar
+    await infer(hass, mock_agent, entry, at)  # charge power the battery did not get: solar
 
     # 13:00, the battery is full and the house exports: the gate opens once a minute's worth
     # (two at the measured inference power) of surplus is banked.
@@ -153,31 +156,31 @@ async def test_a_day_of_a_home_with_a_battery(
     assert gate_of(hass) == ("off", "waiting_for_surplus")
     at = await run(start + CYCLE, 20, grid_w=-800, soc=100, pv_kwh=108)
     assert gate_of(hass) == ("on", "surplus")
-    assert agent.gate_puts[-1] == {"open": True, "reason": "surplus", **lease}
-    assert agent.gate["open"] is True
+    assert mock_agent.gate_puts[-1] == {"open": True, "reason": "surplus", **lease}
+    assert mock_agent.gate["open"] is True
     assert value(hass, SURPLUS) == pytest.approx(800)
     need = gate.data.need_w
     assert need is not None
     # The rig can use only its own inference power of the 800 W.
     assert need < 800
     assert value(hass, AFFORDABLE) == pytest.approx(need / gate.data.energy_per_inference_wh)
-    await infer(hass, agent, entry, at)  # exported otherwise: solar
+    await infer(hass, mock_agent, entry, at)  # exported otherwise: solar
 
     # The rig runs at 10 W above idle and the meter sees it: its own draw is added back.
-    agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"] + 10
+    mock_agent.status["power"]["board_w"] = mock_agent.status["idle"]["baseline_w"] + 10
     await entry.runtime_data.coordinator.async_refresh()
     at = await run(at + CYCLE, 3, grid_w=-790, soc=100, pv_kwh=108)
     assert gate_of(hass) == ("on", "surplus")
     assert value(hass, SURPLUS) == pytest.approx(800)
-    agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
+    mock_agent.status["power"]["board_w"] = mock_agent.status["idle"]["baseline_w"]
     await entry.runtime_data.coordinator.async_refresh()
 
     # 13:30, a cloud: the grid imports, the gate closes at the first reading.
     cloud = day + timedelta(hours=13, minutes=30)
     at = await run(cloud, 1, grid_w=300, soc=99, pv_kwh=108.5)
     assert gate_of(hass) == ("off", "no_surplus")
-    assert agent.gate_puts[-1] == {"open": False, "reason": "no_surplus", **lease}
-    await infer(hass, agent, entry, at)  # all grid, 300 g/kWh
+    assert mock_agent.gate_puts[-1] == {"open": False, "reason": "no_surplus", **lease}
+    await infer(hass, mock_agent, entry, at)  # all grid, 300 g/kWh
     # The sun is back a minute later, but the gate waits the minimum off time.
     at = await run(cloud + timedelta(minutes=1), 3, grid_w=-800, soc=99, pv_kwh=108.5)
     assert gate_of(hass) == ("off", "minimum_off_time")
@@ -187,7 +190,7 @@ async def test_a_day_of_a_home_with_a_battery(
     # 16:00, only 3 W spare: a 9 W inference is a third solar, two thirds grid.
     at = await run(day + timedelta(hours=16), 3, grid_w=-3, soc=100, pv_kwh=112)
     assert gate_of(hass) == ("off", "no_surplus")
-    await infer(hass, agent, entry, at, marginal_j=18.0)
+    await infer(hass, mock_agent, entry, at, marginal_j=18.0)
 
     # 21:00, the grid meter stopped reporting six minutes ago: fail-safe, and it says why.
     evening = day + timedelta(hours=21)
@@ -197,8 +200,8 @@ async def test_a_day_of_a_home_with_a_battery(
     await hass.async_block_till_done()
     assert gate_of(hass) == ("off", "input_unavailable")
     assert hass.states.get(REASON).attributes["input_problems"] == {"grid_power": "stale"}
-    assert agent.gate_puts[-1] == {"open": False, "reason": "input_unavailable", **lease}
-    await infer(hass, agent, entry, evening)  # no flows known at its time: counted as grid
+    assert mock_agent.gate_puts[-1] == {"open": False, "reason": "input_unavailable", **lease}
+    await infer(hass, mock_agent, entry, evening)  # no flows known at its time: counted as grid
 
     # The attribution, against a hand calculation (Wh).
     rows = 0.01  # 36 J
@@ -231,7 +234,7 @@ async def test_a_day_of_a_home_with_a_battery(
 
 async def test_settings_entities_change_the_gate_and_are_kept(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
     day: datetime,
@@ -252,10 +255,10 @@ async def test_settings_entities_change_the_gate_and_are_kept(
 
     await select("select.orin_rooftop_gate_mode", "never")
     assert gate_of(hass) == ("off", "forced_off")
-    assert agent.gate_puts[-1]["reason"] == "forced_off"
+    assert mock_agent.gate_puts[-1]["reason"] == "forced_off"
     await select("select.orin_rooftop_gate_mode", "always")
     assert gate_of(hass) == ("on", "forced_on")
-    assert agent.gate_puts[-1] == {"open": True, "lease_s": 30, "reason": "forced_on"}
+    assert mock_agent.gate_puts[-1] == {"open": True, "lease_s": 30, "reason": "forced_on"}
 
     await select("select.orin_rooftop_gate_mode", "solar")
     await select("select.orin_rooftop_battery_policy", "inference_first")
@@ -283,13 +286,13 @@ async def test_settings_entities_change_the_gate_and_are_kept(
 
 @pytest.mark.parametrize("options", [GATE_OPTIONS | {"fail_open": True}])
 async def test_a_user_may_choose_to_fail_open(
-    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Nothing reported at all: open, and it says why."""
     await gate.async_run_cycle(day)
     await hass.async_block_till_done()
     assert gate_of(hass) == ("on", "input_unavailable")
-    assert agent.gate_puts[-1]["open"] is True
+    assert mock_agent.gate_puts[-1]["open"] is True
     assert set(hass.states.get(REASON).attributes["input_problems"]) == set(gate.config.entities)
 
 
@@ -302,14 +305,14 @@ async def test_a_user_may_choose_to_fail_open(
 )
 async def test_a_hot_or_throttling_rig_closes_even_when_allowed(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     gate: JoulegateGateCoordinator,
     day: datetime,
     case: tuple[dict[str, Any], str],
 ) -> None:
     status, reason = case
     await gate.async_set_mode(GateMode.ALWAYS)
-    agent.status.update(status)
+    mock_agent.status.update(status)
     await gate.agent.async_refresh()
     set_home(hass, day, grid_w=-500)
     await gate.async_run_cycle(day)
@@ -352,7 +355,7 @@ async def test_balanced_without_a_forecast_reading_fails_safe(
 async def test_stored_settings_that_no_longer_fit_are_replaced(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     no_gate_timer: None,
 ) -> None:
@@ -379,7 +382,7 @@ async def test_stored_settings_that_no_longer_fit_are_replaced(
 
 
 async def test_a_sensor_blip_keeps_the_gate_open_and_a_long_outage_closes_it(
-    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """One unavailable grid reading is ridden through on the last good one; past the hold time
     the gate closes and says why."""
@@ -391,25 +394,25 @@ async def test_a_sensor_blip_keeps_the_gate_open_and_a_long_outage_closes_it(
     await gate.async_run_cycle(blip)
     await hass.async_block_till_done()
     assert gate_of(hass) == ("on", "surplus")
-    assert agent.gate_puts[-1]["open"] is True
+    assert mock_agent.gate_puts[-1]["open"] is True
     outage = at + timedelta(seconds=gate.settings.hold_s + 1)
     set_home(hass, outage, grid_w=-800, soc=100)
     set_state(hass, GRID, "unavailable", outage)
     await gate.async_run_cycle(outage)
     await hass.async_block_till_done()
     assert gate_of(hass) == ("off", "input_unavailable")
-    assert agent.gate_puts[-1]["open"] is False
+    assert mock_agent.gate_puts[-1]["open"] is False
 
 
 async def test_the_agent_unreachable(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     gate: JoulegateGateCoordinator,
     day: datetime,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The rig's power is unknown: fail-safe; the lease is not taken; one log line each way."""
-    agent.fail_status = 500
+    mock_agent.fail_status = 500
     await gate.agent.async_refresh()
     for i in range(2):
         set_home(hass, day + i * CYCLE, grid_w=-500)
@@ -421,7 +424,7 @@ async def test_the_agent_unreachable(
     # Settings stay usable while the agent is away.
     assert hass.states.get("select.orin_rooftop_gate_mode").state == "solar"
 
-    agent.fail_status = None
+    mock_agent.fail_status = None
     await gate.agent.async_refresh()
     set_home(hass, day + 2 * CYCLE, grid_w=-500)
     await gate.async_run_cycle(day + 2 * CYCLE)
@@ -484,43 +487,43 @@ async def test_a_bad_input_raises_a_repair_issue_once_it_lasts(
 
 async def test_unloading_stops_the_leases_without_closing_the_gate(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
     """Home Assistant going away sends nothing: the agent's lease runs out by itself."""
     await gate.async_set_mode(GateMode.ALWAYS)
-    puts = len(agent.gate_puts)
-    assert agent.gate_puts[-1]["open"] is True
+    puts = len(mock_agent.gate_puts)
+    assert mock_agent.gate_puts[-1]["open"] is True
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
-    assert len(agent.gate_puts) == puts
-    assert agent.gate["open"] is True
+    assert len(mock_agent.gate_puts) == puts
+    assert mock_agent.gate["open"] is True
 
 
 async def test_the_timer_runs_a_cycle_every_ten_seconds(
-    hass: HomeAssistant, agent: FakeAgent, init_integration: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, init_integration: MockConfigEntry
 ) -> None:
     """Without the tests' hand on the clock: the first cycle at setup, then the timer."""
     assert init_integration.runtime_data.gate is not None
-    puts = len(agent.gate_puts)
+    puts = len(mock_agent.gate_puts)
     assert puts >= 1
     set_home(hass, None, grid_w=-500)
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=11))
     # The timer runs its cycle as a background task.
-    await wait_until(lambda: len(agent.gate_puts) > puts)
-    assert agent.gate_puts[-1]["lease_s"] == 30
+    await wait_until(lambda: len(mock_agent.gate_puts) > puts)
+    assert mock_agent.gate_puts[-1]["lease_s"] == 30
 
 
 async def test_a_refused_request_counts_nothing(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
-    agent.finish_inference(outcome="refused", energy_j=0, marginal_j=0, ended_at=day)
+    mock_agent.finish_inference(outcome="refused", energy_j=0, marginal_j=0, ended_at=day)
     await init_integration.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     assert gate.summary.inferences == 0
@@ -529,7 +532,7 @@ async def test_a_refused_request_counts_nothing(
 
 async def test_a_hand_fired_inference_event_counts_nothing(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
     day: datetime,
@@ -604,7 +607,7 @@ async def test_gate_entities(
     ],
 )
 async def test_a_home_without_a_battery(
-    hass: HomeAssistant, agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """No battery entities; the export opens the gate, import closes it."""
     ids = hass.states.async_entity_ids()
@@ -626,16 +629,16 @@ async def test_a_home_without_a_battery(
 
 async def test_setup_retry_keeps_what_was_counted(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     """The agent's status fails on the first refresh: setup retries, the saved totals stay."""
     key = f"joulegate.{mock_config_entry.entry_id}.ledger"
-    saved = {"device_id": DEVICE_ID, "ledger_id": agent.ledger_id, "cursor": 17}
+    saved = {"device_id": DEVICE_ID, "ledger_id": mock_agent.ledger_id, "cursor": 17}
     saved["accounting"] = {"solar_wh": 1.5, "battery_wh": 0.5, "grid_wh": 0.25}
     hass_storage[key] = {"version": 2, "minor_version": 1, "key": key, "data": saved}
-    agent.status = {"unexpected": True}
+    mock_agent.status = {"unexpected": True}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
@@ -663,7 +666,7 @@ async def test_a_stored_policy_the_inputs_no_longer_allow(
 async def test_the_pv_meter_is_saved_with_the_next_row_and_at_unload(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
@@ -672,7 +675,7 @@ async def test_the_pv_meter_is_saved_with_the_next_row_and_at_unload(
     key = f"joulegate.{gate.config_entry.entry_id}.ledger"
     run = Day(hass, gate).run
     at = await run(day + timedelta(hours=10), 3, grid_w=-100, pv_kwh=50.0)
-    await infer(hass, agent, gate.config_entry, at)
+    await infer(hass, mock_agent, gate.config_entry, at)
     assert hass_storage[key]["data"]["accounting"]["pv_last_wh"] == pytest.approx(50_000)
     await run(at + CYCLE, 3, grid_w=-100, pv_kwh=50.5)
     assert await hass.config_entries.async_unload(gate.config_entry.entry_id)

@@ -15,16 +15,14 @@ from unittest.mock import patch
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
-from .common import wait_until
-from .home import GATE_OPTIONS, set_home
+from .common import MockConfigEntryFactory, wait_until
+from .fakes.home import GATE_OPTIONS, set_home
 from .real_agent import RealAgent
 
 
@@ -35,20 +33,16 @@ def short_cycle() -> Any:
         yield
 
 
+@pytest.mark.usefixtures("no_gate_timer", "short_cycle")
 async def test_a_day_with_the_real_agent(
     hass: HomeAssistant,
     real_agent: RealAgent,
+    mock_config_entry_factory: MockConfigEntryFactory,
     entity_registry: er.EntityRegistry,
-    no_gate_timer: None,
-    short_cycle: None,
 ) -> None:
     device_id = real_agent.agent.device_id
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="rig",
-        unique_id=device_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: real_agent.port, CONF_TOKEN: real_agent.token},
-        options=GATE_OPTIONS,
+    entry = mock_config_entry_factory(
+        real_agent, title="rig", unique_id=device_id, options=GATE_OPTIONS
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

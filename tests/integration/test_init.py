@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.const import CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
@@ -15,15 +15,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.joulegate.const import DOMAIN, GATE_CYCLE
 from demo.procs import free_port
 
-from .common import DEVICE_ID, ENTRY_ID
-from .fake_agent import FakeAgent
+from .common import DEVICE_ID, ENTRY_ID, MockConfigEntryFactory
+from .fakes.agent import FakeAgent
 
 LEDGER_KEY = f"{DOMAIN}.{{}}.ledger"
 
 
 async def test_load_unload(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
@@ -35,7 +35,7 @@ async def test_load_unload(
     assert device.model == "NVIDIA Jetson Orin Nano"
     assert device.name == "orin-rooftop"
     assert device.sw_version == "0.1.0"
-    assert device.configuration_url == f"http://127.0.0.1:{agent.port}"
+    assert device.configuration_url == f"http://127.0.0.1:{mock_agent.port}"
 
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
@@ -45,16 +45,16 @@ async def test_load_unload(
 
 async def test_an_upgraded_agent_updates_the_device_software_version(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """The agent restarts with a new version: the device shows it, without a reload."""
     coordinator = init_integration.runtime_data.coordinator
-    agent.info = agent.info | {"agent_version": "0.2.0"}
+    mock_agent.info = mock_agent.info | {"agent_version": "0.2.0"}
     # The same agent, still running: nothing is read again.
-    agent.status["uptime_s"] += 10.0
-    agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
+    mock_agent.status["uptime_s"] += 10.0
+    mock_agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
@@ -62,7 +62,7 @@ async def test_an_upgraded_agent_updates_the_device_software_version(
     assert device.sw_version == "0.1.0"
 
     # Restarted (it started later than it did before): its info is read again.
-    agent.status["uptime_s"] = 3.0
+    mock_agent.status["uptime_s"] = 3.0
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
@@ -86,17 +86,19 @@ async def test_the_agent_is_polled_at_least_once_a_gate_cycle(
     [{"update_interval": 3600}, {"update_interval": 1, "grid_source": "none"}],
 )
 async def test_a_stored_update_interval_is_migrated_away(
-    hass: HomeAssistant, agent: FakeAgent, options: dict[str, Any]
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry_factory: MockConfigEntryFactory,
+    options: dict[str, Any],
 ) -> None:
     """Entries from 0.1 (config entry version 1.1) lose the option; the rest is kept."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    entry = mock_config_entry_factory(
+        mock_agent,
         title="orin-rooftop",
         unique_id=DEVICE_ID,
         entry_id=ENTRY_ID,
         version=1,
         minor_version=1,
-        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
         options=options,
     )
     entry.add_to_hass(hass)
@@ -111,15 +113,10 @@ async def test_a_stored_update_interval_is_migrated_away(
 
 
 async def test_an_entry_from_a_newer_version_is_not_loaded(
-    hass: HomeAssistant, agent: FakeAgent
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry_factory: MockConfigEntryFactory
 ) -> None:
     """A downgrade: the entry's data may mean something else, so it is left alone."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=DEVICE_ID,
-        version=2,
-        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
-    )
+    entry = mock_config_entry_factory(mock_agent, unique_id=DEVICE_ID, version=2)
     entry.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
@@ -127,22 +124,22 @@ async def test_an_entry_from_a_newer_version_is_not_loaded(
 
 async def test_an_info_that_cannot_be_read_after_a_restart_is_read_at_the_next_poll(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
     """The agent restarted but its info does not answer well yet: the next status tries again."""
     coordinator = init_integration.runtime_data.coordinator
-    upgraded = agent.info | {"agent_version": "0.2.0"}
-    agent.info = {"not": "an info document"}
-    agent.status["uptime_s"] = 3.0
+    upgraded = mock_agent.info | {"agent_version": "0.2.0"}
+    mock_agent.info = {"not": "an info document"}
+    mock_agent.status["uptime_s"] = 3.0
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     assert coordinator.info.agent_version == "0.1.0"
 
-    agent.info = upgraded
-    agent.status["uptime_s"] = 13.0
-    agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
+    mock_agent.info = upgraded
+    mock_agent.status["uptime_s"] = 13.0
+    mock_agent.status["time"] = "2026-11-26T13:45:10.123+00:00"
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     device = device_registry.async_get_device(identifiers={(DOMAIN, DEVICE_ID)})
@@ -163,17 +160,17 @@ async def test_setup_retries_while_agent_unreachable(
 
 
 async def test_setup_retries_when_first_refresh_fails(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """The agent answers its info but not its status."""
-    agent.status = {"unexpected": True}
+    mock_agent.status = {"unexpected": True}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
 
 
 async def test_setup_with_rejected_token_starts_reauth(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """A token the agent refuses: setup fails and reauthentication starts."""
     mock_config_entry.add_to_hass(hass)
@@ -189,13 +186,13 @@ async def test_setup_with_rejected_token_starts_reauth(
 
 async def test_another_agent_at_the_address_keeps_retrying_and_raises_a_repair(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """Another agent answers at the entry's address: setup retries (zeroconf may bring the
     right one back) and a repair tells the user, with a link to the entry to reconfigure it."""
-    agent.info = agent.info | {"device_id": "ffffffffffffffff", "hostname": "xavier-shed"}
+    mock_agent.info = mock_agent.info | {"device_id": "ffffffffffffffff", "hostname": "xavier-shed"}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
@@ -205,7 +202,7 @@ async def test_another_agent_at_the_address_keeps_retrying_and_raises_a_repair(
     assert not issue.is_fixable
     assert issue.translation_placeholders == {
         "agent": "orin-rooftop",
-        "address": f"127.0.0.1:{agent.port}",
+        "address": f"127.0.0.1:{mock_agent.port}",
         "expected": DEVICE_ID,
         "found": "ffffffffffffffff",
         "found_name": "xavier-shed",
@@ -215,17 +212,17 @@ async def test_another_agent_at_the_address_keeps_retrying_and_raises_a_repair(
 
 async def test_the_wrong_device_repair_goes_once_setup_succeeds(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """The right agent is back at the address: the next retry loads and removes the repair."""
-    right = agent.info
-    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    right = mock_agent.info
+    mock_agent.info = mock_agent.info | {"device_id": "ffffffffffffffff"}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     assert issue_registry.async_get_issue(DOMAIN, f"{ENTRY_ID}_wrong_device")
-    agent.info = right
+    mock_agent.info = right
     await hass.config_entries.async_reload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert mock_config_entry.state is ConfigEntryState.LOADED
@@ -234,12 +231,12 @@ async def test_the_wrong_device_repair_goes_once_setup_succeeds(
 
 async def test_removing_a_retrying_entry_removes_its_wrong_device_repair(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     issue_registry: ir.IssueRegistry,
 ) -> None:
     """An entry the user deletes instead of reconfiguring leaves no repair behind."""
-    agent.info = agent.info | {"device_id": "ffffffffffffffff"}
+    mock_agent.info = mock_agent.info | {"device_id": "ffffffffffffffff"}
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.config_entries.async_remove(mock_config_entry.entry_id)

@@ -32,7 +32,7 @@ from custom_components.joulegate.inputs import (
     read_entity,
 )
 
-from .home import set_state
+from .fakes.home import set_state
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from custom_components.joulegate.inputs import (
     read_entity,
 )
 
-from .home import GATE_OPTIONS
+from .fakes.home import GATE_OPTIONS
 
 SETTINGS = settings(
     max_examples=200,

@@ -23,8 +23,8 @@ from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .common import DEVICE_ID, ENTRY_ID, saved_file
-from .fake_agent import FakeAgent, load_json
-from .home import GATE_OPTIONS, set_home
+from .fakes.agent import FakeAgent, load_json
+from .fakes.home import GATE_OPTIONS, set_home
 
 LEDGER_KEY = f"{DOMAIN}.{ENTRY_ID}.ledger"
 ACCOUNTING_KEY = f"{DOMAIN}.{ENTRY_ID}.accounting"
@@ -106,7 +106,7 @@ async def crash_and_restart(
 @pytest.mark.parametrize("crash", ["before the write", "after the write"])
 async def test_a_crash_loses_nothing_and_counts_nothing_twice(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     crash: str,
@@ -114,10 +114,10 @@ async def test_a_crash_loses_nothing_and_counts_nothing_twice(
     """Killed just before or just after the rows' write: after the restart each row counts
     once, and no total is ever lower than it was shown before the crash."""
     await start_first(hass, mock_config_entry)
-    await infer(hass, agent, mock_config_entry, 2)
+    await infer(hass, mock_agent, mock_config_entry, 2)
     # The sensors change only once the write is done: what they showed at the crash.
     shown, on_disk = totals(hass), copy.deepcopy(hass_storage)
-    await infer(hass, agent, mock_config_entry, 3)
+    await infer(hass, mock_agent, mock_config_entry, 3)
     assert value(hass, ABOVE_IDLE) == pytest.approx(5 * ROW_J / 3600)
     if crash == "after the write":
         shown, on_disk = totals(hass), copy.deepcopy(hass_storage)
@@ -129,13 +129,13 @@ async def test_a_crash_loses_nothing_and_counts_nothing_twice(
     assert after[ABOVE_IDLE] == pytest.approx(after[SOLAR] + after[BATTERY] + after[GRID])
     for entity_id in TOTALS:
         assert after[entity_id] >= shown[entity_id] - 1e-12, entity_id
-    assert hass_storage[LEDGER_KEY]["data"]["cursor"] == agent.rows[-1]["id"]
+    assert hass_storage[LEDGER_KEY]["data"]["cursor"] == mock_agent.rows[-1]["id"]
 
 
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_a_total_is_shown_only_once_it_is_written(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -154,7 +154,7 @@ async def test_a_total_is_shown_only_once_it_is_written(
 
     hass.bus.async_listen("state_changed", on_change)
     for _ in range(3):
-        await infer(hass, agent, mock_config_entry, 1)
+        await infer(hass, mock_agent, mock_config_entry, 1)
         gate = mock_config_entry.runtime_data.gate
         assert gate is not None
         await gate.async_run_cycle()  # a gate cycle between the count and the write shows too
@@ -168,7 +168,7 @@ async def test_a_total_is_shown_only_once_it_is_written(
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_a_total_that_could_not_be_written_is_not_shown(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -176,22 +176,22 @@ async def test_a_total_that_could_not_be_written_is_not_shown(
     what is on disk (a restart would come back to it, and a lower total_increasing state is a
     new meter cycle to the recorder), and show the rest once a write succeeds."""
     await start_first(hass, mock_config_entry)
-    await infer(hass, agent, mock_config_entry, 2)
+    await infer(hass, mock_agent, mock_config_entry, 2)
     with patch(
         "homeassistant.helpers.storage.Store._async_write_data",
         side_effect=WriteError("[Errno 28] No space left on device"),
     ):
-        await infer(hass, agent, mock_config_entry, 3)
+        await infer(hass, mock_agent, mock_config_entry, 3)
     assert value(hass, ABOVE_IDLE) == pytest.approx(2 * ROW_J / 3600)
 
-    await infer(hass, agent, mock_config_entry, 1)
+    await infer(hass, mock_agent, mock_config_entry, 1)
     assert value(hass, ABOVE_IDLE) == pytest.approx(6 * ROW_J / 3600)
 
 
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_rows_whose_write_failed_are_announced_once_across_a_crash(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -203,17 +203,17 @@ async def test_rows_whose_write_failed_are_announced_once_across_a_crash(
         "homeassistant.helpers.storage.Store._async_write_data",
         side_effect=WriteError("[Errno 28] No space left on device"),
     ):
-        await infer(hass, agent, mock_config_entry, 2)
+        await infer(hass, mock_agent, mock_config_entry, 2)
         on_disk = copy.deepcopy(hass_storage)
     await crash_and_restart(hass, mock_config_entry, hass_storage, on_disk)
-    await infer(hass, agent, mock_config_entry, 1)
-    assert [event.data["id"] for event in events] == [row["id"] for row in agent.rows[-3:]]
+    await infer(hass, mock_agent, mock_config_entry, 1)
+    assert [event.data["id"] for event in events] == [row["id"] for row in mock_agent.rows[-3:]]
 
 
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_version_1_files_are_migrated_into_one(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -238,9 +238,9 @@ async def test_version_1_files_are_migrated_into_one(
     assert saved["data"]["accounting"]["solar_wh"] == 2.0
     assert totals(hass) == {ABOVE_IDLE: 2.75, SOLAR: 2.0, BATTERY: 0.5, GRID: 0.25}
     # Nothing read again: the cursor held.
-    await infer(hass, agent, mock_config_entry, 1)
+    await infer(hass, mock_agent, mock_config_entry, 1)
     assert value(hass, ABOVE_IDLE) == pytest.approx(2.75 + ROW_J / 3600)
-    assert hass_storage[LEDGER_KEY]["data"]["ledger_id"] == agent.ledger_id
+    assert hass_storage[LEDGER_KEY]["data"]["ledger_id"] == mock_agent.ledger_id
 
 
 @pytest.mark.usefixtures("no_gate_timer")
@@ -262,18 +262,18 @@ async def test_a_version_1_totals_file_without_a_cursor_file_is_kept(
 @pytest.mark.parametrize("ledger_id", ["ledger-0001", None], ids=["with ledger_id", "older agent"])
 async def test_a_restart_counts_only_the_rows_it_did_not_count(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
     ledger_id: str | None,
 ) -> None:
     """An agent that names its ledger and one from before ledger identities: the same."""
-    agent.ledger_id = ledger_id
+    mock_agent.ledger_id = ledger_id
     events = async_capture_events(hass, EVENT_INFERENCE)
     await start_first(hass, mock_config_entry)
-    await infer(hass, agent, mock_config_entry, 2)
+    await infer(hass, mock_agent, mock_config_entry, 2)
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
-    agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9)
+    mock_agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9)
     await start(hass, mock_config_entry)
     assert [event.data["id"] for event in events] == [18, 19, 20]
     assert value(hass, ABOVE_IDLE) == pytest.approx(3 * ROW_J / 3600)
@@ -283,7 +283,7 @@ async def test_a_restart_counts_only_the_rows_it_did_not_count(
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_a_new_ledger_starts_the_cursor_over_and_keeps_the_totals(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
@@ -291,11 +291,11 @@ async def test_a_new_ledger_starts_the_cursor_over_and_keeps_the_totals(
     alone cannot tell, the ledger's identity does. Every row of the new ledger counts once."""
     events = async_capture_events(hass, EVENT_INFERENCE)
     await start_first(hass, mock_config_entry)
-    await infer(hass, agent, mock_config_entry, 2)  # rows 18 and 19
+    await infer(hass, mock_agent, mock_config_entry, 2)  # rows 18 and 19
     before = value(hass, ABOVE_IDLE)
 
-    agent.start_ledger_over("ledger-0002")
-    await infer(hass, agent, mock_config_entry, 25)  # rows 1-25 of the new ledger
+    mock_agent.start_ledger_over("ledger-0002")
+    await infer(hass, mock_agent, mock_config_entry, 25)  # rows 1-25 of the new ledger
 
     assert [event.data["id"] for event in events] == [18, 19, *range(1, 26)]
     assert value(hass, ABOVE_IDLE) == pytest.approx(before + 25 * ROW_J / 3600)
@@ -306,18 +306,18 @@ async def test_a_new_ledger_starts_the_cursor_over_and_keeps_the_totals(
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_a_ledger_started_over_while_home_assistant_was_down(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     events = async_capture_events(hass, EVENT_INFERENCE)
     await start_first(hass, mock_config_entry)
-    await infer(hass, agent, mock_config_entry, 1)
+    await infer(hass, mock_agent, mock_config_entry, 1)
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
 
-    agent.start_ledger_over("ledger-0002")
+    mock_agent.start_ledger_over("ledger-0002")
     for _ in range(20):
-        agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9)
+        mock_agent.finish_inference(marginal_j=ROW_J, energy_j=ROW_J + 9)
     await start(hass, mock_config_entry)
 
     assert [event.data["id"] for event in events] == [18, *range(1, 21)]
@@ -328,28 +328,30 @@ async def test_a_ledger_started_over_while_home_assistant_was_down(
 @pytest.mark.usefixtures("no_gate_timer")
 async def test_an_older_agent_whose_ledger_starts_over_is_read_from_the_start(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
 ) -> None:
     """Without a ledger identity the newest row below the cursor still tells (as before)."""
-    agent.ledger_id = None
+    mock_agent.ledger_id = None
     events = async_capture_events(hass, EVENT_INFERENCE)
     await start_first(hass, mock_config_entry)
-    agent.start_ledger_over(None)
-    await infer(hass, agent, mock_config_entry, 3)
+    mock_agent.start_ledger_over(None)
+    await infer(hass, mock_agent, mock_config_entry, 3)
     assert [event.data["id"] for event in events] == [1, 2, 3]
     assert value(hass, ABOVE_IDLE) == pytest.approx(3 * ROW_J / 3600)
 
 
 async def test_the_averages_are_known_right_after_a_restart(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     """The rolling window is read from the agent's ledger at start, not waited for."""
     hass_storage[LEDGER_KEY] = saved_file(
-        LEDGER_KEY, {"device_id": DEVICE_ID, "ledger_id": agent.ledger_id, "cursor": 17}, version=2
+        LEDGER_KEY,
+        {"device_id": DEVICE_ID, "ledger_id": mock_agent.ledger_id, "cursor": 17},
+        version=2,
     )
     events = async_capture_events(hass, EVENT_INFERENCE)
     mock_config_entry.add_to_hass(hass)
@@ -363,14 +365,14 @@ async def test_the_averages_are_known_right_after_a_restart(
 
 
 async def test_last_inference_energy_is_the_last_that_ran(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """A refused request drew nothing: it is not the last inference."""
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    agent.finish_inference(energy_j=18.0)
-    agent.finish_inference(energy_j=0.0, output_tokens=0, outcome="refused")
+    mock_agent.finish_inference(energy_j=18.0)
+    mock_agent.finish_inference(energy_j=0.0, output_tokens=0, outcome="refused")
     await read_agent(hass, mock_config_entry)
     last = hass.states.get(LAST_ENERGY)
     assert float(last.state) == pytest.approx(18.0 / 3600)
@@ -378,13 +380,13 @@ async def test_last_inference_energy_is_the_last_that_ran(
 
 
 async def test_no_state_reads_in_exponent_notation_or_as_minus_zero(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
-    agent.status["power"]["board_w"] = -0.0
+    mock_agent.status["power"]["board_w"] = -0.0
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    agent.finish_inference(energy_j=0.054)  # 15 µWh
+    mock_agent.finish_inference(energy_j=0.054)  # 15 µWh
     await read_agent(hass, mock_config_entry)
     assert hass.states.get(LAST_ENERGY).state == "0.000015"
     assert hass.states.get("sensor.orin_rooftop_board_power").state == "0.0"

@@ -24,7 +24,7 @@ from unittest.mock import patch
 import pytest
 from aiohttp import web
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, STATE_UNAVAILABLE
+from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
@@ -37,8 +37,8 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.joulegate.const import DOMAIN, EVENT_INFERENCE
 from demo.procs import free_port
 
-from .common import wait_until
-from .home import GATE_OPTIONS, set_home
+from .common import MockConfigEntryFactory, wait_until
+from .fakes.home import GATE_OPTIONS, set_home
 from .real_agent import RealAgent
 
 TOTALS = ("sensor:energy", "sensor:inference_energy", "sensor:inferences", "sensor:output_tokens")
@@ -118,14 +118,10 @@ def short_cycle() -> Any:
         yield
 
 
-async def setup_entry(hass: HomeAssistant, agent: Reachable) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="rig",
-        unique_id=agent.agent.device_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: agent.port, CONF_TOKEN: agent.token},
-        options=GATE_OPTIONS,
-    )
+async def setup_entry(
+    hass: HomeAssistant, agent: Reachable, make_entry: MockConfigEntryFactory
+) -> MockConfigEntry:
+    entry = make_entry(agent, title="rig", unique_id=agent.agent.device_id, options=GATE_OPTIONS)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -165,11 +161,14 @@ async def poll(hass: HomeAssistant, times: int, moved: list[timedelta]) -> None:
 
 @pytest.mark.usefixtures("no_gate_timer", "short_cycle")
 async def test_home_assistant_restarted_mid_day(
-    hass: HomeAssistant, live_agent: Reachable, entity_registry: er.EntityRegistry
+    hass: HomeAssistant,
+    live_agent: Reachable,
+    mock_config_entry_factory: MockConfigEntryFactory,
+    entity_registry: er.EntityRegistry,
 ) -> None:
     """Totals come back where they were (never lower), the inference finished meanwhile counts
     once, the lease ran out while Home Assistant was away, and the gate is leased again."""
-    entry = await setup_entry(hass, live_agent)
+    entry = await setup_entry(hass, live_agent, mock_config_entry_factory)
     state = reader(hass, entity_registry, live_agent.agent.device_id)
     await sunny_cycle(hass, entry)
     assert (await live_agent.gate(hass))["source"] == "lease"
@@ -207,6 +206,7 @@ async def test_home_assistant_restarted_mid_day(
 async def test_agent_unreachable_for_minutes(
     hass: HomeAssistant,
     live_agent: Reachable,
+    mock_config_entry_factory: MockConfigEntryFactory,
     entity_registry: er.EntityRegistry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -215,7 +215,7 @@ async def test_agent_unreachable_for_minutes(
     everything recovers by itself: the totals, the inference metered during the outage (once),
     and the gate's lease."""
     caplog.set_level(logging.INFO, logger="custom_components.joulegate")
-    entry = await setup_entry(hass, live_agent)
+    entry = await setup_entry(hass, live_agent, mock_config_entry_factory)
     state = reader(hass, entity_registry, live_agent.agent.device_id)
     await sunny_cycle(hass, entry)
     events = async_capture_events(hass, EVENT_INFERENCE)

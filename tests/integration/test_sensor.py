@@ -13,7 +13,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.joulegate.const import DOMAIN
 
 from .common import DEVICE_ID
-from .fake_agent import FakeAgent
+from .fakes.agent import FakeAgent
 
 
 @pytest.fixture
@@ -57,14 +57,14 @@ async def test_diagnostic_sensors_disabled_by_default(
 
 @pytest.mark.usefixtures("entity_registry_enabled_by_default")
 async def test_missing_values_are_unknown(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """A rail that stopped answering, no inference yet: unknown; no power mode: no entity (a board
     without nvpmodel never fills it)."""
-    agent.status["power_mode"] = None
-    agent.status["inference"]["last"] = None
-    agent.status["power"]["rails"] = agent.status["power"]["rails"][:1]
-    agent.rows = []
+    mock_agent.status["power_mode"] = None
+    mock_agent.status["inference"]["last"] = None
+    mock_agent.status["power"]["rails"] = mock_agent.status["power"]["rails"][:1]
+    mock_agent.rows = []
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -74,7 +74,7 @@ async def test_missing_values_are_unknown(
     assert "output_tokens" not in last.attributes
 
     # A rail the agent stops reporting reads unknown, not stale.
-    agent.status["power"]["rails"] = []
+    mock_agent.status["power"]["rails"] = []
     await mock_config_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     assert hass.states.get("sensor.orin_rooftop_vdd_in_power").state == "unknown"
@@ -82,7 +82,7 @@ async def test_missing_values_are_unknown(
 
 async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
 ) -> None:
@@ -90,8 +90,8 @@ async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
     no power modes it goes."""
     mock_config_entry.add_to_hass(hass)
     power_mode_entity(entity_registry, mock_config_entry)
-    agent.info["board"]["power_modes"] = False
-    agent.status["power_mode"] = None
+    mock_agent.info["board"]["power_modes"] = False
+    mock_agent.status["power_mode"] = None
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode") is None
@@ -100,7 +100,7 @@ async def test_a_power_mode_entity_the_board_cannot_fill_is_removed(
 
 async def test_a_power_mode_missing_from_the_first_status_keeps_the_users_entity(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
 ) -> None:
@@ -109,13 +109,13 @@ async def test_a_power_mode_missing_from_the_first_status_keeps_the_users_entity
     mock_config_entry.add_to_hass(hass)
     entity_id = power_mode_entity(entity_registry, mock_config_entry)
     entity_registry.async_update_entity(entity_id, name="Board mode")
-    agent.info["board"]["power_modes"] = True
-    agent.status["power_mode"] = None
+    mock_agent.info["board"]["power_modes"] = True
+    mock_agent.status["power_mode"] = None
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert hass.states.get(entity_id).state == "unknown"
 
-    agent.status["power_mode"] = {"id": 2, "name": "MAXN_SUPER"}
+    mock_agent.status["power_mode"] = {"id": 2, "name": "MAXN_SUPER"}
     await mock_config_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     entry = entity_registry.async_get(entity_id)
@@ -126,15 +126,15 @@ async def test_a_power_mode_missing_from_the_first_status_keeps_the_users_entity
 
 async def test_a_power_mode_entity_is_kept_when_an_older_agent_does_not_say(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     entity_registry: er.EntityRegistry,
 ) -> None:
     """An agent from before /info's board.power_modes: one status without a mode proves nothing."""
     mock_config_entry.add_to_hass(hass)
     power_mode_entity(entity_registry, mock_config_entry)
-    agent.info["board"].pop("power_modes", None)
-    agent.status["power_mode"] = None
+    mock_agent.info["board"].pop("power_modes", None)
+    mock_agent.status["power_mode"] = None
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{DEVICE_ID}_power_mode")
@@ -160,11 +160,11 @@ async def test_last_inference_shows_the_agents_error_bound(hass: HomeAssistant) 
 
 
 async def test_last_inference_from_an_agent_without_the_bound_says_unknown(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """An agent older than the bound sends no energy_error_j: the energy still shows."""
-    del agent.status["inference"]["last"]["energy_error_j"]
-    for row in agent.rows:
+    del mock_agent.status["inference"]["last"]["energy_error_j"]
+    for row in mock_agent.rows:
         del row["energy_error_j"]
     mock_config_entry.add_to_hass(hass)
     await hass.config_entries.async_setup(mock_config_entry.entry_id)

@@ -14,8 +14,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.joulegate.const import DOMAIN
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
-from .fake_agent import FakeAgent
-from .home import GATE_OPTIONS, set_home
+from .fakes.agent import FakeAgent
+from .fakes.home import GATE_OPTIONS, set_home
 
 REASON = "sensor.orin_rooftop_gate_reason"
 MODE = "select.orin_rooftop_gate_mode"
@@ -47,7 +47,7 @@ async def call(hass: HomeAssistant, service: str, **data: Any) -> None:
 
 async def test_allow_for_a_while_then_back_to_the_mode(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
 ) -> None:
@@ -62,7 +62,7 @@ async def test_allow_for_a_while_then_back_to_the_mode(
     assert reason.attributes["override"] == "allow"
     until = dt_util.parse_datetime(reason.attributes["override_until"])
     assert until is not None
-    assert agent.gate_puts[-1] == {"open": True, "lease_s": 30, "reason": "forced_on"}
+    assert mock_agent.gate_puts[-1] == {"open": True, "lease_s": 30, "reason": "forced_on"}
     assert hass.states.get(MODE).state == "solar"  # the mode itself is kept
 
     # The override survives a restart.
@@ -81,19 +81,19 @@ async def test_allow_for_a_while_then_back_to_the_mode(
     reason = hass.states.get(REASON)
     assert reason.state == "no_surplus"
     assert reason.attributes["override"] is None
-    assert agent.gate_puts[-1]["open"] is False
+    assert mock_agent.gate_puts[-1]["open"] is False
 
 
 async def test_block_without_a_duration_sets_the_mode(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
 ) -> None:
     await call(hass, "block_inference", config_entry_id=init_integration.entry_id)
     assert hass.states.get(MODE).state == "never"
     assert hass.states.get(REASON).state == "forced_off"
-    assert agent.gate_puts[-1]["reason"] == "forced_off"
+    assert mock_agent.gate_puts[-1]["reason"] == "forced_off"
 
     # Allowed for a while; choosing a mode ends that at once.
     await call(
@@ -163,12 +163,12 @@ async def test_an_entry_without_a_gate(
 
 async def test_the_agent_does_not_take_it(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     init_integration: MockConfigEntry,
     gate: JoulegateGateCoordinator,
 ) -> None:
     """Saved, and sent again every cycle, but the user learns the agent has not taken it."""
-    agent.fail_status = 503
+    mock_agent.fail_status = 503
     with pytest.raises(HomeAssistantError) as err:
         await call(hass, "block_inference", config_entry_id=init_integration.entry_id)
     assert err.value.translation_key == "gate_not_updated"

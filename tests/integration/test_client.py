@@ -24,7 +24,7 @@ from custom_components.joulegate.exceptions import (
 from custom_components.joulegate.models import Gate, Inference, Status
 from demo.procs import free_port
 
-from .fake_agent import TOKEN, FakeAgent, load_json
+from .fakes.agent import TOKEN, FakeAgent, load_json
 
 type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -35,9 +35,9 @@ async def _drain(client: JoulegateClient) -> None:
 
 
 @pytest.fixture
-async def client(hass: HomeAssistant, agent: FakeAgent) -> JoulegateClient:
+async def client(hass: HomeAssistant, mock_agent: FakeAgent) -> JoulegateClient:
     """A client for the test agent, on Home Assistant's shared session."""
-    return JoulegateClient(agent.host, agent.port, TOKEN, async_get_clientsession(hass))
+    return JoulegateClient(mock_agent.host, mock_agent.port, TOKEN, async_get_clientsession(hass))
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ async def serve(
         await server.close()
 
 
-async def test_reads_every_document(client: JoulegateClient, agent: FakeAgent) -> None:
+async def test_reads_every_document(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     """Health, info, status, ledger pages and the gate parse into typed models."""
     health = await client.health()
     assert health.device_id == "3f2a9c0d1e7b4a51"
@@ -93,23 +93,23 @@ async def test_reads_every_document(client: JoulegateClient, agent: FakeAgent) -
     assert [row.id for row in page.items] == [16]
     assert page.has_more is True
     assert page.cursor == 16
-    assert agent.inference_queries == [(15, 1)]
+    assert mock_agent.inference_queries == [(15, 1)]
 
     gate = await client.get_gate()
     assert gate.reason == "no surplus"
 
 
-async def test_set_gate(client: JoulegateClient, agent: FakeAgent) -> None:
+async def test_set_gate(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     """PUT /gate sends open, lease and reason, and returns the new gate."""
     gate = await client.set_gate(open=True, lease_s=60, reason="surplus")
-    assert agent.gate_puts == [{"open": True, "lease_s": 60, "reason": "surplus"}]
+    assert mock_agent.gate_puts == [{"open": True, "lease_s": 60, "reason": "surplus"}]
     assert gate.open is True
     assert gate.source == "lease"
     assert gate.lease_remaining_s == 60.0
     assert gate.lease_expires_at == datetime(2026, 11, 26, 13, 46, tzinfo=UTC)
 
 
-async def test_events(client: JoulegateClient, agent: FakeAgent) -> None:
+async def test_events(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     """The event stream yields inference and gate events as models."""
     received: list[Inference | Gate] = []
 
@@ -118,10 +118,10 @@ async def test_events(client: JoulegateClient, agent: FakeAgent) -> None:
             received.append(event)
 
     task = asyncio.create_task(follow())
-    await agent.stream_connected.wait()
-    agent.finish_inference(output_tokens=10, energy_j=3.6)
+    await mock_agent.stream_connected.wait()
+    mock_agent.finish_inference(output_tokens=10, energy_j=3.6)
     await client.set_gate(open=True, lease_s=30, reason="surplus")
-    agent.close_streams()
+    mock_agent.close_streams()
     await asyncio.wait_for(task, 5)
     assert isinstance(received[0], Inference)
     assert received[0].id == 18
@@ -190,20 +190,20 @@ async def test_event_stream_wrong_content_type(
             pass
 
 
-async def test_event_stream_errors(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_event_stream_errors(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """Refused token, missing route and dead agent, on the stream."""
     session = async_get_clientsession(hass)
     with pytest.raises(JoulegateAuthenticationError):
-        async for _ in JoulegateClient(agent.host, agent.port, "bad", session).events():
+        async for _ in JoulegateClient(mock_agent.host, mock_agent.port, "bad", session).events():
             pass
-    agent.events_enabled = False
+    mock_agent.events_enabled = False
     with pytest.raises(JoulegateResponseError) as err:
-        async for _ in JoulegateClient(agent.host, agent.port, TOKEN, session).events():
+        async for _ in JoulegateClient(mock_agent.host, mock_agent.port, TOKEN, session).events():
             pass
     assert err.value.status == 404
     assert err.value.code == "not_found"
     with pytest.raises(JoulegateConnectionError):
-        async for _ in JoulegateClient(agent.host, free_port(), TOKEN, session).events():
+        async for _ in JoulegateClient(mock_agent.host, free_port(), TOKEN, session).events():
             pass
 
 
@@ -223,15 +223,17 @@ async def test_event_stream_goes_quiet(serve: Callable[..., Awaitable[JoulegateC
             await _drain(client)
 
 
-async def test_authentication_errors(hass: HomeAssistant, agent: FakeAgent) -> None:
+async def test_authentication_errors(hass: HomeAssistant, mock_agent: FakeAgent) -> None:
     """A wrong or missing token."""
     session = async_get_clientsession(hass)
     with pytest.raises(JoulegateAuthenticationError, match="Missing or wrong bearer token"):
-        await JoulegateClient(agent.host, agent.port, "bad", session).info()
+        await JoulegateClient(mock_agent.host, mock_agent.port, "bad", session).info()
     with pytest.raises(JoulegateAuthenticationError, match="No token"):
-        await JoulegateClient(agent.host, agent.port, None, session).status()
+        await JoulegateClient(mock_agent.host, mock_agent.port, None, session).status()
     # The health route needs no token.
-    assert (await JoulegateClient(agent.host, agent.port, None, session).health()).status == "ok"
+    assert (
+        await JoulegateClient(mock_agent.host, mock_agent.port, None, session).health()
+    ).status == "ok"
 
 
 async def test_connection_error(hass: HomeAssistant, socket_enabled: None) -> None:
