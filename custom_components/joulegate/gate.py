@@ -383,8 +383,8 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
 
     @callback
     def _async_on_row(self, row: Inference) -> None:
-        """Split a new ledger row's energy above idle by where it came from (the coordinator
-        saves it with the cursor, then refreshes: `_async_on_refresh` shows it)."""
+        """Split a new ledger row's energy above idle by where it came from (the agent's
+        coordinator saves it with the cursor, then refreshes, and the gate's entities show it)."""
         if row.outcome == OUTCOME_REFUSED:
             return
         ended = row.ended_at or dt_util.utcnow()
