@@ -30,7 +30,7 @@ from .levels import (
     forced_rung,
     ladder_for,
 )
-from .surplus import MAX_STEP_S, Inputs, Reason, Settings, SurplusController
+from .surplus import MAX_STEP_S, InputHold, Inputs, Reason, Settings, SurplusController
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,7 @@ class Allocator:
     _rigs: list[_Rig] = field(init=False)
     _house: SurplusController = field(init=False)
     _last_now: float | None = field(default=None, init=False)
+    _hold: InputHold = field(default_factory=InputHold, init=False)
 
     def __post_init__(self) -> None:
         keys = [rig.key for rig in self.rigs]
@@ -138,14 +139,25 @@ class Allocator:
                 combined = None
             else:
                 combined += max(0.0, reading.inference_w)
-        surplus, blocked = self._house.surplus(replace(house, rig_inference_w=combined))
+        # The rigs' combined draw is held through a blip as one input, like the house's own.
+        filled, held_inputs = self._hold.fill(
+            replace(house, rig_inference_w=combined), self.settings.hold_s
+        )
+        surplus, blocked = self._house.surplus(filled)
         if surplus is None:
             for rig in free:
                 rig.rung.move(0 if self.settings.fail_open else None, now)
                 reasons[rig.config.key] = Reason.INPUT_UNAVAILABLE
         else:
             self._allocate(
-                free, surplus, blocked=blocked, dt=dt, now=now, reasons=reasons, held=held
+                free,
+                surplus,
+                blocked=blocked,
+                dt=dt,
+                now=now,
+                reasons=reasons,
+                held=held,
+                on_held_readings=held_inputs,
             )
         return {
             rig.config.key: Allotment(
@@ -172,6 +184,7 @@ class Allocator:
         now: float,
         reasons: dict[str, Reason | LevelReason],
         held: dict[str, float],
+        on_held_readings: bool,
     ) -> None:
         # Rigs forced on draw whatever the sun does: they come off the top.
         budget = surplus - sum(rig.rung.draw_w(rig.ladder) for rig in self._rigs if rig not in free)
@@ -192,6 +205,9 @@ class Allocator:
             before = rig.rung.draw_w(rig.ladder)
             if key in stepped_down:
                 reasons[key] = self._short_reason(rig, budget + before, blocked, surplus)
+                continue
+            if on_held_readings:
+                reasons[key] = rig.rung.held_reason(rig.ladder, before + headroom)
                 continue
             reason = rig.rung.step_up(
                 rig.ladder,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from .surplus import MAX_STEP_S, Inputs, Reason, Settings, SurplusController
+from .surplus import MAX_STEP_S, InputHold, Inputs, Reason, Settings, SurplusController
 
 STEP_UP_AFTER_S = 60.0  # a minute of the next rung's extra power banked, as the gate opens today
 
@@ -159,6 +159,13 @@ class Rung:
         self.move(ready, now)
         return self.reason_at(ladder, available_w)
 
+    def held_reason(self, ladder: Sequence[Level], available_w: float) -> Reason | LevelReason:
+        """Why the rig stays put on a reading held through a blip: it neither banks nor climbs
+        on one, as the gate does not open on one."""
+        if self.index is None:
+            return Reason.INPUT_UNAVAILABLE
+        return self.reason_at(ladder, available_w)
+
     def reason_at(self, ladder: Sequence[Level], available_w: float) -> LevelReason:
         """Why a running rig is where it is, given what it may use."""
         if self.index == len(ladder) - 1:
@@ -213,6 +220,7 @@ class LevelController:
     _gate: SurplusController = field(init=False)
     _ladder: tuple[Level, ...] = field(init=False)
     _last_now: float | None = field(default=None, init=False)
+    _hold: InputHold = field(default_factory=InputHold, init=False)
 
     def __post_init__(self) -> None:
         self._ladder = ladder_for(self.levels, self.mode)
@@ -245,6 +253,7 @@ class LevelController:
         gap = 0.0 if self._last_now is None else max(0.0, inputs.now - self._last_now)
         dt = min(gap, MAX_STEP_S)
         self._last_now = inputs.now
+        inputs, held = self._hold.fill(inputs, self.settings.hold_s)
         ladder, rung, now = self._ladder, self.rung, inputs.now
         forced = self._gate.forced(inputs)
         if forced is not None:
@@ -259,6 +268,8 @@ class LevelController:
             reason = blocked or Reason.NO_SURPLUS
             if rung.index is not None:
                 reason = rung.reason_at(ladder, surplus)
+        elif held:
+            reason = rung.held_reason(ladder, surplus)
         else:
             reason = rung.step_up(
                 ladder,

@@ -97,13 +97,47 @@ class _State:
     closed_at: float = -math.inf
     last_now: float | None = None
     hot: bool = False
+
+
+@dataclass(slots=True)
+class InputHold:
+    """Rides through a blip: an input's last good reading stands in for a missing one while it is
+    at most `hold_s` old. One piece of code for the on/off gate and the level controllers, so a
+    blip neither closes a gate nor steps a level down."""
+
     last_good: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> (at, value)
+
+    def fill(self, inputs: Inputs, hold_s: float) -> tuple[Inputs, bool]:
+        """The inputs with every non-finite value as None, and a missing one replaced by its last
+        good reading while that is at most hold_s old; and whether any was replaced."""
+        now = inputs.now
+        last_good = self.last_good
+        changes: dict[str, float | None] = {}
+        held = False
+        for name in HELD_INPUTS:
+            value: float | None = getattr(inputs, name)
+            if value is not None and math.isfinite(value):
+                last_good[name] = (now, value)
+                continue
+            good = last_good.get(name)
+            if good is not None and now - good[0] <= hold_s:
+                changes[name] = good[1]
+                held = True
+            elif value is not None:
+                changes[name] = None
+        temperature = inputs.temperature_c
+        if temperature is not None and not math.isfinite(temperature):
+            changes["temperature_c"] = None
+        if not changes:
+            return inputs, False
+        return replace(inputs, **changes), held  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
 class SurplusController:
     settings: Settings = field(default_factory=Settings)
     _state: _State = field(default_factory=_State)
+    _hold: InputHold = field(default_factory=InputHold)
 
     @property
     def is_open(self) -> bool:
@@ -118,38 +152,13 @@ class SurplusController:
         gap = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
         dt = min(gap, MAX_STEP_S)
         state.last_now = inputs.now
-        inputs, held = self._fill(inputs)
+        inputs, held = self._hold.fill(inputs, self.settings.hold_s)
         decision = self._decide(inputs, dt, held=held)
         if state.open and not decision.open:
             state.closed_at = inputs.now
             state.banked_wh = 0.0
         state.open = decision.open
         return decision
-
-    def _fill(self, inputs: Inputs) -> tuple[Inputs, bool]:
-        """The inputs with every non-finite value as None, and a missing one replaced by its last
-        good reading while that is at most hold_s old; and whether any was replaced."""
-        now = inputs.now
-        last_good = self._state.last_good
-        changes: dict[str, float | None] = {}
-        held = False
-        for name in HELD_INPUTS:
-            value: float | None = getattr(inputs, name)
-            if value is not None and math.isfinite(value):
-                last_good[name] = (now, value)
-                continue
-            good = last_good.get(name)
-            if good is not None and now - good[0] <= self.settings.hold_s:
-                changes[name] = good[1]
-                held = True
-            elif value is not None:
-                changes[name] = None
-        temperature = inputs.temperature_c
-        if temperature is not None and not math.isfinite(temperature):
-            changes["temperature_c"] = None
-        if not changes:
-            return inputs, False
-        return replace(inputs, **changes), held  # type: ignore[arg-type]
 
     def forced(self, inputs: Inputs) -> Decision | None:
         """The decision that holds whatever the surplus (the mode, heat, throttling), if any.

@@ -113,10 +113,18 @@ def test_a_hot_rig_closes_and_leaves_the_surplus_to_the_others() -> None:
     assert levels(history[-1]) == {"a": None, "b": "mid"}
 
 
-def test_a_rig_without_a_reading_makes_the_shared_surplus_unknown() -> None:
+def test_a_blip_in_one_rigs_reading_steps_no_rig_down() -> None:
+    allocator = two_rigs()
+    before = simulate(allocator, 900, export_w=23.0)[-1]
+    blip = allocator.step(Inputs(now=900.0, grid_w=-1.0), {"a": RigReading(12.0)})
+    assert levels(blip) == levels(before) == {"a": "high", "b": "mid"}
+
+
+def test_a_rig_without_a_reading_past_the_hold_makes_the_shared_surplus_unknown() -> None:
     allocator = two_rigs()
     simulate(allocator, 300, export_w=22.0)
-    result = allocator.step(Inputs(now=300.0, grid_w=-22.0), {"a": RigReading()})
+    now = 290.0 + NO_WAIT.hold_s + STEP_S
+    result = allocator.step(Inputs(now=now, grid_w=-22.0), {"a": RigReading()})
     assert {a.reason for a in result.values()} == {Reason.INPUT_UNAVAILABLE}
     assert levels(result) == {"a": None, "b": None}
 

@@ -197,10 +197,27 @@ def test_forced_on_runs_the_top_level_and_forced_off_closes() -> None:
     assert (off.open, off.reason) == (False, Reason.FORCED_OFF)
 
 
-def test_an_unavailable_grid_reading_closes_the_gate_and_says_so() -> None:
+def test_a_blip_in_the_readings_does_not_step_the_level_down() -> None:
+    controller = LevelController(LADDER, NO_WAIT)
+    assert simulate(controller, 300, export_w=20.0)[-1].level == MAXN
+    blip = controller.step(Inputs(now=300.0, grid_w=None, rig_inference_w=None))
+    assert blip.level == MAXN
+    assert simulate(controller, 10, export_w=20.0, start=310.0)[0].level == MAXN
+
+
+def test_held_readings_do_not_step_the_level_up() -> None:
+    controller = LevelController(LADDER, NO_WAIT)
+    simulate(controller, 700, export_w=5.0)
+    simulate(controller, 50, export_w=30.0, start=700.0)  # five of the six climbing cycles
+    held = [controller.step(Inputs(now=750.0 + i * STEP_S, grid_w=None)) for i in range(3)]
+    assert keys(held) == ["7W"] * 3
+
+
+def test_an_unavailable_grid_reading_closes_the_gate_once_the_hold_runs_out() -> None:
     controller = LevelController(LADDER, NO_WAIT)
     simulate(controller, 300, export_w=20.0)
-    decision = controller.step(Inputs(now=300.0, grid_w=None))
+    hold_s = controller.settings.hold_s
+    decision = controller.step(Inputs(now=290.0 + hold_s + STEP_S, grid_w=None))
     assert (decision.open, decision.reason) == (False, Reason.INPUT_UNAVAILABLE)
 
 
