@@ -1,6 +1,6 @@
 """The simulated house's driver: every tick, one step of the sped-up day, sent to Home Assistant.
 
-The rig's own draw is part of the house: each tick reads the agent's board power, so the grid
+The rigs' own draw is part of the house: each tick reads every agent's board power, so the grid
 and battery flows that Home Assistant sees include what inference costs, as in a real home.
 """
 
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -57,13 +58,13 @@ class HouseDriver:
     def __init__(
         self,
         ha: HomeAssistantClient,
-        agent: AgentReader,
+        agents: Sequence[AgentReader],
         house: House,
         clock: SimClock,
         tick_s: float = 2.0,
     ) -> None:
         self.ha = ha
-        self.agent = agent
+        self.agents = agents
         self.house = house
         self.clock = clock
         self.tick_s = tick_s
@@ -82,8 +83,9 @@ class HouseDriver:
 
     async def step(self, wall_s: float) -> Flows:
         sim_s = self.clock.advance(wall_s)
-        await self.agent.read()
-        flows = self.house.step(self.clock.now, sim_s, self.agent.board_w())
+        await asyncio.gather(*(agent.read() for agent in self.agents))
+        rigs_w = sum(agent.board_w() for agent in self.agents)
+        flows = self.house.step(self.clock.now, sim_s, rigs_w)
         self.latest = flows
         try:
             await self.ha.fire_event(HOUSE_EVENT, flows.as_event())

@@ -215,10 +215,20 @@ def simulated_agent_argv(port: int, data_dir: Path, upstream: str | None, *extra
     )
 
 
-def llm_service(port: int, log_dir: Path, tokens_per_s: float = 25.0) -> Service:
-    """`joulegate-agent simulate-llm`: llama.cpp, OpenAI-compatible and Ollama routes."""
+def llm_service(
+    port: int,
+    log_dir: Path,
+    tokens_per_s: float = 25.0,
+    *,
+    power_mode_file: Path | None = None,
+    name: str = "simulated LLM",
+    log_name: str = "simulate-llm.log",
+) -> Service:
+    """`joulegate-agent simulate-llm`: llama.cpp, OpenAI-compatible and Ollama routes; with
+    `power_mode_file`, decoding at the rate of the simulated agent's power level."""
+    follow = ("--power-mode-file", str(power_mode_file)) if power_mode_file else ()
     return Service(
-        "simulated LLM",
+        name,
         python_argv(
             "-m",
             "joulegate_agent",
@@ -229,23 +239,30 @@ def llm_service(port: int, log_dir: Path, tokens_per_s: float = 25.0) -> Service
             str(port),
             "--tokens-per-s",
             str(tokens_per_s),
+            *follow,
         ),
-        log_path=log_dir / "simulate-llm.log",
+        log_path=log_dir / log_name,
         cwd=REPO_ROOT,
         stop_signal=signal.SIGINT,  # it stops cleanly on Ctrl-C, and dies on SIGTERM
     )
 
 
 def agent_service(
-    port: int, data_dir: Path, upstream_port: int, log_dir: Path, *extra: str
+    port: int,
+    data_dir: Path,
+    upstream_port: int,
+    log_dir: Path,
+    *extra: str,
+    name: str = "agent",
+    log_name: str = "agent.log",
 ) -> Service:
     """`joulegate-agent serve` on the simulated power source, proxying to the simulated LLM."""
     env = dict(os.environ)
     env.pop("JOULEGATE_TOKEN", None)  # the token file in data_dir is the one the demo reads
     return Service(
-        "agent",
+        name,
         simulated_agent_argv(port, data_dir, f"http://127.0.0.1:{upstream_port}", *extra),
-        log_path=log_dir / "agent.log",
+        log_path=log_dir / log_name,
         cwd=REPO_ROOT,
         env=env,
     )

@@ -1,11 +1,14 @@
 """`./scripts/demo` (`python -m demo`): the whole Joulegate system on this machine, for real.
 
 Starts, all on 127.0.0.1:
-  1. `joulegate-agent simulate-llm`: a simulated local LLM server;
-  2. `joulegate-agent serve --source simulated --upstream ...`: the agent on a simulated Jetson
-     Orin Nano, metering every request it proxies to that LLM;
+  1. `joulegate-agent simulate-llm`: a simulated local LLM server per rig, decoding at the rate
+     of its agent's power level;
+  2. `joulegate-agent serve --source simulated --upstream ...`: per rig, an agent on a simulated
+     Jetson Orin Nano, metering every request it proxies to that LLM; two rigs by default, the
+     second less efficient (demo/rigs.py);
   3. Home Assistant (`hass -c .demo-data/homeassistant`) with the integration linked in, an owner
-     user made through onboarding's API, and the agent added through the config flow's API;
+     user made through onboarding's API, and each agent added through the config flow's API, all
+     on the same house sensors (one surplus);
   4. a sped-up sunny day (pvlib clear sky, passing clouds, a house load, a home battery) that
      drives the house's PV, grid and battery sensors in Home Assistant;
   5. a stream of inference requests through the agent's proxy, some of them deferrable.
@@ -46,14 +49,12 @@ from demo.ha_config import (
 from demo.procs import (
     REPO_ROOT,
     Service,
-    agent_service,
     hass_service,
-    llm_service,
     port_is_free,
     stop_all,
 )
+from demo.rigs import Rig, demo_rigs, ensure_rig_entries
 from demo.stack import (
-    ensure_joulegate_entry,
     ensure_owner,
     entity_prefix,
     joulegate_entities,
@@ -109,6 +110,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tokens-per-s", type=float, default=25.0, help="the simulated LLM's decode rate"
     )
+    parser.add_argument(
+        "--rigs",
+        type=int,
+        default=2,
+        choices=(1, 2),
+        help="simulated rigs behind the house's surplus (default 2: rig B draws 1.4x and decodes "
+        "at half the rate; it uses the next agent and LLM ports)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more of Home Assistant's log")
     return parser.parse_args(argv)
 
@@ -118,9 +127,9 @@ class Demo:
     args: argparse.Namespace
     services: list[Service] = field(default_factory=list)
     driver: HouseDriver | None = None
-    traffic: Traffic | None = None
-    agent: AgentReader | None = None
-    gate_entity: str | None = None
+    traffic: list[Traffic] = field(default_factory=list)
+    agents: list[tuple[Rig, AgentReader]] = field(default_factory=list)
+    gate_entities: dict[str, str] = field(default_factory=dict)  # rig key -> its gate entity
 
     @property
     def data(self) -> Path:
@@ -137,15 +146,10 @@ def _say(text: str = "") -> None:
 
 
 def _check_ports(args: argparse.Namespace) -> None:
-    busy = [
-        f"{name} port {port}"
-        for name, port in (
-            ("Home Assistant", args.ha_port),
-            ("agent", args.agent_port),
-            ("LLM", args.llm_port),
-        )
-        if not port_is_free(port)
-    ]
+    ports = [("Home Assistant", args.ha_port)]
+    for n in range(args.rigs):
+        ports += [("agent", args.agent_port + n), ("LLM", args.llm_port + n)]
+    busy = [f"{name} port {port}" for name, port in ports if not port_is_free(port)]
     if busy:
         raise SystemExit(
             f"error: {', '.join(busy)} already in use on 127.0.0.1 (another demo running?). "
@@ -157,23 +161,31 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     args = demo.args
     data = demo.data
     logs = data / "logs"
-    agent_dir = data / "agent"
     ha_dir = data / "homeassistant"
+    rigs = demo_rigs(
+        args.rigs,
+        data,
+        agent_port=args.agent_port,
+        llm_port=args.llm_port,
+        tokens_per_s=args.tokens_per_s,
+    )
     site = Site()
     started = time.monotonic()
 
     def elapsed() -> str:
         return f"{time.monotonic() - started:5.1f} s"
 
-    # 1-2. The simulated LLM, and the agent in front of it.
-    llm = demo.start(llm_service(args.llm_port, logs, args.tokens_per_s))
-    agent = demo.start(agent_service(args.agent_port, agent_dir, args.llm_port, logs))
-    llm_url = f"http://127.0.0.1:{args.llm_port}"
-    agent_url = f"http://127.0.0.1:{args.agent_port}"
-    await wait_http_async(f"{llm_url}/health", timeout=60, service=llm)
-    await wait_http_async(f"{agent_url}/api/v1/health", timeout=60, service=agent)
-    token = (agent_dir / "token").read_text().strip()
-    _say(f"[{elapsed()}] agent up at {agent_url}, proxying to the simulated LLM at {llm_url}")
+    # 1-2. Per rig, the simulated LLM and the agent in front of it.
+    for rig in rigs:
+        rig.prepare()
+        llm = demo.start(rig.llm(logs))
+        agent = demo.start(rig.agent(logs))
+        await wait_http_async(f"{rig.llm_url}/health", timeout=60, service=llm)
+        await wait_http_async(f"{rig.agent_url}/api/v1/health", timeout=60, service=agent)
+        _say(
+            f"[{elapsed()}] {rig.title}: agent up at {rig.agent_url}, proxying to the simulated "
+            f"LLM at {rig.llm_url}"
+        )
 
     # 3. Home Assistant.
     write_config(
@@ -194,28 +206,21 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     at = datetime.strptime(args.start, "%H:%M").time()
     house = House(site=site, seed=args.seed, first_day=day)
     clock = SimClock(start_time(day, at, site.time_zone), speed=speed_for(args.day_minutes))
-    demo.agent = AgentReader(session, agent_url, token)
-    demo.driver = HouseDriver(ha, demo.agent, house, clock)
+    demo.agents = [(rig, AgentReader(session, rig.agent_url, rig.token())) for rig in rigs]
+    demo.driver = HouseDriver(ha, [reader for _, reader in demo.agents], house, clock)
     await demo.driver.restore()
     await demo.driver.step(0.0)
 
-    entry = await ensure_joulegate_entry(ha, "127.0.0.1", args.agent_port, token)
-    entry_id = entry["entry_id"]
-    gate_note = await gate_setup.configure(ha, entry_id)
-    await wait_entry_loaded(ha, entry_id)
-    entities = await wait_until(
-        lambda: _entities_with_board_power(ha, entry_id),
-        timeout=60,
-        what="the Joulegate entities",
-    )
-    if await gate_setup.set_policy(ha, entities, gate_setup.POLICY):
-        gate_note += f", policy {gate_setup.POLICY}"
-    if await gate_setup.shorten_min_off(ha, entities):
-        gate_note += f", minimum off time {gate_setup.DEMO_MIN_OFF_S:.0f} s"
-    demo.gate_entity = entities.get("gate")
-    await _show_in_wh(ha, entities)
+    # Every rig's entry on the same house sensors: one surplus behind them all.
+    rig_entities: list[dict[str, str]] = []
+    for rig, entry in zip(rigs, await ensure_rig_entries(ha, rigs), strict=True):
+        entities, note = await _configure_rig(ha, entry["entry_id"])
+        rig_entities.append(entities)
+        if gate := entities.get("gate"):
+            demo.gate_entities[rig.key] = gate
+        _say(f"[{elapsed()}] Joulegate integration set up ({entry['title']}): {note}")
+    entities = rig_entities[0]
     await energy_setup.configure(ha, entities)
-    _say(f"[{elapsed()}] Joulegate integration set up ({entry['title']}): {gate_note}")
 
     # The dashboard, with this agent's entity ids.
     prefix = entity_prefix(entities)
@@ -227,11 +232,18 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     if missing:
         _say(f"  note: the dashboard mentions entities Home Assistant does not have: {missing}")
 
-    # The requests.
+    # The requests: each rig has its own users.
     if args.request_interval > 0:
-        demo.traffic = Traffic(
-            session, agent_url, token, seed=args.seed, mean_interval_s=args.request_interval
-        )
+        demo.traffic = [
+            Traffic(
+                session,
+                rig.agent_url,
+                rig.token(),
+                seed=args.seed + n,
+                mean_interval_s=args.request_interval,
+            )
+            for n, rig in enumerate(rigs)
+        ]
 
     _say()
     _say("=" * 78)
@@ -242,8 +254,10 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     _say(f"  user name:      {creds.username}")
     _say(f"  password:       {creds.password}")
     _say()
-    _say(f"  agent API:      {agent_url}/api/v1/status   (token: {agent_dir / 'token'})")
-    _say(f"  agent proxy:    {agent_url}/v1/chat/completions   (API key: the token)")
+    for rig in rigs:
+        _say(f"  {rig.title}:")
+        _say(f"    agent API:    {rig.agent_url}/api/v1/status   (token: {rig.data_dir / 'token'})")
+        _say(f"    agent proxy:  {rig.agent_url}/v1/chat/completions   (API key: the token)")
     _say(f"  logs:           {logs}")
     _say(
         f"  simulated day:  {day:%d %B}, from {at:%H:%M}; 05:00-22:00 takes "
@@ -277,6 +291,24 @@ async def _show_in_wh(ha: HomeAssistantClient, entities: dict[str, str]) -> None
             )
 
 
+async def _configure_rig(ha: HomeAssistantClient, entry_id: str) -> tuple[dict[str, str], str]:
+    """The gate's options on the house sensors, its policy and minimum off time; the entry's
+    entities by key, and a sentence about the gate."""
+    note = await gate_setup.configure(ha, entry_id)
+    await wait_entry_loaded(ha, entry_id)
+    entities = await wait_until(
+        lambda: _entities_with_board_power(ha, entry_id),
+        timeout=60,
+        what="the Joulegate entities",
+    )
+    if await gate_setup.set_policy(ha, entities, gate_setup.POLICY):
+        note += f", policy {gate_setup.POLICY}"
+    if await gate_setup.shorten_min_off(ha, entities):
+        note += f", minimum off time {gate_setup.DEMO_MIN_OFF_S:.0f} s"
+    await _show_in_wh(ha, entities)
+    return entities, note
+
+
 async def _entities_with_board_power(
     ha: HomeAssistantClient, entry_id: str
 ) -> dict[str, str] | None:
@@ -284,7 +316,7 @@ async def _entities_with_board_power(
     return entities if "board_power" in entities else None
 
 
-def _status_line(demo: Demo, ha_gate: dict[str, Any] | None) -> str:
+def _status_line(demo: Demo, ha_gates: dict[str, dict[str, Any]]) -> str:
     parts: list[str] = []
     flows = demo.driver.latest if demo.driver else None
     if flows is not None:
@@ -295,33 +327,40 @@ def _status_line(demo: Demo, ha_gate: dict[str, Any] | None) -> str:
             f"{' (cloud)' if flows.shade > 0.3 else ''}, house {flows.house_w / 1000:3.1f} kW, "
             f"battery {flows.battery_soc:3.0f} % {doing}, grid {flows.grid_w / 1000:+4.1f} kW"
         )
-    status = demo.agent.status if demo.agent else None
-    if status:
+    for n, (rig, reader) in enumerate(demo.agents):
+        status = reader.status
+        if not status:
+            continue
         gate = status.get("gate") or {}
         word = "open" if gate.get("open") else "closed"
-        reason = (ha_gate or {}).get("attributes", {}).get("reason") or gate.get("reason") or ""
+        ha_gate = ha_gates.get(rig.key) or {}
+        reason = ha_gate.get("attributes", {}).get("reason") or gate.get("reason") or ""
+        level = status.get("power_level")
         inference = status.get("inference") or {}
         count = int(inference.get("count") or 0)
         energy = status.get("energy") or {}
         per = (float(energy.get("inference_wh") or 0) / count * 1000) if count else 0.0
-        parts.append(
-            f"gate {word}{f' ({reason})' if reason else ''}; {count} inferences"
+        part = (
+            f"{rig.key.upper()}: gate {word}{f' ({reason})' if reason else ''}"
+            f"{f' at {level}' if level else ''}; {count} inferences"
             f"{f', {per:.1f} mWh each' if count else ''}"
         )
-    if demo.traffic is not None:
-        stats = demo.traffic.stats
-        parts.append(f"requests: {stats.ok} ok, {stats.refused} refused")
+        if n < len(demo.traffic):
+            stats = demo.traffic[n].stats
+            part += f"; requests: {stats.ok} ok, {stats.refused} refused"
+        parts.append(part)
     return " | ".join(parts)
 
 
 async def _report(demo: Demo, ha: HomeAssistantClient, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        ha_gate = None
-        if demo.gate_entity:
+        ha_gates: dict[str, dict[str, Any]] = {}
+        for key, entity_id in demo.gate_entities.items():
             with contextlib.suppress(Exception):
-                ha_gate = await ha.state(demo.gate_entity)
-        _say(_status_line(demo, ha_gate))
+                if state := await ha.state(entity_id):
+                    ha_gates[key] = state
+        _say(_status_line(demo, ha_gates))
 
 
 async def _watch(demo: Demo) -> None:
@@ -337,8 +376,7 @@ async def _run(demo: Demo) -> None:
         tasks = [asyncio.create_task(_watch(demo)), asyncio.create_task(_report(demo, ha, 15.0))]
         if demo.driver is not None:
             tasks.append(asyncio.create_task(demo.driver.run()))
-        if demo.traffic is not None:
-            tasks.append(asyncio.create_task(demo.traffic.run()))
+        tasks += [asyncio.create_task(traffic.run()) for traffic in demo.traffic]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

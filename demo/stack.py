@@ -154,24 +154,6 @@ async def wait_running(ha: HomeAssistantClient, timeout: float = 120.0) -> None:
     await wait_until(running, timeout=timeout, what="Home Assistant to finish starting")
 
 
-async def ensure_joulegate_entry(
-    ha: HomeAssistantClient, host: str, port: int, token: str, *, timeout: float = 60.0
-) -> dict[str, Any]:
-    """The loaded Joulegate entry for the agent at host:port, added through the config flow.
-
-    An entry that is not loaded (the agent's token or port changed since) is deleted and added
-    again, so a second run of the demo always ends up connected.
-    """
-    for entry in await ha.config_entries(JOULEGATE):
-        if entry["state"] == "loaded":
-            return entry
-        await ha.delete_config_entry(entry["entry_id"])
-    result = await ha.config_flow(JOULEGATE, {"host": host, "port": port, "token": token})
-    if result.get("type") != "create_entry":
-        raise HomeAssistantError(f"adding Joulegate did not create an entry: {result}", body=result)
-    return await wait_entry_loaded(ha, result["result"]["entry_id"], timeout=timeout)
-
-
 async def wait_entry_loaded(
     ha: HomeAssistantClient, entry_id: str, *, timeout: float = 60.0
 ) -> dict[str, Any]:
