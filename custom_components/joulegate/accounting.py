@@ -26,6 +26,7 @@ class FlowSample:
     battery_w: float | None  # + discharge, - charge
     rig_w: float  # the rig's power above idle at that moment (already in the meters)
     carbon_g_per_kwh: float | None = None
+    others_w: float = 0.0  # the site's other rigs' power above idle then (also in the meters)
 
 
 class FlowHistory:
@@ -77,6 +78,8 @@ def split_energy(energy_wh: float, duration_s: float, samples: Iterable[FlowSamp
 
     The rig's power in the window (energy / duration) replaces what it drew when a sample was
     taken, so the sample's surplus without the rig is kept: grid' = grid - rig_then + rig_now.
+    A site's rigs together are the last load: the split is the one of all of them (this rig's
+    power plus the others' then), and the rig takes its share of each part.
     Without samples the flows are unknown and the energy is counted as grid: what cannot be shown
     to come from the sun is not claimed for it.
     """
@@ -91,10 +94,11 @@ def split_energy(energy_wh: float, duration_s: float, samples: Iterable[FlowSamp
     solar = battery = grid = 0.0
     carbon: float | None = 0.0
     for sample in chosen:
-        parts = attribute(power_w, sample.grid_w - sample.rig_w + power_w, sample.battery_w)
-        sample_grid = share * parts.grid / power_w
-        solar += share * parts.solar / power_w
-        battery += share * parts.battery / power_w
+        rigs_w = power_w + max(0.0, sample.others_w)
+        parts = attribute(rigs_w, sample.grid_w - sample.rig_w + power_w, sample.battery_w)
+        sample_grid = share * parts.grid / rigs_w
+        solar += share * parts.solar / rigs_w
+        battery += share * parts.battery / rigs_w
         grid += sample_grid
         if carbon is not None and sample_grid > 0:
             intensity = sample.carbon_g_per_kwh

@@ -245,3 +245,11 @@ def test_a_restart_the_same_day_keeps_the_yield_since_the_saved_reading() -> Non
     restored = Accounting.from_dict(accounting.as_dict(), window=20)
     restored.update_pv(DAY, 102_000.0)
     assert restored.summary().pv_yield_today_wh == pytest.approx(2000)
+
+
+def test_rigs_together_are_the_last_load_each_takes_its_share_of_the_solar() -> None:
+    # Two rigs of 10 W each; 10 W imported with both running, so 10 W exported without them.
+    # Each alone as the last load would find no surplus (the other one's draw takes it) and
+    # count all of its energy as grid; together they share the 10 W of sun.
+    sample = FlowSample(T0, grid_w=10.0, battery_w=None, rig_w=10.0, others_w=10.0)
+    assert parts(split_energy(10.0, 3600, [sample])) == pytest.approx((5.0, 0.0, 5.0))
