@@ -61,6 +61,50 @@ class Level:
         return None if self.tokens_per_s is None else self.marginal_w / self.tokens_per_s
 
 
+@dataclass(frozen=True, slots=True)
+class LevelCost:
+    """What the agent has measured for one of its levels (`GET /api/v1/power`'s cost table),
+    all models together; None where nothing is measured yet."""
+
+    name: str
+    w_above_idle: float | None
+    tokens_per_s: float | None
+
+    @classmethod
+    def combine(
+        cls, name: str, models: Sequence[tuple[float | None, float | None, int, int]]
+    ) -> LevelCost:
+        """One level's figures from its models' (W above idle, tokens/s, inferences, inferences
+        with an idle baseline): each mean weighted by how many inferences its figure rests on."""
+        watts = [(w, above) for w, _, _, above in models if w is not None and above > 0]
+        speeds = [(t, n) for _, t, n, _ in models if t is not None and n > 0]
+        return cls(name, _weighted(watts), _weighted(speeds))
+
+
+def _weighted(pairs: Sequence[tuple[float, int]]) -> float | None:
+    total = sum(n for _, n in pairs)
+    return sum(x * n for x, n in pairs) / total if total else None
+
+
+def ladder_from_costs(costs: Sequence[LevelCost], assumed_w: float) -> tuple[Level, ...]:
+    """The levels the controller climbs, from the agent's levels (lowest draw first).
+
+    A level without a measured power counts as drawing `assumed_w` (the gate's inference power),
+    and never less than a measured level below it: assumed high, not low, as a level that draws
+    more than the surplus pays for would take the rest from the grid. Calibration
+    (`joulegate-agent calibrate`) measures them all.
+    """
+    levels = []
+    floor = 0.0
+    for cost in costs:
+        measured = cost.w_above_idle is not None and cost.w_above_idle > 0
+        watts = cost.w_above_idle if measured and cost.w_above_idle else max(assumed_w, floor)
+        floor = max(floor, watts)
+        speed = cost.tokens_per_s if cost.tokens_per_s and cost.tokens_per_s > 0 else None
+        levels.append(Level(cost.name, watts, speed))
+    return tuple(levels)
+
+
 def ladder_for(levels: Sequence[Level], mode: LevelMode) -> tuple[Level, ...]:
     """The rungs a mode climbs, cheapest first.
 

@@ -7,10 +7,12 @@ import pytest
 from custom_components.joulegate.levels import (
     Level,
     LevelController,
+    LevelCost,
     LevelDecision,
     LevelMode,
     LevelReason,
     ladder_for,
+    ladder_from_costs,
 )
 from custom_components.joulegate.surplus import (
     BatteryPolicy,
@@ -230,3 +232,27 @@ def test_a_level_without_a_positive_power_is_refused_with_its_name(watts: float)
 def test_a_rig_without_levels_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one power level"):
         LevelController(())
+
+
+def test_the_ladder_takes_each_levels_measured_power_and_speed() -> None:
+    costs = [LevelCost("7W", 4.0, 8.0), LevelCost("15W", 6.0, 11.0), LevelCost("25W", 8.0, 20.0)]
+    assert ladder_from_costs(costs, assumed_w=10.0) == (
+        Level("7W", 4.0, 8.0),
+        Level("15W", 6.0, 11.0),
+        Level("25W", 8.0, 20.0),
+    )
+
+
+def test_an_unmeasured_level_counts_as_the_gates_inference_power_or_more() -> None:
+    # Assumed high, not low: a level that draws more than assumed would take power from the grid.
+    costs = [LevelCost("L1", None, None), LevelCost("L2", 12.0, 20.0), LevelCost("L3", None, None)]
+    assert ladder_from_costs(costs, assumed_w=10.0) == (
+        Level("L1", 10.0),
+        Level("L2", 12.0, 20.0),
+        Level("L3", 12.0),
+    )
+
+
+def test_a_level_cost_combines_the_models_by_how_many_inferences_each_figure_rests_on() -> None:
+    cost = LevelCost.combine("25W", [(8.0, 20.0, 3, 3), (11.0, 10.0, 1, 0), (None, None, 2, 0)])
+    assert cost == LevelCost("25W", 8.0, pytest.approx(17.5))
