@@ -29,18 +29,29 @@ from .levels import (
     Rung,
     forced_rung,
     ladder_for,
+    rung_for,
 )
-from .surplus import MAX_STEP_S, InputHold, Inputs, Reason, Settings, SurplusController
+from .surplus import (
+    MAX_STEP_S,
+    GateMode,
+    InputHold,
+    Inputs,
+    Reason,
+    Settings,
+    SurplusController,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class RigConfig:
-    """A rig as the site sees it: its levels, its priority (higher first) and its mode."""
+    """A rig as the site sees it: its levels, its priority (higher first), its level mode and
+    its own gate mode (an entry's mode or override: forced on or off, or by the sun)."""
 
     key: str
     levels: Sequence[Level]
     priority: int = 0
     mode: LevelMode = LevelMode.FASTEST
+    gate: GateMode = GateMode.SOLAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +100,48 @@ class Allocator:
             raise ValueError(f"rig keys must be unique, got {keys}")
         if not keys:
             raise ValueError("an allocation needs at least one rig")
-        self._rigs = [
-            _Rig(rig, ladder_for(rig.levels, rig.mode), Rung(), SurplusController(self.settings))
-            for rig in self.rigs
-        ]
+        self._rigs = [self._new_rig(rig) for rig in self.rigs]
+        self._sort()
+        self._house = SurplusController(self._house_settings())
+
+    def _new_rig(self, config: RigConfig) -> _Rig:
+        limits = SurplusController(replace(self.settings, mode=config.gate))
+        return _Rig(config, ladder_for(config.levels, config.mode), Rung(), limits)
+
+    def _sort(self) -> None:
         # Stable: equal priorities keep the order the rigs were given in.
         self._rigs.sort(key=lambda rig: -rig.config.priority)
-        self._house = SurplusController(self._house_settings())
+
+    def add_rig(self, config: RigConfig) -> None:
+        """A rig joins the site, closed; the others keep their levels."""
+        if any(rig.key == config.key for rig in self.rigs):
+            raise ValueError(f"rig keys must be unique, {config.key!r} is taken")
+        self.rigs = [*self.rigs, config]
+        self._rigs.append(self._new_rig(config))
+        self._sort()
+        self._house.settings = self._house_settings()
+
+    def remove_rig(self, key: str) -> None:
+        """A rig leaves the site; what it was allotted goes to the others by their own rules."""
+        if [rig.key for rig in self.rigs] == [key]:
+            raise ValueError("an allocation needs at least one rig")
+        self.rigs = [rig for rig in self.rigs if rig.key != key]
+        self._rigs = [rig for rig in self._rigs if rig.config.key != key]
+        self._house.settings = self._house_settings()
+
+    def update_rig(self, config: RigConfig) -> None:
+        """New levels (remeasured), priority or modes for a rig. A running rig stays on its level
+        where the new ladder has it, else goes to the highest rung at or below its draw."""
+        rig = next(rig for rig in self._rigs if rig.config.key == config.key)
+        before = None if rig.rung.index is None else rig.ladder[rig.rung.index]
+        rig.config = config
+        rig.ladder = ladder_for(config.levels, config.mode)
+        rig.limits.settings = replace(self.settings, mode=config.gate)
+        self.rigs = [config if r.key == config.key else r for r in self.rigs]
+        if before is not None:
+            rig.rung.index = rung_for(rig.ladder, before)
+        self._sort()
+        self._house.settings = self._house_settings()
 
     def _house_settings(self) -> Settings:
         lowest = min(rig.ladder[0].marginal_w for rig in self._rigs)
@@ -105,7 +151,7 @@ class Allocator:
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
         self._house.settings = self._house_settings()
         for rig in self._rigs:
-            rig.limits.settings = self.settings
+            rig.limits.settings = replace(self.settings, mode=rig.config.gate)
 
     def step(self, house: Inputs, readings: Mapping[str, RigReading]) -> dict[str, Allotment]:
         """Allocate for the next cycle. `house.rig_inference_w` is ignored: the rigs' combined

@@ -128,6 +128,16 @@ def ladder_for(levels: Sequence[Level], mode: LevelMode) -> tuple[Level, ...]:
     return tuple(efficient) or ordered
 
 
+def rung_for(ladder: Sequence[Level], level: Level) -> int:
+    """Where a running rig goes on a new ladder: the same level if it has it, else the highest
+    rung that draws no more (the lowest when none does)."""
+    same = [i for i, rung in enumerate(ladder) if rung.key == level.key]
+    if same:
+        return same[0]
+    under = [i for i, rung in enumerate(ladder) if rung.marginal_w <= level.marginal_w]
+    return under[-1] if under else 0
+
+
 @dataclass(slots=True)
 class Rung:
     """Where one rig is on its ladder, and the surplus energy banked towards each rung above."""
@@ -285,10 +295,7 @@ class LevelController:
         self.mode = mode
         self._ladder = ladder_for(self.levels, mode)
         if level is not None:
-            under = [
-                i for i, rung in enumerate(self._ladder) if rung.marginal_w <= level.marginal_w
-            ]
-            self.rung.move(under[-1] if under else 0, self._last_now or 0.0)
+            self.rung.move(rung_for(self._ladder, level), self._last_now or 0.0)
 
     def _gate_settings(self) -> Settings:
         return replace(self.settings, need_w=self._ladder[0].marginal_w)

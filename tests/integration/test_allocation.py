@@ -8,7 +8,7 @@ import pytest
 
 from custom_components.joulegate.allocation import Allocator, Allotment, RigConfig, RigReading
 from custom_components.joulegate.levels import Level, LevelReason
-from custom_components.joulegate.surplus import Inputs, Reason, Settings
+from custom_components.joulegate.surplus import GateMode, Inputs, Reason, Settings
 
 STEP_S = 10.0
 FAST = (Level("low", 4.0, 8.0), Level("mid", 8.0, 20.0), Level("high", 12.0, 22.0))
@@ -132,3 +132,43 @@ def test_a_rig_without_a_reading_past_the_hold_makes_the_shared_surplus_unknown(
 def test_rig_keys_must_be_unique() -> None:
     with pytest.raises(ValueError, match="unique"):
         Allocator([RigConfig("a", FAST), RigConfig("a", SLOW)])
+
+
+def test_a_rig_forced_on_runs_its_top_level_and_the_others_share_what_is_left() -> None:
+    allocator = two_rigs()
+    allocator.update_rig(RigConfig("a", FAST, priority=2, gate=GateMode.ALWAYS))
+    history = simulate(allocator, 900, export_w=18.0)
+    assert levels(history[-1]) == {"a": "high", "b": "low"}
+    assert history[-1]["a"].reason is Reason.FORCED_ON
+
+
+def test_new_figures_for_a_rigs_levels_keep_it_on_the_level_it_runs() -> None:
+    allocator = two_rigs()
+    simulate(allocator, 900, export_w=23.0)
+    remeasured = (Level("low", 4.5, 8.0), Level("mid", 7.5, 21.0), Level("high", 11.0, 22.0))
+    allocator.update_rig(RigConfig("a", remeasured, priority=2))
+    after = simulate(allocator, 10, export_w=23.0, start=900.0)
+    assert levels(after[0]) == {"a": "high", "b": "mid"}
+    assert after[0]["a"].level == remeasured[2]
+
+
+def test_a_rig_that_joins_starts_closed_and_the_others_keep_their_levels() -> None:
+    allocator = Allocator([RigConfig("a", FAST, priority=2)], NO_WAIT)
+    simulate(allocator, 900, export_w=23.0)
+    allocator.add_rig(RigConfig("b", SLOW, priority=1))
+    readings = {"a": RigReading(12.0), "b": RigReading(0.0)}
+    joined = allocator.step(Inputs(now=900.0, grid_w=-11.0), readings)
+    assert levels(joined) == {"a": "high", "b": None}
+    assert levels(simulate(allocator, 600, export_w=23.0, start=910.0)[-1]) == {
+        "a": "high",
+        "b": "mid",
+    }
+
+
+def test_a_rig_that_leaves_is_no_longer_allotted_anything() -> None:
+    allocator = two_rigs()
+    simulate(allocator, 900, export_w=23.0)
+    allocator.remove_rig("b")
+    assert set(simulate(allocator, 10, export_w=23.0, start=900.0)[0]) == {"a"}
+    with pytest.raises(ValueError, match="at least one rig"):
+        allocator.remove_rig("a")
