@@ -22,7 +22,16 @@ from .exceptions import (
     JoulegateNotAgentError,
     JoulegateResponseError,
 )
-from .models import Gate, Health, Inference, InferencePage, Info, JoulegateEvent, Status
+from .models import (
+    Gate,
+    Health,
+    Inference,
+    InferencePage,
+    Info,
+    JoulegateEvent,
+    PowerLevels,
+    Status,
+)
 
 API_PREFIX = "/api/v1"
 AGENT_SERVICE = "joulegate-agent"
@@ -171,6 +180,19 @@ class JoulegateClient:
         """Open or close the gate for a lease; the agent reverts when it runs out."""
         body = {"open": open, "lease_s": lease_s, "reason": reason}
         return _parse(Gate.from_dict, await self._request("PUT", "/gate", body=body))
+
+    async def get_power(self) -> PowerLevels:
+        """Fetch the power levels, the level in force and the cost table."""
+        return _parse(PowerLevels.from_dict, await self._request("GET", "/power"))
+
+    async def set_power(self, *, level: str, lease_s: int, reason: str) -> PowerLevels:
+        """Hold a power level for a lease; the agent falls back to its default when it runs out.
+
+        A change sooner than the agent's dwell time after the last is refused (a
+        JoulegateResponseError with code "dwell"); renewing the level in force never is.
+        """
+        body = {"level": level, "lease_s": lease_s, "reason": reason}
+        return _parse(PowerLevels.from_dict, await self._request("PUT", "/power", body=body))
 
     async def events(self) -> AsyncIterator[JoulegateEvent]:
         """Yield the agent's server-sent events as they come.

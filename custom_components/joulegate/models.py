@@ -255,6 +255,16 @@ class PowerSource(Model, what="source"):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PowerLevelsSummary(Model, what="power_levels"):
+    """/api/v1/info's power levels: their names (lowest draw first) and whether they can be set."""
+
+    levels: tuple[str, ...]
+    current: str | None
+    default: str | None
+    settable: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class Info(Model, what="info"):
     """GET /api/v1/info: identity of the agent and what it measures."""
 
@@ -267,6 +277,7 @@ class Info(Model, what="info"):
     sample_rate_hz: float | None
     sources: tuple[PowerSource, ...]
     ledger_id: str | None  # None: an agent older than ledger identities
+    power_levels: PowerLevelsSummary | None = None  # None: an agent without power levels
     raw: Mapping[str, Any] = field(repr=False, compare=False, metadata=RAW)
 
 
@@ -452,3 +463,64 @@ class InferencePage(Model, what="inferences"):
 
 
 type JoulegateEvent = Inference | Gate
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerLevel(Model, what="power level"):
+    """One rung of the agent's ladder (index 0 draws least)."""
+
+    index: int
+    name: str
+    description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerModelCost(Model, what="model cost"):
+    """What a level costs with one model, and how many inferences each figure rests on."""
+
+    model: str | None
+    inferences: int
+    tokens_per_s: float | None
+    avg_w_above_idle: float | None
+    j_per_token: float | None
+    marginal_inferences: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerCost(Model, what="level cost"):
+    """What a level costs, per model; `measured` false while no inference ran at it."""
+
+    level: str
+    measured: bool
+    inferences: int
+    models: tuple[PowerModelCost, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerKnob(Model, what="power knob"):
+    """A setting the levels change, and why the agent cannot set it (None: it can)."""
+
+    id: str
+    in_ladder: bool
+    cannot_set: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerLevels(Model, what="power"):
+    """GET and PUT /api/v1/power: the ladder, the level in force and what each level costs."""
+
+    levels: tuple[PowerLevel, ...]
+    current: str | None  # None: the box's own settings
+    source: str
+    default: str | None
+    dwell_s: float
+    next_change_in_s: float
+    read_only: bool
+    knobs: tuple[PowerKnob, ...]
+    table: tuple[PowerCost, ...]
+
+    @property
+    def settable(self) -> bool:
+        """Whether Home Assistant can set the levels (the agent may write every knob they use)."""
+        used = [knob for knob in self.knobs if knob.in_ladder]
+        return bool(self.levels) and not self.read_only and not any(k.cannot_set for k in used)
