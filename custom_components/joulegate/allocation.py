@@ -148,10 +148,14 @@ class Allocator:
         return replace(self.settings, need_w=lowest)
 
     def update_settings(self, **changes: object) -> None:
-        self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        self.use_settings(replace(self.settings, **changes))  # type: ignore[arg-type]
+
+    def use_settings(self, settings: Settings) -> None:
+        """The house's settings (policy, reserve, margin...); each rig keeps its own gate mode."""
+        self.settings = settings
         self._house.settings = self._house_settings()
         for rig in self._rigs:
-            rig.limits.settings = replace(self.settings, mode=rig.config.gate)
+            rig.limits.settings = replace(settings, mode=rig.config.gate)
 
     def step(self, house: Inputs, readings: Mapping[str, RigReading]) -> dict[str, Allotment]:
         """Allocate for the next cycle. `house.rig_inference_w` is ignored: the rigs' combined
