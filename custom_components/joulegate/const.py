@@ -138,6 +138,11 @@ MAX_STALE_AFTER: Final = 3600
 CONF_FAIL_OPEN: Final = "fail_open"
 CONF_INFERENCE_POWER: Final = "inference_power"  # W above idle, until the ledger measures it
 DEFAULT_INFERENCE_POWER: Final = 10.0
+# Power levels and several rigs behind one grid meter (a site).
+CONF_PRIORITY: Final = "priority"  # higher first; rigs of equal priority in the order added
+DEFAULT_PRIORITY: Final = 0
+CONF_LEVEL_MODE: Final = "level_mode"  # levels.LevelMode: fastest or efficient
+POWER_REFRESH_CYCLES: Final = 30  # the agent's levels and costs read again every 5 minutes
 
 # Every option key the gate branch owns (cleared when the gate is switched off).
 GATE_OPTION_KEYS: Final = (
@@ -161,6 +166,8 @@ GATE_OPTION_KEYS: Final = (
     CONF_STALE_AFTER,
     CONF_FAIL_OPEN,
     CONF_INFERENCE_POWER,
+    CONF_PRIORITY,
+    CONF_LEVEL_MODE,
 )
 
 # The controller cycle. The agent's lease covers three cycles, so one lost

@@ -29,6 +29,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
+from .allocation import Allotment, RigReading
 from .const import (
     CONF_PV_FORECAST,
     DOMAIN,
@@ -43,7 +44,10 @@ from .coordinator import JoulegateDataUpdateCoordinator
 from .exceptions import JoulegateError
 from .inputs import Flows, GateConfig
 from .ledger import OUTCOME_REFUSED
+from .levels import LevelReason
 from .models import Inference, Info
+from .rig import RigOptions, RigPower
+from .site import drop_site, site_for
 from .surplus import (
     BatteryPolicy,
     Decision,
@@ -94,6 +98,10 @@ class GateState:
     problems: Mapping[str, str] = field(default_factory=dict)  # role -> problem
     override: Override | None = None
     agent_updated: bool = False  # the agent took the latest lease
+    # Where the site allocates (levels, or several rigs): the rig's share and why.
+    level: str | None = None  # the level leased; None: closed, or no allocation
+    allotted_w: float | None = None
+    allotment_reason: Reason | LevelReason | None = None
 
     @property
     def inferences_per_hour(self) -> float | None:
@@ -141,6 +149,15 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         self._settings_store = gate_store(hass, entry.entry_id)
         self._on_readings = on_readings
         self._lock = asyncio.Lock()
+        self.rig = RigPower(
+            entry.entry_id,
+            agent.client,
+            RigOptions.from_options(entry.options),
+            settings=lambda: self.controller.settings,
+            reading=self._rig_reading,
+            title=entry.title,
+        )
+        self.site = site_for(hass.data.setdefault(DOMAIN, {}), config.meter_key)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -185,6 +202,9 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             self.override = Override.from_dict(override)
         self._summary = None
         entry = self.config_entry
+        await self.rig.async_refresh(force=True)
+        self.site.join(self.rig)
+        entry.async_on_unload(self._leave_site)
         entry.async_on_unload(self.agent.async_add_row_listener(self._async_on_row))
         # The agent's coordinator saves the rows' totals after counting them: shown after each
         # of its refreshes.
@@ -206,6 +226,11 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         entry.async_create_task(
             self.hass, self.async_run_cycle(), f"Joulegate {entry.title} first gate cycle"
         )
+
+    @callback
+    def _leave_site(self) -> None:
+        self.site.leave(self.rig.key)
+        drop_site(self.hass.data.get(DOMAIN, {}), self.site)
 
     async def _async_update_data(self) -> GateState:
         """A refresh asked for (the update_entity action) shows the latest cycle again: cycles
@@ -298,6 +323,8 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             if self.override is not None:
                 mode = GateMode.ALWAYS if self.override.open else GateMode.NEVER
             self.controller.update_settings(mode=mode, need_w=need_w)
+            self.rig.gate_mode = mode
+            await self.rig.async_refresh()
             inputs = Inputs(
                 now=now.timestamp(),
                 grid_w=flows.grid_w,
@@ -309,10 +336,16 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 temperature_c=status.thermal.max_c if status else None,
                 throttling=status.throttling.active if status else False,
             )
-            decision = self.controller.step(inputs)
+            allotment = None
+            if self.site.allocates:
+                allotment = self.site.allot(self.rig.key, inputs, GATE_CYCLE.total_seconds())
+                decision = _gate_decision(allotment)
+            else:
+                decision = self.controller.step(inputs)
             self._record(now, flows, rig_w)
             self._on_readings(flows, now)
             pushed = await self._async_push(decision)
+            leased = allotment is not None and await self.rig.async_lease(allotment, _lease_s())
             state = GateState(
                 open=decision.open,
                 reason=decision.reason,
@@ -322,8 +355,22 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 problems={role: str(r.problem) for role, r in flows.problems.items()},
                 override=self.override,
                 agent_updated=pushed,
+                level=allotment.level.key if leased and allotment and allotment.level else None,
+                allotted_w=None if allotment is None else allotment.allotted_w,
+                allotment_reason=None if allotment is None else allotment.reason,
             )
             self.async_set_updated_data(state)
+
+    def _rig_reading(self) -> RigReading:
+        """What the agent reports now, for the site's allocation (at any rig's cycle)."""
+        status = self.agent.data.status if self.agent.last_update_success else None
+        if status is None:
+            return RigReading(inference_w=None)
+        return RigReading(
+            inference_w=rig_above_idle(status.power.board_w, status.idle_baseline_w),
+            temperature_c=status.thermal.max_c,
+            throttling=status.throttling.active,
+        )
 
     def _surplus(self, decision: Decision, inputs: Inputs) -> float | None:
         surplus = decision.surplus_w
@@ -354,6 +401,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                     battery_w=flows.battery_w,
                     rig_w=rig_w or 0.0,
                     carbon_g_per_kwh=flows.carbon_g_per_kwh,
+                    others_w=self.site.others_w(self.rig.key) if self.site.allocates else 0.0,
                 )
             )
         # Saved with the next row (or at unload): after a crash the meter's rise since the last
@@ -362,10 +410,9 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         self._summary = None
 
     async def _async_push(self, decision: Decision) -> bool:
-        lease_s = max(1, round(GATE_CYCLE.total_seconds() * LEASE_CYCLES))
         try:
             await self.client.set_gate(
-                open=decision.open, lease_s=lease_s, reason=decision.reason.value
+                open=decision.open, lease_s=_lease_s(), reason=decision.reason.value
             )
         except JoulegateError as err:
             if self.last_push_error is None:
@@ -402,6 +449,21 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         if self._summary is None:
             self._summary = self.accounting.summary()
         return self._summary
+
+
+def _lease_s() -> int:
+    """The agent's leases (gate and level) cover LEASE_CYCLES cycles."""
+    return max(1, round(GATE_CYCLE.total_seconds() * LEASE_CYCLES))
+
+
+def _gate_decision(allotment: Allotment) -> Decision:
+    """The gate's side of a rig's share: open while it has a level; the gate's reason where the
+    share's reason is a level's (the allotment sensor says which)."""
+    is_open = allotment.level is not None
+    reason = allotment.reason
+    if isinstance(reason, LevelReason):
+        reason = Reason.SURPLUS if is_open else Reason.NO_SURPLUS
+    return Decision(is_open, reason, allotment.allotted_w)
 
 
 def _marginal_j(row: Inference) -> float:

@@ -220,6 +220,9 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return a - b
 
 
+OPTIONAL_ROLES = (CONF_PV_FORECAST, CONF_PV_ENERGY, CONF_CARBON_INTENSITY)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GateConfig:
     """The gate's inputs and behaviour, as chosen in the options flow."""
@@ -272,7 +275,13 @@ class GateConfig:
             roles += [CONF_BATTERY_POWER, CONF_BATTERY_SOC]
         elif battery_source == BATTERY_SOURCE_CHARGE_DISCHARGE:
             roles += [CONF_BATTERY_CHARGE, CONF_BATTERY_DISCHARGE, CONF_BATTERY_SOC]
-        return [*roles, CONF_PV_FORECAST, CONF_PV_ENERGY, CONF_CARBON_INTENSITY]
+        return [*roles, *OPTIONAL_ROLES]
+
+    @property
+    def meter_key(self) -> tuple[str, ...]:
+        """The house's grid meter: the gates that read the same one share a site (`site`)."""
+        grid = self.roles(self.grid_source, None)[: -len(OPTIONAL_ROLES)]
+        return (self.grid_source, *(self.entities.get(role, "") for role in grid))
 
     @property
     def has_battery(self) -> bool:

@@ -1,0 +1,173 @@
+"""A rig with power levels, as its gate runs it: its ladder read from the agent, its level leased.
+
+The gate coordinator owns one `RigPower` and hands it to the house's `site.Site` as that rig.
+The levels and what each costs come from the agent (`GET /api/v1/power`, read at start and every
+POWER_REFRESH_CYCLES cycles); the level the allotment pays for is leased like the gate
+(`PUT /api/v1/power`, three cycles), the lowest one while the gate is closed so that work already
+admitted finishes at the least draw. An agent without levels (or whose levels it cannot set) is a
+rig of one level: its measured inference power, on or off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .allocation import Allotment, RigConfig, RigReading
+from .client import JoulegateClient
+from .const import (
+    CONF_LEVEL_MODE,
+    CONF_PRIORITY,
+    DEFAULT_PRIORITY,
+    LOGGER,
+    POWER_REFRESH_CYCLES,
+)
+from .exceptions import JoulegateError, JoulegateResponseError
+from .levels import Level, LevelCost, LevelMode, ladder_from_costs
+from .models import PowerLevels
+from .surplus import GateMode, Settings
+
+ON_OFF = "on"  # the one level of a rig without levels
+
+
+@dataclass(frozen=True, slots=True)
+class RigOptions:
+    """What the user chose for this rig in the options: its priority and its level mode."""
+
+    priority: int = DEFAULT_PRIORITY
+    mode: LevelMode = LevelMode.FASTEST
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RigOptions:
+        """The entry's choices; what is missing or unknown takes its default."""
+        try:
+            mode = LevelMode(options.get(CONF_LEVEL_MODE, LevelMode.FASTEST))
+        except ValueError:
+            mode = LevelMode.FASTEST
+        priority = options.get(CONF_PRIORITY, DEFAULT_PRIORITY)
+        return cls(int(priority) if isinstance(priority, int | float) else DEFAULT_PRIORITY, mode)
+
+
+class RigPower:
+    """One rig of a site: its levels, its share's level on the agent, its reading."""
+
+    def __init__(
+        self,
+        key: str,
+        client: JoulegateClient,
+        options: RigOptions,
+        *,
+        settings: Callable[[], Settings],
+        reading: Callable[[], RigReading],
+        title: str,
+    ) -> None:
+        """`settings` and `reading` are the gate's: its settings now, its agent's figures now."""
+        self._key = key
+        self._client = client
+        self.options = options
+        self._settings = settings
+        self._reading = reading
+        self._title = title
+        self.power: PowerLevels | None = None
+        self.gate_mode = GateMode.SOLAR
+        self._cycles = 0
+        self._last_error: str | None = None
+
+    # -- the site's view (site.Member) ------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """The rig's config entry."""
+        return self._key
+
+    @property
+    def settings(self) -> Settings:
+        """The gate's settings (the house's part counts where this rig leads the site)."""
+        return self._settings()
+
+    def reading(self) -> RigReading:
+        """What the agent reports now."""
+        return self._reading()
+
+    def rig_config(self) -> RigConfig:
+        """Its levels, priority and modes now."""
+        return RigConfig(
+            self._key,
+            self.levels(),
+            priority=self.options.priority,
+            mode=self.options.mode,
+            gate=self.gate_mode,
+        )
+
+    # -- levels -------------------------------------------------------------------------
+
+    @property
+    def has_levels(self) -> bool:
+        """Whether the agent has levels Home Assistant may set."""
+        return self.power is not None and self.power.settable
+
+    def levels(self) -> tuple[Level, ...]:
+        """The ladder from the agent's cost table; one level (on) where it has none to set."""
+        need_w = self.settings.need_w
+        if self.power is None or not self.power.settable:
+            return (Level(ON_OFF, need_w),)
+        table = {cost.level: cost for cost in self.power.table}
+        costs = []
+        for level in sorted(self.power.levels, key=lambda level: level.index):
+            cost = table.get(level.name)
+            models = [] if cost is None else cost.models
+            costs.append(
+                LevelCost.combine(
+                    level.name,
+                    [
+                        (m.avg_w_above_idle, m.tokens_per_s, m.inferences, m.marginal_inferences)
+                        for m in models
+                    ],
+                )
+            )
+        return ladder_from_costs(costs, assumed_w=need_w)
+
+    async def async_refresh(self, *, force: bool = False) -> None:
+        """Read the levels and their costs again (at start, then every few minutes)."""
+        self._cycles += 1
+        if not force and self._cycles % POWER_REFRESH_CYCLES:
+            return
+        try:
+            self.power = await self._client.get_power()
+        except JoulegateResponseError as err:
+            if err.status == 404:  # an agent from before power levels: a rig of one level
+                self.power = None
+            else:
+                self._warn("read", err)
+        except JoulegateError as err:
+            self._warn("read", err)
+
+    async def async_lease(self, allotment: Allotment, lease_s: int) -> bool:
+        """Lease the level the allotment pays for (the lowest while closed); whether the agent
+        holds it. A change refused for the agent's dwell time is tried again next cycle."""
+        if not self.has_levels or self.power is None:
+            return False
+        level = allotment.level.key if allotment.level else self.power.levels[0].name
+        try:
+            self.power = await self._client.set_power(
+                level=level, lease_s=lease_s, reason=str(allotment.reason)
+            )
+        except JoulegateResponseError as err:
+            if err.code != "dwell":
+                self._warn("set", err)
+            return False
+        except JoulegateError as err:
+            self._warn("set", err)
+            return False
+        if self._last_error is not None:
+            LOGGER.info("The power level of Joulegate agent %s is set again", self._title)
+            self._last_error = None
+        return True
+
+    def _warn(self, what: str, err: JoulegateError) -> None:
+        if self._last_error is None:
+            LOGGER.warning(
+                "Could not %s the power levels of Joulegate agent %s: %s", what, self._title, err
+            )
+        self._last_error = str(err)
