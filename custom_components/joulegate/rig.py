@@ -4,8 +4,8 @@ The gate coordinator owns one `RigPower` and hands it to the house's `site.Site`
 The levels and what each costs come from the agent (`GET /api/v1/power`, read at start and every
 POWER_REFRESH_CYCLES cycles); the level the allotment pays for is leased like the gate
 (`PUT /api/v1/power`, three cycles), the lowest one while the gate is closed so that work already
-admitted finishes at the least draw. An agent without levels (or whose levels it cannot set) is a
-rig of one level: its measured inference power, on or off.
+admitted finishes at the least draw. A rig whose options leave the levels off (the default), or
+whose agent has none it may set, is a rig of one level: its measured inference power, on or off.
 """
 
 from __future__ import annotations
@@ -33,18 +33,19 @@ ON_OFF = "on"  # the one level of a rig without levels
 
 @dataclass(frozen=True, slots=True)
 class RigOptions:
-    """What the user chose for this rig in the options: its priority and its level mode."""
+    """What the user chose for this rig in the options: its priority and its level mode (None,
+    the default: the levels are not used, the rig runs on its own settings, on or off)."""
 
     priority: int = DEFAULT_PRIORITY
-    mode: LevelMode = LevelMode.FASTEST
+    mode: LevelMode | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RigOptions:
         """The entry's choices; what is missing or unknown takes its default."""
         try:
-            mode = LevelMode(options.get(CONF_LEVEL_MODE, LevelMode.FASTEST))
-        except ValueError:
-            mode = LevelMode.FASTEST
+            mode: LevelMode | None = LevelMode(options[CONF_LEVEL_MODE])
+        except (KeyError, ValueError):
+            mode = None
         priority = options.get(CONF_PRIORITY, DEFAULT_PRIORITY)
         return cls(int(priority) if isinstance(priority, int | float) else DEFAULT_PRIORITY, mode)
 
@@ -96,7 +97,7 @@ class RigPower:
             self._key,
             self.levels(),
             priority=self.options.priority,
-            mode=self.options.mode,
+            mode=self.options.mode or LevelMode.FASTEST,
             gate=self.gate_mode,
         )
 
@@ -104,13 +105,14 @@ class RigPower:
 
     @property
     def has_levels(self) -> bool:
-        """Whether the agent has levels Home Assistant may set."""
-        return self.power is not None and self.power.settable
+        """Whether the rig follows the sun with levels: chosen in the options, and the agent
+        has levels Home Assistant may set."""
+        return self.options.mode is not None and self.power is not None and self.power.settable
 
     def levels(self) -> tuple[Level, ...]:
         """The ladder from the agent's cost table; one level (on) where it has none to set."""
         need_w = self.settings.need_w
-        if self.power is None or not self.power.settable:
+        if not self.has_levels or self.power is None:
             return (Level(ON_OFF, need_w),)
         table = {cost.level: cost for cost in self.power.table}
         costs = []

@@ -43,6 +43,7 @@ from .coordinator import JoulegateDataUpdateCoordinator, JoulegateState
 from .data import JoulegateConfigEntry
 from .entity import JoulegateEntity, async_remove_entities
 from .gate import JoulegateGateCoordinator
+from .levels import LevelReason
 from .models import Board, Status
 from .retired import async_retire_sensors
 from .surplus import Reason
@@ -315,6 +316,57 @@ def _energy_total(
     )
 
 
+def _levels_table(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
+    """What each level costs (W above idle, tokens/s, J/token; None: not measured yet)."""
+    return {
+        "levels": [
+            {
+                "name": level.key,
+                "w_above_idle": round(level.marginal_w, 2),
+                "tokens_per_s": None
+                if level.tokens_per_s is None
+                else round(level.tokens_per_s, 1),
+                "j_per_token": None
+                if level.joules_per_token is None
+                else round(level.joules_per_token, 3),
+            }
+            for level in gate.rig.levels()
+        ],
+        "mode": None if gate.rig.options.mode is None else gate.rig.options.mode.value,
+        "priority": gate.rig.options.priority,
+    }
+
+
+# A rig whose agent has levels: the level it runs, the power its site allots it and why.
+LEVEL_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
+    JoulegateGateSensorEntityDescription(
+        key="power_level",
+        translation_key="power_level",
+        value_fn=lambda gate: gate.data.level,
+        attributes_fn=_levels_table,
+        exists_fn=lambda gate: gate.rig.has_levels,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="allotted_power",
+        translation_key="allotted_power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda gate: gate.data.allotted_w,
+        exists_fn=lambda gate: gate.rig.has_levels,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="allotment_reason",
+        translation_key="allotment_reason",
+        device_class=SensorDeviceClass.ENUM,
+        options=sorted({*(r.value for r in Reason), *(r.value for r in LevelReason)}),
+        value_fn=lambda gate: (
+            gate.data.allotment_reason.value if gate.data.allotment_reason else None
+        ),
+        exists_fn=lambda gate: gate.rig.has_levels,
+    ),
+)
 GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
     JoulegateGateSensorEntityDescription(
         key="gate_reason",
@@ -397,6 +449,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         },
         exists_fn=lambda gate: CONF_PV_ENERGY in gate.config.entities,
     ),
+    *LEVEL_SENSORS,
 )
 
 

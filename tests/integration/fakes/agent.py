@@ -50,6 +50,8 @@ class FakeAgent:
         }
         self.rows: list[dict[str, Any]] = load_json("inferences.json")["items"]
         self.gate: dict[str, Any] = load_json("gate.json")
+        # GET/PUT /api/v1/power's document (power_document); None: an agent without levels.
+        self.power: dict[str, Any] | None = None
         # The ledger's identity, in /info and each page; None: an agent from before it had one.
         self.ledger_id: str | None = "ledger-0001"
         self.features: list[str] = ["ledger_id"]
@@ -61,6 +63,7 @@ class FakeAgent:
         # Observations.
         self.inference_queries: list[tuple[int, int]] = []
         self.gate_puts: list[dict[str, Any]] = []
+        self.power_puts: list[dict[str, Any]] = []
         self.stream_connections = 0
         self._streams: list[asyncio.Queue[str | None]] = []
         self.stream_connected = asyncio.Event()
@@ -153,6 +156,8 @@ class FakeAgent:
         app.router.add_get("/api/v1/gate", self._gate)
         app.router.add_put("/api/v1/gate", self._put_gate)
         app.router.add_get("/api/v1/events", self._events)
+        app.router.add_get("/api/v1/power", self._power)
+        app.router.add_put("/api/v1/power", self._put_power)
         return app
 
     async def _health(self, _: web.Request) -> web.Response:
@@ -200,6 +205,19 @@ class FakeAgent:
         )
         self.publish("gate", self.gate)
         return web.json_response(self.gate)
+
+    async def _power(self, _: web.Request) -> web.Response:
+        if self.power is None:
+            return _error(404, "not_found", "No such route")
+        return web.json_response(self.power)
+
+    async def _put_power(self, request: web.Request) -> web.Response:
+        if self.power is None:
+            return _error(404, "not_found", "No such route")
+        body = await request.json()
+        self.power_puts.append(body)
+        self.power.update(current=body["level"], source="lease", reason=body["reason"])
+        return web.json_response(self.power)
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         if not self.events_enabled:
@@ -249,3 +267,58 @@ class FakeAgent:
         assert self.server is not None
         assert self.server.port is not None
         return self.server.port
+
+
+def power_document(levels: list[tuple[str, float | None, float | None]]) -> dict[str, Any]:
+    """GET /api/v1/power of an agent with these levels (name, W above idle, tokens/s; None:
+    not measured yet), lowest draw first, every knob settable."""
+    return {
+        "levels": [
+            {"index": n, "name": name, "settings": {"gpu_max_freq": n}, "description": name}
+            for n, (name, _, _) in enumerate(levels)
+        ],
+        "current": None,
+        "source": "original",
+        "reason": "start",
+        "changed_at": "2026-11-26T13:00:00+00:00",
+        "lease_expires_at": None,
+        "lease_remaining_s": None,
+        "default": None,
+        "dwell_s": 0.0,
+        "next_change_in_s": 0.0,
+        "read_only": False,
+        "knobs": [
+            {
+                "id": "gpu_max_freq",
+                "paths": ["/sys/class/devfreq/gpu/max_freq"],
+                "values": [name for name, _, _ in levels],
+                "current": None,
+                "in_ladder": True,
+                "cannot_set": None,
+            }
+        ],
+        "notes": [],
+        "table": [
+            {
+                "level": name,
+                "measured": watts is not None,
+                "inferences": 0 if watts is None else 5,
+                "models": []
+                if watts is None
+                else [
+                    {
+                        "model": "llama3.2:3b",
+                        "inferences": 5,
+                        "output_tokens": 500,
+                        "tokens_per_s": speed,
+                        "avg_w_above_idle": watts,
+                        "j_per_token": None,
+                        "marginal_j_per_token": None,
+                        "idle_w": 5.0,
+                        "marginal_inferences": 5,
+                    }
+                ],
+            }
+            for name, watts, speed in levels
+        ],
+    }

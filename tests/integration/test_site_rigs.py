@@ -1,0 +1,181 @@
+"""Two rigs behind one grid meter, in Home Assistant against two test agents: one site splits
+the house's surplus by priority, and each gate leases the level its share pays for.
+
+Time is the test's, as in test_gate: each cycle runs with its own time, and the meters and the
+agents' power follow the levels leased (the rigs' draw is in the grid meter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY, DOMAIN
+from custom_components.joulegate.gate import JoulegateGateCoordinator
+
+from .fake_agent import FakeAgent, power_document
+from .home import GATE_OPTIONS, set_home
+
+CYCLE = timedelta(seconds=10)
+A_LEVELS = [("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", 12.0, 22.0)]
+B_LEVELS = [("B1", 5.0, 6.0), ("B2", 10.0, 11.0)]
+WATTS = {name: w for name, w, _ in [*A_LEVELS, *B_LEVELS]}
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    """Rig A: the first rig, priority 2, following the sun with its levels."""
+    return GATE_OPTIONS | {CONF_PRIORITY: 2, CONF_LEVEL_MODE: "fastest"}
+
+
+@pytest.fixture
+async def agent_b(hass: HomeAssistant, socket_enabled: None) -> AsyncGenerator[FakeAgent]:
+    """A second agent on another box, less efficient."""
+    fake = FakeAgent()
+    fake.info |= {"device_id": "rigb00000000002", "hostname": "rig-b"}
+    fake.health["device_id"] = "rigb00000000002"
+    fake.power = power_document(B_LEVELS)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+class House:
+    """Both gates cycle at each time; the grid meter sees the rigs' draw at their levels."""
+
+    def __init__(self, hass: HomeAssistant, rigs: list[tuple[FakeAgent, MockConfigEntry]]) -> None:
+        self.hass = hass
+        self.rigs = rigs
+
+    def draw(self, agent: FakeAgent) -> float:
+        if agent.power is None or not agent.gate["open"]:
+            return 0.0
+        return WATTS.get(str(agent.power["current"]), 0.0)
+
+    async def run(self, start: datetime, count: int, export_w: float) -> None:
+        for i in range(count):
+            at = start + i * CYCLE
+            total = 0.0
+            for agent, entry in self.rigs:
+                draw = self.draw(agent)
+                total += draw
+                agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"] + draw
+                await entry.runtime_data.coordinator.async_refresh()
+            # A full battery: battery first gives the rigs all the surplus.
+            set_home(self.hass, at, grid_w=total - export_w, soc=99.0)
+            for _, entry in self.rigs:
+                gate: JoulegateGateCoordinator = entry.runtime_data.gate
+                await gate.async_run_cycle(at)
+        await self.hass.async_block_till_done()
+
+
+def entry_for(agent: FakeAgent, title: str, options: dict[str, Any]) -> MockConfigEntry:
+    """A config entry of an agent's rig with the house's gate inputs and these options."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=title,
+        unique_id=agent.info["device_id"],
+        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
+        options=GATE_OPTIONS | options,
+    )
+
+
+async def start_rigs(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    entry_a: MockConfigEntry,
+    agent_b: FakeAgent | None,
+) -> House:
+    agent.power = power_document(A_LEVELS)
+    agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
+    rigs = [(agent, entry_a)]
+    entry_a.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry_a.entry_id)
+    if agent_b is not None:
+        entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
+        agent_b.status["power"]["board_w"] = agent_b.status["idle"]["baseline_w"]
+        entry_b.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry_b.entry_id)
+        rigs.append((agent_b, entry_b))
+    await hass.async_block_till_done()
+    return House(hass, rigs)
+
+
+def start() -> datetime:
+    return dt_util.start_of_local_day(dt_util.now() + timedelta(days=2)) + timedelta(hours=12)
+
+
+async def test_two_rigs_on_one_grid_meter_split_the_surplus_by_priority(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    agent_b: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    no_gate_timer: None,
+) -> None:
+    house = await start_rigs(hass, agent, mock_config_entry, agent_b)
+    # 18 W exported without the rigs: A (first) takes its top 12 W, B runs on 5 W of the rest.
+    await house.run(start(), 90, export_w=18.0)
+    assert (agent.power or {})["current"] == "L3"
+    assert (agent_b.power or {})["current"] == "B1"
+    assert agent.gate_puts[-1]["open"]
+    assert agent_b.gate_puts[-1]["open"]
+    assert hass.states.get("sensor.orin_rooftop_power_level").state == "L3"
+    assert float(hass.states.get("sensor.rig_b_power_allotted").state) == 5.0
+    assert hass.states.get("sensor.rig_b_allotment_reason").state == "higher_priority"
+
+
+async def test_a_lone_rig_with_levels_runs_the_level_the_surplus_pays_for(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry, no_gate_timer: None
+) -> None:
+    house = await start_rigs(hass, agent, mock_config_entry, None)
+    await house.run(start(), 60, export_w=10.0)
+    assert (agent.power or {})["current"] == "L2"
+    assert agent.gate_puts[-1]["open"]
+    assert hass.states.get("sensor.orin_rooftop_allotment_reason").state == "surplus_limited"
+    levels = hass.states.get("sensor.orin_rooftop_power_level").attributes["levels"]
+    assert levels[1] == {
+        "name": "L2",
+        "w_above_idle": 8.0,
+        "tokens_per_s": 20.0,
+        "j_per_token": 0.4,
+    }
+
+
+async def test_the_gate_closes_only_below_the_lowest_level_and_leaves_it_lowest(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry, no_gate_timer: None
+) -> None:
+    house = await start_rigs(hass, agent, mock_config_entry, None)
+    await house.run(start(), 60, export_w=5.0)
+    assert agent.gate_puts[-1]["open"]
+    assert (agent.power or {})["current"] == "L1"
+    await house.run(start() + 60 * CYCLE, 3, export_w=3.0)
+    assert not agent.gate_puts[-1]["open"]
+    assert agent.power_puts[-1]["level"] == "L1"
+
+
+async def test_efficiency_mode_leases_the_most_tokens_per_joule_the_surplus_pays_for(
+    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+) -> None:
+    entry = entry_for(agent, "orin-rooftop", {CONF_LEVEL_MODE: "efficient"})
+    house = await start_rigs(hass, agent, entry, None)
+    # 20 W pays for L3 (12 W, 0.55 J/token), but L2 (8 W, 0.4 J/token) gives more per joule.
+    await house.run(start(), 90, export_w=20.0)
+    assert (agent.power or {})["current"] == "L2"
+
+
+async def test_a_rig_whose_levels_are_not_chosen_keeps_the_on_off_gate(
+    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+) -> None:
+    entry = entry_for(agent, "orin-rooftop", {})
+    house = await start_rigs(hass, agent, entry, None)
+    await house.run(start(), 30, export_w=50.0)
+    assert agent.gate_puts[-1]["open"]
+    assert agent.power_puts == []
+    assert hass.states.get("sensor.orin_rooftop_power_level") is None
