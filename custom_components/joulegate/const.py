@@ -141,7 +141,9 @@ DEFAULT_INFERENCE_POWER: Final = 10.0
 # Power levels and several rigs behind one grid meter (a site).
 CONF_PRIORITY: Final = "priority"  # higher first; rigs of equal priority in the order added
 DEFAULT_PRIORITY: Final = 0
-CONF_LEVEL_MODE: Final = "level_mode"  # levels.LevelMode: fastest or efficient
+CONF_LEVEL_MODE: Final = "level_mode"  # levels.LevelMode (fastest or efficient), or off
+LEVEL_MODE_OFF: Final = "off"  # the default: the rig runs on its own settings, on or off
+LEVEL_MODES: Final = (LEVEL_MODE_OFF, "fastest", "efficient")
 POWER_REFRESH_CYCLES: Final = 30  # the agent's levels and costs read again every 5 minutes
 
 # Every option key the gate branch owns (cleared when the gate is switched off).

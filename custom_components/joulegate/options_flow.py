@@ -3,7 +3,9 @@
 Three forms: where the grid flow comes from (and whether there is a home battery); which entities
 measure it (filtered by device class); then the optional inputs and the fail-safe. Every entity is
 checked: a unit that cannot be converted or a state that is not a number is refused with a
-message. Polling is not an option: it is fixed at the gate's cycle.
+message. Polling is not an option: it is fixed at the gate's cycle. Where the agent has power
+levels, a fourth form shows what each costs and asks whether the rig follows the sun with them
+(and how), and its priority among the rigs behind the same grid meter.
 """
 
 from __future__ import annotations
@@ -35,18 +37,26 @@ from .const import (
     CONF_FAIL_OPEN,
     CONF_GRID_SOURCE,
     CONF_INFERENCE_POWER,
+    CONF_LEVEL_MODE,
+    CONF_PRIORITY,
     CONF_STALE_AFTER,
     DEFAULT_INFERENCE_POWER,
+    DEFAULT_PRIORITY,
     DEFAULT_STALE_AFTER,
     GATE_OPTION_KEYS,
     GRID_FLOW,
     GRID_SOURCE_NONE,
     GRID_SOURCE_SIGNED,
     GRID_SOURCES,
+    LEVEL_MODE_OFF,
+    LEVEL_MODES,
     MAX_STALE_AFTER,
     MIN_STALE_AFTER,
 )
+from .exceptions import JoulegateError
 from .inputs import ROLE_KINDS, GateConfig, Kind, flow_error
+from .levels import LevelCost
+from .rig import level_costs
 
 # Roles that the "extras" form asks for; the others are on the "sensors" form.
 OPTIONAL_ROLES = GateConfig.roles(GRID_SOURCE_NONE, None)
@@ -192,12 +202,12 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
                 for flow in (GRID_FLOW, BATTERY_FLOW):
                     if options[flow.source_key] != flow.signed_value:
                         options.pop(flow.sign_key, None)
-                options = {
+                self._options = {
                     key: value
                     for key, value in options.items()
                     if key not in ROLE_KINDS or key in used
                 }
-                return self.async_create_entry(data=options)
+                return await self.async_step_levels()
 
         fields: dict[vol.Marker, Any] = {
             vol.Optional(role): _entity_selector(role) for role in OPTIONAL_ROLES
@@ -218,3 +228,56 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
             ),
             errors=errors,
         )
+
+    async def async_step_levels(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The agent's power levels and what each costs; whether the rig follows the sun with
+        them, and its priority among the rigs behind the same grid meter. Skipped where the
+        agent has no levels (or cannot be reached now)."""
+        if user_input is not None:
+            self._options[CONF_LEVEL_MODE] = user_input[CONF_LEVEL_MODE]
+            self._options[CONF_PRIORITY] = int(user_input[CONF_PRIORITY])
+            return self.async_create_entry(data=self._options)
+        costs = await self._level_costs()
+        if not costs:
+            return self.async_create_entry(data=self._options)
+        fields: dict[vol.Marker, Any] = {
+            vol.Required(CONF_LEVEL_MODE, default=LEVEL_MODE_OFF): _choice(
+                LEVEL_MODES, CONF_LEVEL_MODE
+            ),
+            vol.Required(CONF_PRIORITY, default=DEFAULT_PRIORITY): _number(-100, 100, 1, ""),
+        }
+        return self.async_show_form(
+            step_id="levels",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), self._suggested),
+            description_placeholders={"levels": levels_table(costs)},
+        )
+
+    async def _level_costs(self) -> list[LevelCost]:
+        data = getattr(self.config_entry, "runtime_data", None)
+        client = getattr(data, "client", None)
+        if client is None:
+            return []
+        try:
+            power = await client.get_power()
+        except JoulegateError:
+            return []
+        return level_costs(power) if power.settable else []
+
+
+def levels_table(costs: list[LevelCost]) -> str:
+    """The levels as a Markdown table: W above idle, tokens/s and J/token as measured."""
+
+    def shown(value: float | None, digits: int) -> str:
+        return "not measured" if value is None else f"{value:.{digits}f}"
+
+    rows = [
+        f"| {cost.name} | {shown(cost.w_above_idle, 1)} | {shown(cost.tokens_per_s, 1)} | "
+        + (
+            shown(cost.w_above_idle / cost.tokens_per_s, 3)
+            if cost.w_above_idle and cost.tokens_per_s
+            else "not measured"
+        )
+        + " |"
+        for cost in costs
+    ]
+    return "\n".join(["| level | W above idle | tokens/s | J/token |", "|---|---|---|---|", *rows])

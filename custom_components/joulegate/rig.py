@@ -50,6 +50,21 @@ class RigOptions:
         return cls(int(priority) if isinstance(priority, int | float) else DEFAULT_PRIORITY, mode)
 
 
+def level_costs(power: PowerLevels) -> list[LevelCost]:
+    """Each of the agent's levels (lowest draw first) with what it costs, all models together."""
+    table = {cost.level: cost for cost in power.table}
+    costs = []
+    for level in sorted(power.levels, key=lambda level: level.index):
+        cost = table.get(level.name)
+        models = [] if cost is None else cost.models
+        figures = [
+            (m.avg_w_above_idle, m.tokens_per_s, m.inferences, m.marginal_inferences)
+            for m in models
+        ]
+        costs.append(LevelCost.combine(level.name, figures))
+    return costs
+
+
 class RigPower:
     """One rig of a site: its levels, its share's level on the agent, its reading."""
 
@@ -114,21 +129,7 @@ class RigPower:
         need_w = self.settings.need_w
         if not self.has_levels or self.power is None:
             return (Level(ON_OFF, need_w),)
-        table = {cost.level: cost for cost in self.power.table}
-        costs = []
-        for level in sorted(self.power.levels, key=lambda level: level.index):
-            cost = table.get(level.name)
-            models = [] if cost is None else cost.models
-            costs.append(
-                LevelCost.combine(
-                    level.name,
-                    [
-                        (m.avg_w_above_idle, m.tokens_per_s, m.inferences, m.marginal_inferences)
-                        for m in models
-                    ],
-                )
-            )
-        return ladder_from_costs(costs, assumed_w=need_w)
+        return ladder_from_costs(level_costs(self.power), assumed_w=need_w)
 
     async def async_refresh(self, *, force: bool = False) -> None:
         """Read the levels and their costs again (at start, then every few minutes)."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -21,7 +22,7 @@ from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY, DO
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .fake_agent import FakeAgent, power_document
-from .home import GATE_OPTIONS, set_home
+from .home import BATTERY, GATE_OPTIONS, GRID, SOC, set_home
 
 CYCLE = timedelta(seconds=10)
 A_LEVELS = [("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", 12.0, 22.0)]
@@ -179,3 +180,38 @@ async def test_a_rig_whose_levels_are_not_chosen_keeps_the_on_off_gate(
     assert agent.gate_puts[-1]["open"]
     assert agent.power_puts == []
     assert hass.states.get("sensor.orin_rooftop_power_level") is None
+
+
+async def test_the_options_show_what_each_level_costs_and_choose_mode_and_priority(
+    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+) -> None:
+    entry = entry_for(agent, "orin-rooftop", {})
+    await start_rigs(hass, agent, entry, None)
+    agent.power = power_document([("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", None, None)])
+    set_home(hass, None, grid_w=-300.0)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"grid_source": "signed", "battery_source": "signed"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "grid_power": GRID,
+            "grid_sign": "import_positive",
+            "battery_power": BATTERY,
+            "battery_sign": "discharge_positive",
+            "battery_soc": SOC,
+        },
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"stale_after": 300, "inference_power": 10.0, "fail_open": False}
+    )
+    assert result["step_id"] == "levels"
+    table = result["description_placeholders"]["levels"]
+    assert "| L2 | 8.0 | 20.0 | 0.400 |" in table
+    assert "| L3 | not measured | not measured | not measured |" in table
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"level_mode": "efficient", "priority": 3}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert (entry.options["level_mode"], entry.options["priority"]) == ("efficient", 3)
