@@ -24,8 +24,11 @@ def gate_answers(
     forecast: bool = True,
     site: Site | None = None,
     stale_after_s: int = STALE_AFTER_S,
+    level_mode: str = "off",
+    priority: int = 0,
 ) -> list[dict[str, Any]]:
-    """The options flow's answers, form by form, for the demo house's template sensors."""
+    """The options flow's answers, form by form, for the demo house's template sensors; the
+    last form (the simulated agent's power levels) chooses the level mode and the priority."""
     site = site or Site()
     sensors: dict[str, Any] = {
         "grid_power": "sensor.demo_grid_power",
@@ -52,6 +55,7 @@ def gate_answers(
         {"grid_source": "signed", "battery_source": "signed" if battery else "none"},
         sensors,
         extras,
+        {"level_mode": level_mode, "priority": priority},
     ]
 
 
@@ -60,15 +64,19 @@ def has_gate_options(first_form: dict[str, Any]) -> bool:
     return first_form.get("type") == "form" and first_form.get("step_id") == "gate"
 
 
-async def configure(ha: HomeAssistantClient, entry_id: str) -> str:
+async def configure(
+    ha: HomeAssistantClient, entry_id: str, *, level_mode: str = "off", priority: int = 0
+) -> str:
     """Set the options; returns a sentence about the gate for the demo's banner."""
     first = await ha.options_form(entry_id)
     if not has_gate_options(first):
         raise HomeAssistantError(f"the options do not open at the solar gate: {first}", body=first)
-    result = await ha.options_flow(entry_id, *gate_answers())
+    answers = gate_answers(level_mode=level_mode, priority=priority)
+    result = await ha.options_flow(entry_id, *answers)
     if result.get("type") != "create_entry":
         raise HomeAssistantError(f"the gate's options were not saved: {result}", body=result)
-    return "solar gate on the simulated house's grid and battery sensors"
+    levels = "" if level_mode == "off" else f", power levels {level_mode}, priority {priority}"
+    return f"solar gate on the simulated house's grid and battery sensors{levels}"
 
 
 async def set_policy(ha: HomeAssistantClient, entities: dict[str, str], policy: str) -> bool:

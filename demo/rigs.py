@@ -5,8 +5,9 @@ efficient box: its board draws more for the same work (the agent's wall-power ga
 decodes more slowly, so each of its tokens costs about three times the energy. Both LLMs follow
 their agent's power level (`simulate-llm --power-mode-file`), so a level the integration sets
 changes the speed as well as the draw. Each rig is its own Joulegate entry, on the same house
-sensors; a second box on the same machine needs a device id of its own (a real one has its own
-/etc/machine-id).
+sensors, so one site shares the surplus: rig A first (priority 2, most tokens per joule), rig B
+with the rest (fastest). A second box on the same machine needs a device id of its own (a real one
+has its own /etc/machine-id).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Rig:
     tokens_per_s: float  # the LLM's decode rate at the board's default level
     gain: float  # the agent's calibration gain: wall power per watt the board reads
     device_id: str | None  # None: the agent derives it (rig A, as before)
+    level_mode: str  # the options' level mode: how the rig follows the sun
+    priority: int  # its priority among the rigs on the house's grid meter
 
     @property
     def agent_url(self) -> str:
@@ -94,7 +97,18 @@ def demo_rigs(
 ) -> list[Rig]:
     """Rig A on the given ports and data folder; rig B on the next ports, in agent-b/."""
     rigs = [
-        Rig("a", "Rig A", agent_port, llm_port, data / "agent", tokens_per_s, 1.0, None),
+        Rig(
+            "a",
+            "Rig A",
+            agent_port,
+            llm_port,
+            data / "agent",
+            tokens_per_s,
+            1.0,
+            None,
+            "efficient",
+            2,
+        ),
         Rig(
             "b",
             "Rig B (less efficient)",
@@ -104,6 +118,8 @@ def demo_rigs(
             tokens_per_s * B_SPEED,
             B_GAIN,
             "demo0rig0b000002",
+            "fastest",
+            1,
         ),
     ]
     if not 1 <= count <= len(rigs):

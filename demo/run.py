@@ -214,7 +214,7 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     # Every rig's entry on the same house sensors: one surplus behind them all.
     rig_entities: list[dict[str, str]] = []
     for rig, entry in zip(rigs, await ensure_rig_entries(ha, rigs), strict=True):
-        entities, note = await _configure_rig(ha, entry["entry_id"])
+        entities, note = await _configure_rig(ha, rig, entry["entry_id"])
         rig_entities.append(entities)
         if gate := entities.get("gate"):
             demo.gate_entities[rig.key] = gate
@@ -291,10 +291,14 @@ async def _show_in_wh(ha: HomeAssistantClient, entities: dict[str, str]) -> None
             )
 
 
-async def _configure_rig(ha: HomeAssistantClient, entry_id: str) -> tuple[dict[str, str], str]:
-    """The gate's options on the house sensors, its policy and minimum off time; the entry's
-    entities by key, and a sentence about the gate."""
-    note = await gate_setup.configure(ha, entry_id)
+async def _configure_rig(
+    ha: HomeAssistantClient, rig: Rig, entry_id: str
+) -> tuple[dict[str, str], str]:
+    """The gate's options on the house sensors (the rig's level mode and priority), its policy
+    and minimum off time; the entry's entities by key, and a sentence about the gate."""
+    note = await gate_setup.configure(
+        ha, entry_id, level_mode=rig.level_mode, priority=rig.priority
+    )
     await wait_entry_loaded(ha, entry_id)
     entities = await wait_until(
         lambda: _entities_with_board_power(ha, entry_id),
