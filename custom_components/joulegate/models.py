@@ -255,16 +255,6 @@ class PowerSource(Model, what="source"):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PowerLevelsSummary(Model, what="power_levels"):
-    """/api/v1/info's power levels: their names (lowest draw first) and whether they can be set."""
-
-    levels: tuple[str, ...]
-    current: str | None
-    default: str | None
-    settable: bool
-
-
-@dataclass(frozen=True, kw_only=True)
 class Info(Model, what="info"):
     """GET /api/v1/info: identity of the agent and what it measures."""
 
@@ -277,7 +267,6 @@ class Info(Model, what="info"):
     sample_rate_hz: float | None
     sources: tuple[PowerSource, ...]
     ledger_id: str | None  # None: an agent older than ledger identities
-    power_levels: PowerLevelsSummary | None = None  # None: an agent without power levels
     raw: Mapping[str, Any] = field(repr=False, compare=False, metadata=RAW)
 
 

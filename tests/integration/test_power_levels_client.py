@@ -28,9 +28,6 @@ async def test_the_client_reads_the_agents_levels_and_what_each_costs(
     assert [cost.level for cost in power.table] == names
     assert not any(cost.measured for cost in power.table)
     assert power.settable
-    info = await client.info()
-    assert info.power_levels is not None
-    assert info.power_levels.levels == tuple(names)
 
 
 async def test_the_client_sets_a_level_under_a_lease_and_hears_the_dwell(
