@@ -7,22 +7,27 @@ agents' power follow the levels leased (the rigs' draw is in the grid meter).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY, DOMAIN
+from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
-from .fake_agent import FakeAgent, power_document
-from .home import BATTERY, GATE_OPTIONS, GRID, SOC, set_home
+from .common import MockAgentFactory, MockConfigEntryFactory
+from .fakes.agent import FakeAgent, power_document
+from .fakes.home import BATTERY, GATE_OPTIONS, GRID, SOC, set_home
+
+# The test runs every cycle at its own time.
+pytestmark = pytest.mark.usefixtures("no_gate_timer")
+
+type EntryFor = Callable[[FakeAgent, str, dict[str, Any]], MockConfigEntry]
 
 CYCLE = timedelta(seconds=10)
 A_LEVELS = [("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", 12.0, 22.0)]
@@ -37,15 +42,23 @@ def options() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def agent_b(hass: HomeAssistant, socket_enabled: None) -> AsyncGenerator[FakeAgent]:
+async def agent_b(mock_agent_factory: MockAgentFactory) -> FakeAgent:
     """A second agent on another box, less efficient."""
-    fake = FakeAgent()
-    fake.info |= {"device_id": "rigb00000000002", "hostname": "rig-b"}
-    fake.health["device_id"] = "rigb00000000002"
+    fake = await mock_agent_factory(device_id="rigb00000000002", hostname="rig-b")
     fake.power = power_document(B_LEVELS)
-    await fake.start()
-    yield fake
-    await fake.stop()
+    return fake
+
+
+@pytest.fixture
+def entry_for(mock_config_entry_factory: MockConfigEntryFactory) -> EntryFor:
+    """A config entry of an agent's rig with the house's gate inputs and these options."""
+
+    def make(agent: FakeAgent, title: str, options: dict[str, Any]) -> MockConfigEntry:
+        return mock_config_entry_factory(
+            agent, title=title, unique_id=agent.info["device_id"], options=GATE_OPTIONS | options
+        )
+
+    return make
 
 
 class House:
@@ -77,36 +90,16 @@ class House:
         await self.hass.async_block_till_done()
 
 
-def entry_for(agent: FakeAgent, title: str, options: dict[str, Any]) -> MockConfigEntry:
-    """A config entry of an agent's rig with the house's gate inputs and these options."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=title,
-        unique_id=agent.info["device_id"],
-        data={CONF_HOST: agent.host, CONF_PORT: agent.port, CONF_TOKEN: agent.token},
-        options=GATE_OPTIONS | options,
-    )
-
-
-async def start_rigs(
-    hass: HomeAssistant,
-    agent: FakeAgent,
-    entry_a: MockConfigEntry,
-    agent_b: FakeAgent | None,
-) -> House:
-    agent.power = power_document(A_LEVELS)
-    agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
-    rigs = [(agent, entry_a)]
-    entry_a.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry_a.entry_id)
-    if agent_b is not None:
-        entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
-        agent_b.status["power"]["board_w"] = agent_b.status["idle"]["baseline_w"]
-        entry_b.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry_b.entry_id)
-        rigs.append((agent_b, entry_b))
+async def start_rigs(hass: HomeAssistant, *rigs: tuple[FakeAgent, MockConfigEntry]) -> House:
+    """Set up each rig's entry, its agent idle; the first agent has A_LEVELS unless it has some."""
+    first = rigs[0][0]
+    first.power = first.power or power_document(A_LEVELS)
+    for agent, entry in rigs:
+        agent.status["power"]["board_w"] = agent.status["idle"]["baseline_w"]
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    return House(hass, rigs)
+    return House(hass, list(rigs))
 
 
 def start() -> datetime:
@@ -115,12 +108,14 @@ def start() -> datetime:
 
 async def test_two_rigs_on_one_grid_meter_split_the_surplus_by_priority(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     agent_b: FakeAgent,
     mock_config_entry: MockConfigEntry,
-    no_gate_timer: None,
+    entry_for: EntryFor,
 ) -> None:
-    house = await start_rigs(hass, agent, mock_config_entry, agent_b)
+    agent = mock_agent
+    entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
+    house = await start_rigs(hass, (agent, mock_config_entry), (agent_b, entry_b))
     # 18 W exported without the rigs: A (first) takes its top 12 W, B runs on 5 W of the rest.
     await house.run(start(), 90, export_w=18.0)
     assert (agent.power or {})["current"] == "L3"
@@ -133,9 +128,12 @@ async def test_two_rigs_on_one_grid_meter_split_the_surplus_by_priority(
 
 
 async def test_a_lone_rig_with_levels_runs_the_level_the_surplus_pays_for(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry, no_gate_timer: None
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
 ) -> None:
-    house = await start_rigs(hass, agent, mock_config_entry, None)
+    agent = mock_agent
+    house = await start_rigs(hass, (agent, mock_config_entry))
     await house.run(start(), 60, export_w=10.0)
     assert (agent.power or {})["current"] == "L2"
     assert agent.gate_puts[-1]["open"]
@@ -150,9 +148,12 @@ async def test_a_lone_rig_with_levels_runs_the_level_the_surplus_pays_for(
 
 
 async def test_the_gate_closes_only_below_the_lowest_level_and_leaves_it_lowest(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry, no_gate_timer: None
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
 ) -> None:
-    house = await start_rigs(hass, agent, mock_config_entry, None)
+    agent = mock_agent
+    house = await start_rigs(hass, (agent, mock_config_entry))
     await house.run(start(), 60, export_w=5.0)
     assert agent.gate_puts[-1]["open"]
     assert (agent.power or {})["current"] == "L1"
@@ -162,20 +163,22 @@ async def test_the_gate_closes_only_below_the_lowest_level_and_leaves_it_lowest(
 
 
 async def test_efficiency_mode_leases_the_most_tokens_per_joule_the_surplus_pays_for(
-    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+    hass: HomeAssistant, mock_agent: FakeAgent, entry_for: EntryFor
 ) -> None:
+    agent = mock_agent
     entry = entry_for(agent, "orin-rooftop", {CONF_LEVEL_MODE: "efficient"})
-    house = await start_rigs(hass, agent, entry, None)
+    house = await start_rigs(hass, (agent, entry))
     # 20 W pays for L3 (12 W, 0.55 J/token), but L2 (8 W, 0.4 J/token) gives more per joule.
     await house.run(start(), 90, export_w=20.0)
     assert (agent.power or {})["current"] == "L2"
 
 
 async def test_a_rig_whose_levels_are_not_chosen_keeps_the_on_off_gate(
-    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+    hass: HomeAssistant, mock_agent: FakeAgent, entry_for: EntryFor
 ) -> None:
+    agent = mock_agent
     entry = entry_for(agent, "orin-rooftop", {})
-    house = await start_rigs(hass, agent, entry, None)
+    house = await start_rigs(hass, (agent, entry))
     await house.run(start(), 30, export_w=50.0)
     assert agent.gate_puts[-1]["open"]
     assert agent.power_puts == []
@@ -183,10 +186,11 @@ async def test_a_rig_whose_levels_are_not_chosen_keeps_the_on_off_gate(
 
 
 async def test_the_options_show_what_each_level_costs_and_choose_mode_and_priority(
-    hass: HomeAssistant, agent: FakeAgent, no_gate_timer: None
+    hass: HomeAssistant, mock_agent: FakeAgent, entry_for: EntryFor
 ) -> None:
+    agent = mock_agent
     entry = entry_for(agent, "orin-rooftop", {})
-    await start_rigs(hass, agent, entry, None)
+    await start_rigs(hass, (agent, entry))
     agent.power = power_document([("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", None, None)])
     set_home(hass, None, grid_w=-300.0)
     result = await hass.config_entries.options.async_init(entry.entry_id)
