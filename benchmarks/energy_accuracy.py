@@ -4,10 +4,10 @@ Each trace is one inference as a board draws it: idle, a short prefill burst, a 
 with a per-token ripple (12-25 tokens/s), and an idle tail as clocks and fans wind down after
 the request ends. Every component has a closed-form integral, so each window's true energy is exact.
 
-Joulegate: the real `joulegate_agent.meter.Meter` (trapezoid rule, power at the window's edges
-interpolated between samples), driven sample by sample with a manual clock, the window opened and
-ended at the request's start and end. Rectangle rule (the forum thread's script): the sum of
-P_i * dt over the samples that fall within the window, dt the nominal sampling interval.
+Joulegate: the real `joulegate_agent.metering.meter.Meter` (trapezoid rule, power at the window's
+edges interpolated between samples), driven sample by sample with a manual clock, the window
+opened and ended at the request's start and end. Rectangle rule (the forum thread's script): the
+sum of P_i * dt over the samples that fall within the window, dt the nominal sampling interval.
 
 Sample times carry 1 ms (sigma) of scheduling jitter; the Meter gets the true sample times (the
 sampler stamps each reading with the monotonic clock), the rectangle rule its nominal dt.
@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from joulegate_agent.meter import Meter  # noqa: E402 - the repository root goes on sys.path first
+from joulegate_agent.metering.meter import Meter  # noqa: E402 - the repository root goes on sys.path first
 
 WINDOWS_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 RATES_HZ = (1.0, 2.0, 10.0, 50.0)

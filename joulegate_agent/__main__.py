@@ -2,6 +2,6 @@
 
 import sys
 
-from joulegate_agent.cli import main
+from joulegate_agent.cli.main import main
 
 sys.exit(main())

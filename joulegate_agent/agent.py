@@ -11,23 +11,23 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from joulegate_agent import __version__
-from joulegate_agent.atomic_file import make_private_dir
+from joulegate_agent.api.token import TOKEN_ENV, load_or_create_token
 from joulegate_agent.batch.service import BatchService
-from joulegate_agent.clock import clock_synced
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.identity import Board, detect_board, load_device_id
-from joulegate_agent.inference import InferenceService
-from joulegate_agent.meter import Meter
+from joulegate_agent.inference.service import InferenceService
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources import CalibratedSource, detect_sources
+from joulegate_agent.metering.sources.base import PowerSource
+from joulegate_agent.metering.thermal import ThermalReader, ThermalReading
 from joulegate_agent.power.agent_power import build_power
 from joulegate_agent.power.ladder import Level
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources import CalibratedSource, detect_sources
-from joulegate_agent.sources.base import PowerSource
-from joulegate_agent.sources.simulated import SimulatedOrinNano
-from joulegate_agent.spool import UnsavedEnergy
-from joulegate_agent.store import Store
-from joulegate_agent.thermal import ThermalReader, ThermalReading
-from joulegate_agent.token import TOKEN_ENV, load_or_create_token
+from joulegate_agent.simulation.board import SimulatedOrinNano
+from joulegate_agent.storage.atomic_file import make_private_dir
+from joulegate_agent.storage.clock import clock_synced
+from joulegate_agent.storage.spool import UnsavedEnergy
+from joulegate_agent.storage.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 

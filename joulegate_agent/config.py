@@ -13,8 +13,8 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from joulegate_agent.sources import KINDS
-from joulegate_agent.sources.base import Calibration
+from joulegate_agent.metering.sources import KINDS
+from joulegate_agent.metering.sources.base import Calibration
 
 
 class ConfigError(ValueError):

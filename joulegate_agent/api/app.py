@@ -15,10 +15,10 @@ from joulegate_agent.api.routes_core import HEALTH_PATH, add_core_routes
 from joulegate_agent.api.routes_inference import PROXY_KEY, add_inference_routes
 from joulegate_agent.api.routes_power import add_power_routes
 from joulegate_agent.api.server import connection_middleware
+from joulegate_agent.api.token import token_matches
 from joulegate_agent.batch.routes import PATH_PREFIXES as BATCH_PATHS
 from joulegate_agent.batch.routes import add_batch_routes
-from joulegate_agent.spool import SpoolFullError
-from joulegate_agent.token import token_matches
+from joulegate_agent.storage.spool import SpoolFullError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.keys import AGENT_KEY
-from joulegate_agent.ledger import iso, round_or_none
+from joulegate_agent.storage.ledger import iso, round_or_none
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"

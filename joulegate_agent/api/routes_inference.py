@@ -15,15 +15,15 @@ from aiohttp import web
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError
 from joulegate_agent.api.server import read_in_time
-from joulegate_agent.gate import GATE_SCOPES, LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
-from joulegate_agent.inference import (
+from joulegate_agent.inference.gate import GATE_SCOPES, LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
+from joulegate_agent.inference.service import (
     InferenceService,
     TooManyWindowsError,
     WindowNotFoundError,
 )
-from joulegate_agent.ledger import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Outcome, iso
 from joulegate_agent.proxy.dialects import MAX_COUNT
 from joulegate_agent.proxy.routes import Proxy, ProxySettings, add_proxy_routes
+from joulegate_agent.storage.ledger import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Outcome, iso
 
 INFERENCE_KEY = web.AppKey("inference", InferenceService)
 PROXY_KEY = web.AppKey("proxy", Proxy)

@@ -13,7 +13,7 @@ from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.keys import AGENT_KEY
 from joulegate_agent.api.server import read_in_time
-from joulegate_agent.gate import LEASE_MAX_S, LEASE_MIN_S
+from joulegate_agent.inference.gate import LEASE_MAX_S, LEASE_MIN_S
 from joulegate_agent.power.controller import (
     REASON_MAX_CHARS,
     DwellError,

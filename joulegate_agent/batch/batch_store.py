@@ -16,7 +16,7 @@ from typing import Any
 
 from joulegate_agent.batch.file_store import FileRecord, insert_locked
 from joulegate_agent.batch.validation import BatchRequest
-from joulegate_agent.store import Store
+from joulegate_agent.storage.store import Store
 
 ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 TERMINAL = ("failed", "completed", "expired", "cancelled")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from joulegate_agent.ledger import parse_iso_time
+from joulegate_agent.storage.ledger import parse_iso_time
 
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
 DEADLINE_KEY = "joulegate_deadline"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from joulegate_agent.store import Store
+from joulegate_agent.storage.store import Store
 
 FOLDER = "batch-files"
 PURPOSE_INPUT = "batch"

@@ -24,8 +24,7 @@ import aiohttp
 from joulegate_agent.aio import wait_set
 from joulegate_agent.batch.batch_store import BatchRecord, BatchStore, PendingRequest
 from joulegate_agent.batch.file_store import FileStore
-from joulegate_agent.inference import InferenceService, OpenWindow
-from joulegate_agent.ledger import InferenceRow, Outcome
+from joulegate_agent.inference.service import InferenceService, OpenWindow
 from joulegate_agent.proxy.dialects import (
     Dialect,
     TokenCounts,
@@ -34,6 +33,7 @@ from joulegate_agent.proxy.dialects import (
     read_request,
     reader_for,
 )
+from joulegate_agent.storage.ledger import InferenceRow, Outcome
 
 if TYPE_CHECKING:
     from joulegate_agent.proxy.routes import Proxy

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from joulegate_agent.batch.batch_store import ACTIVE, BatchRecord, BatchStore
 from joulegate_agent.batch.file_store import FileStore
 from joulegate_agent.batch.runner import BatchRunner
-from joulegate_agent.inference import InferenceService
-from joulegate_agent.ledger import iso
+from joulegate_agent.inference.service import InferenceService
+from joulegate_agent.storage.ledger import iso
 
 if TYPE_CHECKING:
     from joulegate_agent.proxy.routes import Proxy

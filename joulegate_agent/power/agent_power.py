@@ -7,14 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.inference import InferenceService
+from joulegate_agent.inference.service import InferenceService
+from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.power.controller import PowerController, UnknownLevelError
 from joulegate_agent.power.discovery import ConcurrencyHooks, discover
 from joulegate_agent.power.journal import RestoreJournal
 from joulegate_agent.power.ladder import Level
 from joulegate_agent.power.simulated import MODE_FILE, discover_simulated
-from joulegate_agent.sources.simulated import SimulatedOrinNano
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.simulation.board import SimulatedOrinNano
 
 
 def build_power(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from joulegate_agent.store import Store
+from joulegate_agent.storage.store import Store
 
 _QUERY = (
     "SELECT power_level, model, COUNT(*), SUM(output_tokens), SUM(duration_s), SUM(energy_j),"

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from joulegate_agent.metering.sysfs import SysfsRoot
+from joulegate_agent.metering.thermal import GPU_DEVFREQ, NVPMODEL_CONF
 from joulegate_agent.power.knobs import (
     ConcurrencyKnob,
     FileKnob,
@@ -33,8 +35,6 @@ from joulegate_agent.power.knobs import (
     file_writable,
 )
 from joulegate_agent.power.ladder import Level, build_ladder
-from joulegate_agent.sysfs import SysfsRoot
-from joulegate_agent.thermal import GPU_DEVFREQ, NVPMODEL_CONF
 
 SPREAD_VALUES = 6
 NVML_VALUES = 4

@@ -15,8 +15,8 @@ import json
 import logging
 from pathlib import Path
 
-from joulegate_agent.atomic_file import replace_file
 from joulegate_agent.power.knobs import KnobError, Original, set_nvml_limit, write_text
+from joulegate_agent.storage.atomic_file import replace_file
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.power.discovery import discover
-from joulegate_agent.sources.simulated import MODES
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.simulation.board import MODES
 
 CANNOT_SET_ADVICE = (
     "the agent's systemd unit makes /sys read-only: install the drop-in that opens exactly these "

@@ -12,7 +12,7 @@ from pathlib import Path
 from joulegate_agent.power.discovery import ConcurrencyHooks, PowerDiscovery, concurrency_values
 from joulegate_agent.power.knobs import ConcurrencyKnob, Knob, Original, write_text
 from joulegate_agent.power.ladder import build_ladder
-from joulegate_agent.sources.simulated import DEFAULT_MODE, MODES, SimulatedOrinNano, mode_named
+from joulegate_agent.simulation.board import DEFAULT_MODE, MODES, SimulatedOrinNano, mode_named
 
 MODE_FILE = "simulated-power-mode"
 

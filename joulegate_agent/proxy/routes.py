@@ -31,9 +31,8 @@ from yarl import URL
 
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.server import connection_cap, read_in_time
-from joulegate_agent.gate import QueueFullError
-from joulegate_agent.inference import InferenceService, OpenWindow, utc_now
-from joulegate_agent.ledger import Outcome, parse_iso_time
+from joulegate_agent.inference.gate import QueueFullError
+from joulegate_agent.inference.service import InferenceService, OpenWindow, utc_now
 from joulegate_agent.proxy.bounds import within_window
 from joulegate_agent.proxy.dialects import (
     Dialect,
@@ -44,6 +43,7 @@ from joulegate_agent.proxy.dialects import (
     reader_for,
 )
 from joulegate_agent.proxy.route_classes import computes_nothing
+from joulegate_agent.storage.ledger import Outcome, parse_iso_time
 
 if TYPE_CHECKING:
     from joulegate_agent.config import AgentConfig

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from openai.types import Batch
 
 from joulegate_agent.agent import Agent
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 from tests.agent.llm_fakes import proxy_config, running_agent, upstream_server
 
 MODEL = "llama3.2:3b"

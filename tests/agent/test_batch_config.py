@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.cli import _config_for, build_parser
+from joulegate_agent.cli.main import _config_for, build_parser
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from joulegate_agent.simulate_llm import SimulatedLLM
+from joulegate_agent.simulation.llm import SimulatedLLM
 from tests.agent.batch_helpers import (
     CHAT,
     FAST,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from joulegate_agent.gate import Gate, GateState
+from joulegate_agent.inference.gate import Gate, GateState
 from tests.agent.llm_fakes import auth, proxy_config, running_agent
 
 

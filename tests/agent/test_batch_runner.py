@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 from tests.agent.batch_helpers import (
     CHAT,
     FAST,

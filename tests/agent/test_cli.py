@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.cli import main
+from joulegate_agent.cli.main import main
 
 
 def test_measure_runs_the_command_and_reports_its_energy(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.cli import _config_for, build_parser, main
-from joulegate_agent.ledger import JSON_FIELDS, InferenceRow, Ledger
-from joulegate_agent.store import Store
+from joulegate_agent.cli.main import _config_for, build_parser, main
+from joulegate_agent.storage.ledger import JSON_FIELDS, InferenceRow, Ledger
+from joulegate_agent.storage.store import Store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 

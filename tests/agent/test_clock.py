@@ -20,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
-from joulegate_agent.clock import STA_UNSYNC, RetentionClock, clock_synced
-from joulegate_agent.ledger import InferenceRow, Ledger, export_rows, retention_resume
-from joulegate_agent.store import MIGRATIONS, Store
+from joulegate_agent.storage.clock import STA_UNSYNC, RetentionClock, clock_synced
+from joulegate_agent.storage.ledger import InferenceRow, Ledger, export_rows, retention_resume
+from joulegate_agent.storage.store import MIGRATIONS, Store
 from tests.agent.conftest import auth
 
 DAY = 86400.0

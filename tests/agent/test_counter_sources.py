@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.measure import measure_command
-from joulegate_agent.meter import Meter
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources.rapl import detect_rapl
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.cli.measure import measure_command
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources.rapl import detect_rapl
+from joulegate_agent.metering.sysfs import SysfsRoot
 from tests.agent import counter_world
 from tests.agent import sysfs_trees as trees
 from tests.agent.counter_world import SteppingCounter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from joulegate_agent.discovery import SERVICE_TYPE, advertised_addresses, service_info
+from joulegate_agent.api.mdns import SERVICE_TYPE, advertised_addresses, service_info
 
 
 def test_loopback_agent_is_not_advertised() -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from joulegate_agent.doctor import build_report, format_report
+from joulegate_agent.cli.doctor import build_report, format_report
+from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.power.discovery import NVPMODEL_NOTE
-from joulegate_agent.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
 pytestmark = pytest.mark.usefixtures("no_pynvml")

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from joulegate_agent.gate import DeferralQueue, Gate, GateState, QueueFullError
-from joulegate_agent.inference import ConcurrencyLimit
+from joulegate_agent.inference.gate import DeferralQueue, Gate, GateState, QueueFullError
+from joulegate_agent.inference.service import ConcurrencyLimit
 
 
 class FakeClock:

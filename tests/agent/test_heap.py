@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 READ_AFTER_A_LARGE_FREE = textwrap.dedent(
     """
     import socket, sys
-    from joulegate_agent.heap import pin_mmap_threshold
+    from joulegate_agent.api.heap import pin_mmap_threshold
     pinned = sys.argv[1] == "pinned" and pin_mmap_threshold()
     large = bytes(4 << 20)
     del large

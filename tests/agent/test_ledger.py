@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.ledger import (
+from joulegate_agent.storage.ledger import (
     JSON_FIELDS,
     InferenceRow,
     Ledger,
     export_rows,
     parse_iso_time,
 )
-from joulegate_agent.store import MIGRATIONS, Store
+from joulegate_agent.storage.store import MIGRATIONS, Store
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 _WINDOW_IDS = itertools.count()  # id() of a freed dict can come back: not unique

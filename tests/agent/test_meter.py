@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from joulegate_agent.meter import Meter
+from joulegate_agent.metering.meter import Meter
 from tests.agent.power_traces import BUSY_W, IDLE_W, Trace, bursts, ramp, step
 
 RATE_HZ = 10.0

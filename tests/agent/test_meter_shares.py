@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from joulegate_agent.meter import Meter, PendingWindow
-from joulegate_agent.work_share import HOLD_S
+from joulegate_agent.metering.meter import Meter, PendingWindow
+from joulegate_agent.metering.work_share import HOLD_S
 
 WATTS = 10.0
 TICK_MS = 1

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.power.controller import DwellError, PowerController, ReadOnlyError
 from joulegate_agent.power.discovery import ConcurrencyHooks, PowerDiscovery, discover
 from joulegate_agent.power.journal import JOURNAL_FILE, RestoreJournal
 from joulegate_agent.power.knobs import KnobError
 from joulegate_agent.power.ladder import MAX_LEVELS
-from joulegate_agent.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 from tests.agent.sysfs_trees import ORIN_NANO_CPU_KHZ, ORIN_NANO_GPU_HZ, Clock
 

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.ledger import InferenceRow
 from joulegate_agent.power.costs import cost_table
 from joulegate_agent.power.simulated import MODE_FILE
-from joulegate_agent.sources.simulated import MODES
+from joulegate_agent.simulation.board import MODES
+from joulegate_agent.storage.ledger import InferenceRow
 from tests.agent import sysfs_trees as trees
 from tests.agent.conftest import ClientFactory, auth
 from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ

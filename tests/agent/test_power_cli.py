@@ -10,11 +10,11 @@ from aiohttp.test_utils import TestServer
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
-from joulegate_agent.cli import main
+from joulegate_agent.cli.main import main
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.power.calibrate import calibrate, format_table
 from joulegate_agent.power.simulated import MODE_FILE
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 from tests.agent import sysfs_trees as trees
 from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ
 from tests.agent.test_power import CPU0_MAX, GPU_MAX, controller_on, read

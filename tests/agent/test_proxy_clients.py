@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 from tests.agent.llm_fakes import proxy_config, rows, running_agent, upstream_server
 
 FAST = SimulatorSettings(model="llama3.2:3b", tokens_per_s=2000.0, prefill_tokens_per_s=0.0)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.meter import Meter
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources import detect_sources
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources import detect_sources
 from tests.agent import sysfs_trees
 
 

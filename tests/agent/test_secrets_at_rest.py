@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from joulegate_agent.agent import DATABASE_FILE, Agent
-from joulegate_agent.cli import build_parser, main
-from joulegate_agent.cli_inference import UPSTREAM_KEY_ENV, credential_warnings, proxy_overrides
+from joulegate_agent.api.token import TOKEN_ENV, load_or_create_token
+from joulegate_agent.cli.inference import UPSTREAM_KEY_ENV, credential_warnings, proxy_overrides
+from joulegate_agent.cli.main import build_parser, main
 from joulegate_agent.config import AgentConfig, ConfigError
 from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
-from joulegate_agent.token import TOKEN_ENV, load_or_create_token
 
 UPSTREAM = "http://127.0.0.1:8080"
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from joulegate_agent.proxy.dialects import Dialect, reader_for
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 
 FAST = SimulatorSettings(tokens_per_s=0.0, prefill_tokens_per_s=0.0)
 

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from joulegate_agent.sources.base import MODULE_INPUT
-from joulegate_agent.sources.simulated import SimulatedOrinNano
+from joulegate_agent.metering.sources.base import MODULE_INPUT
+from joulegate_agent.simulation.board import SimulatedOrinNano
 from tests.agent.sysfs_trees import Clock
 
 

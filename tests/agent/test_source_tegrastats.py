@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.doctor import build_report
-from joulegate_agent.sources import detect_sources, probe_sources
-from joulegate_agent.sources.base import MODULE_INPUT, SUM_OF_RAILS
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.tegrastats import (
+from joulegate_agent.cli.doctor import build_report
+from joulegate_agent.metering.sources import detect_sources, probe_sources
+from joulegate_agent.metering.sources.base import MODULE_INPUT, SUM_OF_RAILS
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.tegrastats import (
     STALE_AFTER_INTERVALS,
     TegrastatsSource,
     detect_tegrastats,
     parse_line,
 )
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
 NANO_JP4 = (

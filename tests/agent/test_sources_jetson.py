@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.sources import detect_sources
-from joulegate_agent.sources.base import RailReading
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.jetson_hwmon import detect_jetson_hwmon
-from joulegate_agent.sources.jetson_iio import detect_jetson_iio
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources import detect_sources
+from joulegate_agent.metering.sources.base import RailReading
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.jetson_hwmon import detect_jetson_hwmon
+from joulegate_agent.metering.sources.jetson_iio import detect_jetson_iio
+from joulegate_agent.metering.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
 
@@ -203,7 +203,7 @@ def test_garbage_rail_file_is_logged_once_while_the_source_keeps_reading(
     chip = trees.orin_nano(tmp_path)
     source = detect_jetson_hwmon(SysfsRoot(tmp_path))
     (chip / "curr2_input").write_text("\x00\x7f?\n")
-    with caplog.at_level(logging.INFO, logger="joulegate_agent.sysfs"):
+    with caplog.at_level(logging.INFO, logger="joulegate_agent.metering.sysfs"):
         readings = [source.read() for _ in range(5)]
     assert all(rails_w(r.rails)["VDD_CPU_GPU_CV"] is None for r in readings)
     assert all(r.board_w is not None for r in readings)
@@ -221,7 +221,7 @@ def test_recovered_rail_reads_again_and_is_logged_once(
     source = detect_jetson_iio(SysfsRoot(tmp_path))
     power = chip / "in_power2_input"
     power.unlink()
-    with caplog.at_level(logging.INFO, logger="joulegate_agent.sysfs"):
+    with caplog.at_level(logging.INFO, logger="joulegate_agent.metering.sysfs"):
         source.read()
         source.read()
         power.write_text("612\n")

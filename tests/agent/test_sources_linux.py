@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.sources import CalibratedSource, NoPowerSourceError, detect_sources
-from joulegate_agent.sources.base import CALIBRATED_TO_WALL, Calibration
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.hwmon import detect_hwmon
-from joulegate_agent.sources.nvml import detect_nvml
-from joulegate_agent.sources.power_supply import detect_power_supply
-from joulegate_agent.sources.rapl import detect_rapl
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources import CalibratedSource, NoPowerSourceError, detect_sources
+from joulegate_agent.metering.sources.base import CALIBRATED_TO_WALL, Calibration
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.hwmon import detect_hwmon
+from joulegate_agent.metering.sources.nvml import detect_nvml
+from joulegate_agent.metering.sources.power_supply import detect_power_supply
+from joulegate_agent.metering.sources.rapl import detect_rapl
+from joulegate_agent.metering.sysfs import SysfsRoot
 from tests.agent import sysfs_trees as trees
 
 # --- SysfsRoot ---------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.ledger import Ledger
-from joulegate_agent.spool import LedgerWriter, UnsavedEnergy
-from joulegate_agent.store import Store
+from joulegate_agent.storage.ledger import Ledger
+from joulegate_agent.storage.spool import LedgerWriter, UnsavedEnergy
+from joulegate_agent.storage.store import Store
 
 COUNTER = "board_energy_j"
 FLUSH_TIMEOUT_S = 5.0
@@ -74,7 +74,7 @@ async def test_board_energy_lost_at_shutdown_is_logged_with_its_watt_hours(
     writer = writer_for(store, [5400.0])
     read_only(store)
 
-    with caplog.at_level(logging.ERROR, logger="joulegate_agent.spool"):
+    with caplog.at_level(logging.ERROR, logger="joulegate_agent.storage.spool"):
         await asyncio.wait_for(writer.close(), FLUSH_TIMEOUT_S)
 
     assert any(

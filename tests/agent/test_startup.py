@@ -18,7 +18,7 @@ from demo.procs import free_port, simulated_agent_argv
 from joulegate_agent.agent import Agent
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.data_errors import UnusableDataError
-from joulegate_agent.store import Store
+from joulegate_agent.storage.store import Store
 from tests.agent.conftest import auth
 from tests.agent.llm_fakes import proxy_config, running_agent
 from tests.agent.tmpfs import tmpfs
@@ -144,7 +144,7 @@ def test_a_ledger_keeps_its_id_across_restarts_and_a_new_ledger_gets_a_new_one(
 
 
 def test_a_ledger_from_before_ledger_ids_gets_one_on_upgrade(tmp_path: Path) -> None:
-    from joulegate_agent import store as store_module
+    from joulegate_agent.storage import store as store_module
 
     path = tmp_path / "joulegate.db"
     old = sqlite3.connect(path, isolation_level=None)

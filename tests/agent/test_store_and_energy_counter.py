@@ -10,7 +10,7 @@ import pytest
 
 from joulegate_agent.agent import BOARD_ENERGY, Agent
 from joulegate_agent.config import AgentConfig
-from joulegate_agent.store import Store
+from joulegate_agent.storage.store import Store
 
 
 def test_counters_accumulate_and_persist(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from joulegate_agent.sources.simulated import IDLE_C, SimulatedOrinNano
-from joulegate_agent.thermal import PowerMode, ThermalReader
+from joulegate_agent.metering.thermal import PowerMode, ThermalReader
+from joulegate_agent.simulation.board import IDLE_C, SimulatedOrinNano
 from tests.agent import sysfs_trees as trees
 
 

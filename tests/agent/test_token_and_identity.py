@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from joulegate_agent.api.token import TOKEN_ENV, load_or_create_token, rotate_token, token_matches
 from joulegate_agent.identity import detect_board, load_device_id
-from joulegate_agent.token import TOKEN_ENV, load_or_create_token, rotate_token, token_matches
 
 
 def test_token_is_generated_on_first_start_and_kept(tmp_path: Path) -> None:

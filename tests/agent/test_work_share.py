@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
-from joulegate_agent.simulate_llm import SimulatedLLM, SimulatorSettings
+from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
 from tests.agent.llm_fakes import auth, proxy_config, rows, running_agent, upstream_server
 
 PROMPT = "Why is the sky blue? Answer in one short paragraph, please."

@@ -20,14 +20,14 @@ import pytest
 
 from joulegate_agent.agent import BOARD_ENERGY
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.meter import Meter
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources.base import PowerReading, SourceInfo
+from joulegate_agent.metering.sources.rails import Channel
+from joulegate_agent.metering.sources.rapl import detect_rapl
+from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.proxy.dialects import MAX_COUNT, Dialect, reader_for
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources.base import PowerReading, SourceInfo
-from joulegate_agent.sources.rails import Channel
-from joulegate_agent.sources.rapl import detect_rapl
-from joulegate_agent.store import Store
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.storage.store import Store
 from tests.agent import sysfs_trees
 from tests.agent.llm_fakes import (
     SHAPES,

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joulegate_agent.meter import Meter
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources import probe_sources
-from joulegate_agent.sources.base import PowerReading, SourceInfo
-from joulegate_agent.sysfs import SysfsRoot
-from joulegate_agent.thermal import ThermalReader
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources import probe_sources
+from joulegate_agent.metering.sources.base import PowerReading, SourceInfo
+from joulegate_agent.metering.sysfs import SysfsRoot
+from joulegate_agent.metering.thermal import ThermalReader
 from tests.agent import sysfs_trees
 from tests.reliability.harness import property_settings
 

@@ -14,7 +14,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joulegate_agent.sources.tegrastats import MAX_LINE_CHARS, parse_line
+from joulegate_agent.metering.sources.tegrastats import MAX_LINE_CHARS, parse_line
 from tests.agent.test_source_tegrastats import AGX_ORIN_JP5, NANO_JP4, ORIN_JP6, THOR_JP7
 from tests.reliability.harness import property_settings
 

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from joulegate_agent import spool
 from joulegate_agent.agent import Agent
-from joulegate_agent.store import WAL_SIZE_LIMIT_BYTES
+from joulegate_agent.storage import spool
+from joulegate_agent.storage.store import WAL_SIZE_LIMIT_BYTES
 from tests.agent.llm_fakes import (
     SHAPES,
     FakeUpstream,

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from joulegate_agent.sources.base import (
+from joulegate_agent.metering.sources.base import (
     CALIBRATED_TO_WALL,
     Calibration,
     PowerReading,

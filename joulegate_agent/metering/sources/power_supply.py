@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import Channel, RailSource
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.rails import Channel, RailSource
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 PATTERN = "/sys/class/power_supply/*"
 

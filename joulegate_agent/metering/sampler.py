@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from joulegate_agent.meter import Meter, plausible_watts
-from joulegate_agent.sources.base import PowerReading, PowerSource
+from joulegate_agent.metering.meter import Meter, plausible_watts
+from joulegate_agent.metering.sources.base import PowerReading, PowerSource
 
 _LOGGER = logging.getLogger(__name__)
 

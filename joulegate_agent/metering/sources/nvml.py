@@ -14,11 +14,11 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from joulegate_agent.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
-from joulegate_agent.sources.counter import DeltaPower, probe_update_period
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import board_power
-from joulegate_agent.sysfs import OnceLog
+from joulegate_agent.metering.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
+from joulegate_agent.metering.sources.counter import DeltaPower, probe_update_period
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.rails import board_power
+from joulegate_agent.metering.sysfs import OnceLog
 
 TYPICAL_STEP_S = 0.1
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from joulegate_agent.sources.base import (
+from joulegate_agent.metering.sources.base import (
     MODULE_INPUT,
     SUM_OF_RAILS,
     PowerReading,
@@ -25,9 +25,9 @@ from joulegate_agent.sources.base import (
     RailReading,
     SourceInfo,
 )
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import NOT_CONNECTED, WHOLE_BOARD_RAILS, board_power
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.rails import NOT_CONNECTED, WHOLE_BOARD_RAILS, board_power
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -9,12 +9,14 @@ import logging
 import sys
 from pathlib import Path
 
-from joulegate_agent import __version__, cli_inference, cli_power
+from joulegate_agent import __version__
 from joulegate_agent.batch.cli import add_batch_flags, batch_overrides
+from joulegate_agent.cli import inference as cli_inference
+from joulegate_agent.cli import power as cli_power
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
 from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
-from joulegate_agent.sources import KINDS, NoPowerSourceError
-from joulegate_agent.sources.base import Calibration
+from joulegate_agent.metering.sources import KINDS, NoPowerSourceError
+from joulegate_agent.metering.sources.base import Calibration
 
 DEFAULT_CONFIG = Path("/etc/joulegate/agent.toml")
 
@@ -104,8 +106,8 @@ def _config_for(args: argparse.Namespace) -> AgentConfig:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from joulegate_agent.heap import pin_mmap_threshold
-    from joulegate_agent.serve import serve
+    from joulegate_agent.api.heap import pin_mmap_threshold
+    from joulegate_agent.api.serve import serve
 
     pin_mmap_threshold()
     logging.basicConfig(
@@ -120,7 +122,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_doctor(args: argparse.Namespace) -> int:
-    from joulegate_agent.doctor import build_report, format_report
+    from joulegate_agent.cli.doctor import build_report, format_report
 
     report = build_report(args.root or Path("/"), args.source or "auto")
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -128,9 +130,9 @@ def _run_doctor(args: argparse.Namespace) -> int:
 
 
 def _run_measure(args: argparse.Namespace) -> int:
-    from joulegate_agent.measure import format_summary, measure_command
-    from joulegate_agent.meter import Meter
-    from joulegate_agent.sources import detect_sources
+    from joulegate_agent.cli.measure import format_summary, measure_command
+    from joulegate_agent.metering.meter import Meter
+    from joulegate_agent.metering.sources import detect_sources
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
@@ -150,7 +152,7 @@ def _run_measure(args: argparse.Namespace) -> int:
 
 
 def _run_token(args: argparse.Namespace) -> int:
-    from joulegate_agent.token import load_or_create_token, rotate_token
+    from joulegate_agent.api.token import load_or_create_token, rotate_token
 
     data_dir = args.data_dir or _config_for(args).data_dir
     token = rotate_token(data_dir) if args.rotate else load_or_create_token(data_dir)

@@ -9,10 +9,10 @@ import signal
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
+from joulegate_agent.api.mdns import Advertiser
 from joulegate_agent.api.server import AgentRunner, GuardedSite, ServerLimits
+from joulegate_agent.api.token import TOKEN_ENV, token_path
 from joulegate_agent.config import AgentConfig
-from joulegate_agent.discovery import Advertiser
-from joulegate_agent.token import TOKEN_ENV, token_path
 
 _LOGGER = logging.getLogger(__name__)
 

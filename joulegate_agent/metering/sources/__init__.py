@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from joulegate_agent.sources.base import Calibration, PowerSource
-from joulegate_agent.sources.calibrated import CalibratedSource
-from joulegate_agent.sources.errors import NoPowerSourceError, NotDetected
-from joulegate_agent.sources.hwmon import detect_hwmon
-from joulegate_agent.sources.jetson_hwmon import detect_jetson_hwmon
-from joulegate_agent.sources.jetson_iio import detect_jetson_iio
-from joulegate_agent.sources.nvml import detect_nvml
-from joulegate_agent.sources.power_supply import detect_power_supply
-from joulegate_agent.sources.rapl import detect_rapl
-from joulegate_agent.sources.simulated import SimulatedOrinNano
-from joulegate_agent.sources.tegrastats import detect_tegrastats
-from joulegate_agent.sysfs import SysfsRoot, as_sysfs
+from joulegate_agent.metering.sources.base import Calibration, PowerSource
+from joulegate_agent.metering.sources.calibrated import CalibratedSource
+from joulegate_agent.metering.sources.errors import NoPowerSourceError, NotDetected
+from joulegate_agent.metering.sources.hwmon import detect_hwmon
+from joulegate_agent.metering.sources.jetson_hwmon import detect_jetson_hwmon
+from joulegate_agent.metering.sources.jetson_iio import detect_jetson_iio
+from joulegate_agent.metering.sources.nvml import detect_nvml
+from joulegate_agent.metering.sources.power_supply import detect_power_supply
+from joulegate_agent.metering.sources.rapl import detect_rapl
+from joulegate_agent.metering.sources.tegrastats import detect_tegrastats
+from joulegate_agent.metering.sysfs import SysfsRoot, as_sysfs
 
 __all__ = [
     "KINDS",
@@ -58,6 +57,10 @@ def probe_sources(
     if kind not in KINDS:
         raise ValueError(f"unknown source kind {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "simulated":
+        # Imported here: the simulated board is built on sources.base, so importing it at the
+        # top would make `import joulegate_agent.simulation.board` first fail half-way.
+        from joulegate_agent.simulation.board import SimulatedOrinNano
+
         return [SimulatedOrinNano(load)], {}
     sysfs = as_sysfs(root)
     kinds = [k for k in _DETECTORS if kind in ("auto", k)]

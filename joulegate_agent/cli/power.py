@@ -47,8 +47,8 @@ def add_power_parsers(commands: Any) -> None:
 
 
 def run_calibrate(args: argparse.Namespace, config: AgentConfig) -> int:
+    from joulegate_agent.api.token import load_or_create_token
     from joulegate_agent.power.calibrate import CalibrationError, calibrate, format_table
-    from joulegate_agent.token import load_or_create_token
 
     if args.runs < 1 or args.max_tokens < 1 or args.settle < 0:
         raise ConfigError("--runs and --max-tokens must be at least 1, --settle not negative")
@@ -92,9 +92,9 @@ def run_restore(config: AgentConfig) -> int:
 
 
 def run_dropin(args: argparse.Namespace) -> int:
+    from joulegate_agent.metering.sysfs import SysfsRoot
     from joulegate_agent.power.discovery import discover
     from joulegate_agent.power.knobs import FileKnob
-    from joulegate_agent.sysfs import SysfsRoot
 
     root = (args.root or Path("/")).resolve()
     found = discover(SysfsRoot(root), nvml=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulegate_agent.aio import wait_set
-from joulegate_agent.ledger import InferenceRow, Ledger
+from joulegate_agent.storage.ledger import InferenceRow, Ledger
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
-from joulegate_agent.energy_error import Edge, EdgeTracker, error_bound_j
-from joulegate_agent.work_share import Work, WorkShares
+from joulegate_agent.metering.energy_error import Edge, EdgeTracker, error_bound_j
+from joulegate_agent.metering.work_share import Work, WorkShares
 
 IDLE_SETTLE_S = 2.0
 IDLE_TIME_CONSTANT_S = 60.0

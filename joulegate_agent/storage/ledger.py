@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal, TextIO
 
-from joulegate_agent.clock import RetentionClock, clock_synced
-from joulegate_agent.store import Store
+from joulegate_agent.storage.clock import RetentionClock, clock_synced
+from joulegate_agent.storage.store import Store
 
 Outcome = Literal["ok", "error", "cancelled", "refused"]
 OUTCOMES: tuple[Outcome, ...] = ("ok", "error", "cancelled", "refused")

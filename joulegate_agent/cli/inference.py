@@ -14,10 +14,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from joulegate_agent.agent import DATABASE_FILE
+from joulegate_agent.cli.measure import MeasureResult
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.ledger import EXPORT_FORMATS, InferenceRow, Ledger, export_rows, parse_iso_time
-from joulegate_agent.measure import MeasureResult
-from joulegate_agent.store import Store
+from joulegate_agent.storage.ledger import (
+    EXPORT_FORMATS,
+    InferenceRow,
+    Ledger,
+    export_rows,
+    parse_iso_time,
+)
+from joulegate_agent.storage.store import Store
 
 LABEL_MAX_CHARS = 200
 UPSTREAM_KEY_ENV = "JOULEGATE_UPSTREAM_API_KEY"
@@ -131,7 +137,7 @@ def add_export_parser(commands: Any) -> None:
 
 
 def add_simulate_parser(commands: Any) -> None:
-    from joulegate_agent.simulate_llm import (
+    from joulegate_agent.simulation.llm import (
         DEFAULT_MODEL,
         DEFAULT_PREFILL_TOKENS_PER_S,
         DEFAULT_TOKENS_PER_S,
@@ -211,7 +217,7 @@ def run_export(args: argparse.Namespace, config: AgentConfig) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from joulegate_agent.simulate_llm import (
+    from joulegate_agent.simulation.llm import (
         SimulatorSettings,
         run_simulator,
     )

@@ -14,10 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from joulegate_agent.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
-from joulegate_agent.sources.counter import DeltaPower, WrappingCounter, probe_update_period
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources.base import PowerReading, RailInfo, RailReading, SourceInfo
+from joulegate_agent.metering.sources.counter import (
+    DeltaPower,
+    WrappingCounter,
+    probe_update_period,
+)
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 PATTERN = "/sys/class/powercap/intel-rapl:*"
 PLATFORM = "psys"

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import Channel, RailSource, jetson_source, update_interval_s
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.rails import (
+    Channel,
+    RailSource,
+    jetson_source,
+    update_interval_s,
+)
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 PATTERN = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from joulegate_agent.sources.base import (
+from joulegate_agent.metering.sources.base import (
     MODULE_INPUT,
     PowerReading,
     RailInfo,

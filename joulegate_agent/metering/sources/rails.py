@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from joulegate_agent.sources.base import (
+from joulegate_agent.metering.sources.base import (
     MODULE_INPUT,
     SUM_OF_RAILS,
     PowerReading,
@@ -18,7 +18,7 @@ from joulegate_agent.sources.base import (
     RailReading,
     SourceInfo,
 )
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 # The only rail names ever hard-coded: the Jetson rails that measure the whole module's input
 # (VIN: Jetson Thor, JetPack 7).

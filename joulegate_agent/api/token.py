@@ -8,8 +8,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from joulegate_agent.atomic_file import make_private_dir, replace_file
 from joulegate_agent.data_errors import UnusableDataError
+from joulegate_agent.storage.atomic_file import make_private_dir, replace_file
 
 TOKEN_ENV = "JOULEGATE_TOKEN"  # noqa: S105 - a variable name, not a secret
 TOKEN_FILE = "token"  # noqa: S105 - a file name, not a secret

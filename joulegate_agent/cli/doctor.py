@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from joulegate_agent.metering.sources import probe_sources
+from joulegate_agent.metering.sources.base import PowerReading, PowerSource
+from joulegate_agent.metering.sysfs import SysfsRoot, as_sysfs
+from joulegate_agent.metering.thermal import ThermalReader, ThermalReading
 from joulegate_agent.power.report import format_power, power_problems, power_report
-from joulegate_agent.sources import probe_sources
-from joulegate_agent.sources.base import PowerReading, PowerSource
-from joulegate_agent.sources.simulated import SimulatedOrinNano
-from joulegate_agent.sysfs import SysfsRoot, as_sysfs
-from joulegate_agent.thermal import ThermalReader, ThermalReading
+from joulegate_agent.simulation.board import SimulatedOrinNano
 
 ROOT_ONLY_ADVICE = (
     "run the agent as root, or add a udev rule that makes these files readable by the agent's "

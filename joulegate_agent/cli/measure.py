@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from joulegate_agent.meter import Meter
-from joulegate_agent.sampler import Sampler
-from joulegate_agent.sources.base import PowerReading, PowerSource
+from joulegate_agent.metering.meter import Meter
+from joulegate_agent.metering.sampler import Sampler
+from joulegate_agent.metering.sources.base import PowerReading, PowerSource
 
 IDLE_STEPS = 50
 

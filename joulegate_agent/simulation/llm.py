@@ -12,7 +12,7 @@ each at the set rate. A request may ask for its own decode rate with the simulat
 `"simulate_tokens_per_s"` (for tests of streams at different speeds). With `power_mode_file`
 (the file an agent on the simulated board writes its power mode to) the decode rate follows the
 board's mode: the set rate belongs to the default mode (25W), the others scale it as their
-`tokens_per_s` in sources/simulated.py.
+`tokens_per_s` in simulation/board.py.
 
 - llama.cpp native: `POST /completion` (JSON, or SSE with `"stream": true`), with `timings`
 - OpenAI-compatible: `POST /v1/chat/completions`, `POST /v1/completions` (SSE ending in
@@ -37,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from joulegate_agent.sources.simulated import DEFAULT_MODE, mode_named
+from joulegate_agent.simulation.board import DEFAULT_MODE, mode_named
 
 DEFAULT_MODEL = "llama3.2:3b"
 DEFAULT_TOKENS_PER_S = 25.0

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from joulegate_agent import clock
-from joulegate_agent.gate import DeferralQueue, Gate, GateState
-from joulegate_agent.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
-from joulegate_agent.meter import Meter, WindowEnergy
-from joulegate_agent.spool import LedgerWriter, SpoolFullError, UnsavedEnergy
-from joulegate_agent.store import Store
+from joulegate_agent.inference.gate import DeferralQueue, Gate, GateState
+from joulegate_agent.metering.meter import Meter, WindowEnergy
+from joulegate_agent.storage import clock
+from joulegate_agent.storage.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
+from joulegate_agent.storage.spool import LedgerWriter, SpoolFullError, UnsavedEnergy
+from joulegate_agent.storage.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from joulegate_agent.sources.errors import NotDetected
-from joulegate_agent.sources.rails import Channel, RailSource, update_interval_s
-from joulegate_agent.sysfs import SysfsRoot
+from joulegate_agent.metering.sources.errors import NotDetected
+from joulegate_agent.metering.sources.rails import Channel, RailSource, update_interval_s
+from joulegate_agent.metering.sysfs import SysfsRoot
 
 PATTERN = "/sys/class/hwmon/hwmon*"
 SKIPPED = frozenset({"ina3221", "soctherm_oc"})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from joulegate_agent.sysfs import SysfsRoot, as_sysfs
+from joulegate_agent.metering.sysfs import SysfsRoot, as_sysfs
 
 OFF_MILLI_C = -256000  # what a switched-off Jetson sensor reads
 DUMMY_ZONES = frozenset({"PMIC-Die"})  # a fixed value, not a measurement
