@@ -140,15 +140,9 @@ class BatchRunner:
                 await task
 
     def admits(self) -> bool:
-        """Batch work may start: the gate admits it, no interactive request waits for a slot
-        (requests waiting for the gate itself wait for the sun, which a batch-only lease is not),
-        and the ledger is writable (no result without its row on disk)."""
-        service = self.service
-        return (
-            service.gate.admits_batch
-            and service.limit.waiting == 0
-            and service.writer.health().healthy
-        )
+        """Batch work may start: admission lets it and the ledger is writable (no result without
+        its row on disk)."""
+        return self.service.admission.admits_batch and self.service.writer.health().healthy
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -244,7 +238,7 @@ class BatchRunner:
             skip = set(self._running) | waiting
             loop = asyncio.get_running_loop()
             found = await loop.run_in_executor(None, self.batches.pending, skip, 1)
-            if not found or not self.admits() or not self.service.limit.try_acquire():
+            if not found or not self.admits() or not self.service.admission.try_admit_batch():
                 return
             request = found[0]
             self._running[request.key] = asyncio.create_task(self._run(proxy, request))
@@ -268,7 +262,7 @@ class BatchRunner:
             _LOGGER.exception("Batch request %s of %s failed", request.custom_id, request.batch_id)
             self._not_before[request.key] = time.monotonic() + STORAGE_RETRY_S
         finally:
-            self.service.limit.release()
+            self.service.admission.release()
             self._running.pop(request.key, None)
             self.wake()
 

@@ -1,12 +1,9 @@
-"""The inference gate: a lease that Home Assistant renews, a fallback when it stops, a queue.
+"""The inference gate: a lease that Home Assistant renews, and a fallback when it stops.
 
 Home Assistant decides whether inference may run; the agent only enforces it. Every decision
 arrives as a lease (`open` for `lease_s` seconds). When a lease runs out without renewal the gate
 falls back to its configured default (closed unless configured open) and says so. A new agent
 process always starts at the fallback: no lease survives a restart.
-
-Requests that may wait ("deferrable") queue in a bounded FIFO until the gate opens or their own
-deadline passes.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -227,92 +223,3 @@ class Gate:
                     listener(state)
                 except Exception:
                     _LOGGER.exception("gate listener failed")
-
-
-class QueueFullError(Exception):
-    """The deferral queue is at capacity."""
-
-
-@dataclass(slots=True, eq=False)
-class _Waiter:
-    enqueued_at: float
-    future: asyncio.Future[bool]
-
-
-class DeferralQueue:
-    """Bounded FIFO of requests waiting for the gate to open, each with its own deadline.
-
-    `wait(deadline)` returns True when the gate opens (waiters are released in arrival order) and
-    False when the deadline passes first. It raises QueueFullError when `capacity` requests are
-    already waiting.
-    """
-
-    def __init__(
-        self, gate: Gate, capacity: int = 32, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if capacity < 0:
-            raise ValueError("capacity must be >= 0")
-        self._gate = gate
-        self._capacity = capacity
-        self._clock = clock
-        self._waiters: deque[_Waiter] = deque()
-        self._remove_listener = gate.add_listener(self._on_gate)
-
-    @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    def __len__(self) -> int:
-        return len(self._waiters)
-
-    @property
-    def oldest_wait_s(self) -> float | None:
-        if not self._waiters:
-            return None
-        return max(0.0, self._clock() - self._waiters[0].enqueued_at)
-
-    def snapshot(self) -> dict[str, Any]:
-        """The API's `queue` object."""
-        oldest = self.oldest_wait_s
-        return {
-            "length": len(self._waiters),
-            "capacity": self._capacity,
-            "oldest_wait_s": round(oldest, 3) if oldest is not None else None,
-        }
-
-    async def wait(self, deadline: float) -> bool:
-        """Wait until the gate opens (True) or the monotonic `deadline` passes (False)."""
-        if self._gate.is_open:
-            return True
-        timeout = deadline - self._clock()
-        if timeout <= 0:
-            return False
-        if len(self._waiters) >= self._capacity:
-            raise QueueFullError(f"deferral queue is full ({self._capacity} waiting)")
-        waiter = _Waiter(self._clock(), asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
-        except asyncio.TimeoutError:
-            return waiter.future.done() and waiter.future.result()
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            if not waiter.future.done():
-                waiter.future.cancel()
-
-    def close(self) -> None:
-        """Release every waiter as not admitted (shutdown)."""
-        self._remove_listener()
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.future.done():
-                waiter.future.set_result(False)
-
-    def _on_gate(self, state: GateState) -> None:
-        if not state.open:
-            return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.future.done():
-                waiter.future.set_result(True)

@@ -17,13 +17,13 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from joulegate_agent.inference.gate import DeferralQueue, Gate, GateState
+from joulegate_agent.inference.admission import Admission, ConcurrencyLimit, DeferralQueue
+from joulegate_agent.inference.gate import Gate, GateState
 from joulegate_agent.metering.meter import Meter, WindowEnergy
 from joulegate_agent.storage import clock
 from joulegate_agent.storage.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
@@ -102,72 +102,6 @@ class EventBus:
         sub.queue.put_nowait(None)
 
 
-# -- concurrency -------------------------------------------------------------------------------
-
-
-class ConcurrencyLimit:
-    """At most `limit` inferences in flight (None: no limit). Waiters are served in FIFO order:
-    a released slot passes straight to the oldest waiter, so newcomers cannot jump the queue."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.in_use = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for a slot (batch work lets them go first)."""
-        return len(self._waiters)
-
-    def try_acquire(self) -> bool:
-        if self.limit is not None and (self.in_use >= self.limit or self._waiters):
-            return False
-        self.in_use += 1
-        return True
-
-    async def acquire(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a slot."""
-        if self.try_acquire():
-            return True
-        if timeout <= 0:
-            return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        granted = False
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-            granted = True
-        except asyncio.TimeoutError:
-            granted = future.done() and not future.cancelled()  # granted at the last instant
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
-                self.release()  # the slot was passed to us as we were cancelled: hand it on
-            raise
-        finally:
-            if future in self._waiters:
-                self._waiters.remove(future)
-            if not future.done():
-                future.cancel()
-        return granted
-
-    def set_limit(self, limit: int | None) -> None:
-        """A new limit (the concurrency power level); waiters it makes room for go at once."""
-        self.limit = limit
-        while self._waiters and (limit is None or self.in_use < limit):
-            future = self._waiters.popleft()
-            if not future.done():
-                self.in_use += 1
-                future.set_result(None)
-
-    def release(self) -> None:
-        while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_result(None)  # the slot passes to this waiter
-                return
-        self.in_use = max(0, self.in_use - 1)
-
-
 # -- windows -----------------------------------------------------------------------------------
 
 
@@ -198,7 +132,7 @@ class TooManyWindowsError(Exception):
 
 
 class InferenceService:
-    """Owns the gate, the deferral queue, the concurrency limit, the ledger and the event bus."""
+    """Owns the gate and admission (inference/admission.py), the ledger and the event bus."""
 
     def __init__(
         self,
@@ -220,6 +154,7 @@ class InferenceService:
         self.gate = Gate(fallback_open=gate_fallback_open)
         self.queue = DeferralQueue(self.gate, queue_capacity)
         self.limit = ConcurrencyLimit(max_concurrent_inferences)
+        self.admission = Admission(self.gate, self.queue, self.limit)
         self.events = EventBus()
         self.keepalive_s = keepalive_s
         self._boundary = boundary

@@ -5,11 +5,12 @@ configured upstream and nowhere else: method, path, query, headers (without hop-
 and without the client's Authorization, which carries the agent's token) and body. The response
 comes back unchanged, chunk by chunk, as it arrives; a copy of each chunk goes to a token reader.
 
-Every route that makes the upstream compute is metered: admitted only when the gate is open (or
-after waiting in the deferral queue), counted against the optional concurrency limit, and
-recorded as one window each; token counts are read where the dialect is known (`/completion`,
-`/v1/chat/completions`, `/api/generate`, ...). Only routes that compute nothing (`/v1/models`,
-`/api/tags`, `/props`, `/tokenize`, ...: route_classes.py) pass through unmetered and ungated.
+Every route that makes the upstream compute is metered: it runs once admission lets it (the
+gate, the deferral queue and the concurrency limit: inference/admission.py; a refused request
+leaves a `refused` row) and is recorded as one window; token counts are read where the dialect
+is known (`/completion`, `/v1/chat/completions`, `/api/generate`, ...). Only routes that compute
+nothing (`/v1/models`, `/api/tags`, `/props`, `/tokenize`, ...: route_classes.py) pass through
+unmetered and ungated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from yarl import URL
 
 from joulegate_agent.api.errors import ApiError, json_error
 from joulegate_agent.api.server import connection_cap, read_in_time
-from joulegate_agent.inference.gate import QueueFullError
+from joulegate_agent.inference.admission import Refusal
 from joulegate_agent.inference.service import InferenceService, OpenWindow, utc_now
 from joulegate_agent.proxy.bounds import within_window
 from joulegate_agent.proxy.dialects import (
@@ -52,7 +53,6 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFER_HEADER = "X-Joulegate-Defer-Until"
 MAX_DEFER_S = 86400.0
-RETRY_AFTER_S = 60
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 300.0
 
@@ -223,7 +223,7 @@ class Proxy:
             return await self._relay(request, body, None, None)
         return await self._metered(request, body, dialect_for(request.method, request.path))
 
-    # -- admission ------------------------------------------------------------------------------
+    # -- metering -------------------------------------------------------------------------------
 
     async def _metered(
         self, request: web.Request, body: bytes, dialect: Dialect | None
@@ -233,73 +233,37 @@ class Proxy:
         arrived_at = utc_now()
         arrived_mono = time.monotonic()
         facts = read_request(dialect, body)
-        model = facts.model
-        route = request.path
         defer_header = request.headers.get(DEFER_HEADER)
         deadline: float | None = None
         if defer_header is not None:
             deadline = arrived_mono + parse_defer_until(defer_header)
 
-        def refuse(status: int, gate_open: bool) -> None:
+        try:
+            await service.admission.admit(deadline)
+        except Refusal as refusal:
             service.refuse_later(
                 started_at=arrived_at,
                 started_mono=arrived_mono,
-                http_status=status,
-                gate_open=gate_open,
-                model=model,
-                route=route,
+                http_status=refusal.http_status,
+                gate_open=refusal.gate_open,
+                model=facts.model,
+                route=request.path,
             )
-
-        if not service.gate.is_open:
-            if deadline is None:
-                refuse(503, False)
-                return self._gate_closed("The inference gate is closed.")
-            try:
-                opened = await service.queue.wait(deadline)
-            except QueueFullError:
-                refuse(503, False)
-                return self._gate_closed(
-                    f"The inference gate is closed and the deferral queue is full "
-                    f"({service.queue.capacity} waiting).",
-                    code="queue_full",
-                )
-            if not opened:
-                refuse(503, False)
-                return self._gate_closed(
-                    "The inference gate stayed closed until the request's deadline."
-                )
-
-        if not service.limit.try_acquire():
-            remaining = 0.0 if deadline is None else deadline - time.monotonic()
-            if not await service.limit.acquire(remaining):
-                refuse(429, True)
-                return json_error(
-                    429,
-                    "too_many_inferences",
-                    f"{service.limit.limit} inferences are already running; try again shortly.",
-                    headers={"Retry-After": "1"},
-                )
+            extra = {} if refusal.reason is None else {"reason": refusal.reason}
+            return json_error(
+                refusal.http_status,
+                refusal.code,
+                refusal.message,
+                headers={"Retry-After": str(refusal.retry_after_s)},
+                **extra,
+            )
         try:
             window = service.open(
-                gate_open=True, model=model, route=route, work_visible=facts.streamed
+                gate_open=True, model=facts.model, route=request.path, work_visible=facts.streamed
             )
             return await self._relay(request, body, dialect, window)
         finally:
-            service.limit.release()
-
-    def _gate_closed(self, message: str, code: str = "gate_closed") -> web.Response:
-        state = self.service.gate.state()
-        retry_after = RETRY_AFTER_S
-        remaining = state.lease_remaining_s
-        if state.fallback_open and remaining is not None:
-            retry_after = max(1, min(RETRY_AFTER_S, math.ceil(remaining)))
-        return json_error(
-            503,
-            code,
-            message,
-            headers={"Retry-After": str(retry_after)},
-            reason=state.reason,
-        )
+            service.admission.release()
 
     # -- relaying -------------------------------------------------------------------------------
 

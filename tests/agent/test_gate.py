@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from joulegate_agent.inference.gate import DeferralQueue, Gate, GateState, QueueFullError
-from joulegate_agent.inference.service import ConcurrencyLimit
+from joulegate_agent.inference.admission import ConcurrencyLimit, DeferralQueue, QueueFullError
+from joulegate_agent.inference.gate import Gate, GateState
 
 
 class FakeClock:
