@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
-from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -14,7 +12,7 @@ from aiohttp import web
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.keys import AGENT_KEY
-from joulegate_agent.storage.ledger import iso, round_or_none
+from joulegate_agent.api.status import status_payload
 
 API_VERSION = 1
 HEALTH_PATH = "/api/v1/health"
@@ -65,60 +63,6 @@ def info_payload(agent: Agent) -> dict[str, Any]:
             }
             for source in agent.sources
         ],
-    }
-
-
-def status_payload(agent: Agent, board_wh: float) -> dict[str, Any]:
-    """The status body; `board_wh` is the persisted lifetime energy (`Agent.board_energy_wh`),
-    never a value a crash could take back. Reading it writes nothing."""
-    reading = agent.sampler.latest
-    thermal = agent.thermal
-    rails = [] if reading is None else reading.rails
-    board_w = None if reading is None or reading.board_w is None else agent.meter.latest_w
-    totals = agent.inference.ledger.totals()
-    return {
-        "time": iso(datetime.now(timezone.utc)),
-        "uptime_s": round(time.monotonic() - agent.started_mono, 3),
-        "power": {
-            "board_w": round_or_none(board_w),
-            "boundary": agent.boundary,
-            "rails": [
-                {
-                    "name": rail.name,
-                    "power_w": round_or_none(rail.power_w),
-                    "voltage_v": round_or_none(rail.voltage_v),
-                    "current_a": round_or_none(rail.current_a),
-                    "available": rail.available,
-                }
-                for rail in rails
-            ],
-        },
-        "energy": {"board_wh": round(board_wh, 6), **agent.inference.status_energy(totals)},
-        "idle": {"baseline_w": round_or_none(agent.meter.idle_w)},
-        "thermal": {
-            "zones": {} if thermal is None else {k: round(v, 2) for k, v in thermal.zones.items()},
-            "max_c": None if thermal is None else round_or_none(thermal.max_c, 2),
-        },
-        "throttling": {
-            "active": bool(thermal and thermal.throttling),
-            "reasons": [] if thermal is None else list(thermal.throttling),
-        },
-        "power_mode": (
-            None
-            if thermal is None or thermal.power_mode is None
-            else {"id": thermal.power_mode.id, "name": thermal.power_mode.name}
-        ),
-        "inference": agent.inference.status_inference(totals),
-        "gate": agent.inference.gate.state().to_json(),
-        "power_level": agent.power.current_name,
-        "queue": agent.inference.queue.snapshot(),
-        "storage": agent.inference.writer.health().to_json(),
-        "batches": agent.batches.status(),
-        "sampler": {
-            "rate_hz": agent.sampler.rate_hz,
-            "samples": agent.meter.samples,
-            "worst_gap_s": round(agent.sampler.worst_gap_s, 4),
-        },
     }
 
 

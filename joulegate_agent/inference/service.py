@@ -1,4 +1,4 @@
-"""Inference windows end to end: meter window -> ledger row -> event, plus gate and queue.
+"""Inference windows end to end: meter window -> ledger row -> event.
 
 Every proxied request and every explicit window (`POST /api/v1/windows`) becomes one
 `InferenceRow`. A window opens a meter window (which the simulated source sees as load), and when
@@ -12,7 +12,6 @@ byte, so metering never adds latency to a response; `drain()` waits for those.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -23,83 +22,24 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from joulegate_agent.inference.admission import Admission, ConcurrencyLimit, DeferralQueue
+from joulegate_agent.inference.events import EventBus
 from joulegate_agent.inference.gate import Gate, GateState
 from joulegate_agent.metering.meter import Meter, WindowEnergy
 from joulegate_agent.storage import clock
-from joulegate_agent.storage.ledger import InferenceRow, Ledger, LedgerTotals, Outcome
+from joulegate_agent.storage.housekeeping import Housekeeping
+from joulegate_agent.storage.ledger import InferenceRow, Ledger, Outcome
 from joulegate_agent.storage.spool import LedgerWriter, SpoolFullError, UnsavedEnergy
 from joulegate_agent.storage.store import Store
 
 _LOGGER = logging.getLogger(__name__)
 
-EVENT_QUEUE_SIZE = 256
 KEEPALIVE_S = 15.0
-HOUSEKEEPING_INTERVAL_S = 3600.0
 MAX_EXPLICIT_WINDOWS = 256
 EXPLICIT_WINDOW_MAX_AGE_S = 24 * 3600.0
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# -- events ------------------------------------------------------------------------------------
-
-
-class Subscription:
-    """One SSE client's queue of (event, data); None means the stream is over."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self._bus = bus
-        self.queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue(
-            EVENT_QUEUE_SIZE
-        )
-
-    async def get(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
-        """The next event; raises asyncio.TimeoutError after `timeout` seconds without one."""
-        return await asyncio.wait_for(self.queue.get(), timeout)
-
-    def close(self) -> None:
-        self._bus.unsubscribe(self)
-
-
-class EventBus:
-    """Fan-out of `inference` and `gate` events to SSE subscribers. A subscriber that falls
-    EVENT_QUEUE_SIZE events behind is dropped (its stream ends) rather than slowing the agent."""
-
-    def __init__(self) -> None:
-        self._subscribers: list[Subscription] = []
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
-    def subscribe(self) -> Subscription:
-        sub = Subscription(self)
-        self._subscribers.append(sub)
-        return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        if sub in self._subscribers:
-            self._subscribers.remove(sub)
-
-    def publish(self, event: str, data: dict[str, Any]) -> None:
-        for sub in list(self._subscribers):
-            try:
-                sub.queue.put_nowait((event, data))
-            except asyncio.QueueFull:
-                _LOGGER.warning("Dropping an event subscriber that fell behind")
-                self._end(sub)
-
-    def close(self) -> None:
-        for sub in list(self._subscribers):
-            self._end(sub)
-
-    def _end(self, sub: Subscription) -> None:
-        self.unsubscribe(sub)
-        while not sub.queue.empty():
-            sub.queue.get_nowait()
-        sub.queue.put_nowait(None)
 
 
 # -- windows -----------------------------------------------------------------------------------
@@ -163,7 +103,7 @@ class InferenceService:
         self.writer = LedgerWriter(
             self.ledger, publish=self._publish, energy=energy, checkpoint=store.checkpoint
         )
-        self._housekeeping: asyncio.Task[None] | None = None
+        self.housekeeping = Housekeeping(self.ledger, store, chores=self._end_stale_windows)
         self.power_level: Callable[[], str | None] = lambda: None
         """The power level in force now (the agent sets it when it has levels)."""
         self._remove_gate_listener = self.gate.add_listener(self._on_gate)
@@ -176,16 +116,11 @@ class InferenceService:
 
     async def start(self) -> None:
         """Start housekeeping: retention pruning now and hourly, stale explicit windows."""
-        if self._housekeeping is None:
-            self._housekeeping = asyncio.create_task(self._housekeep())
+        self.housekeeping.start()
 
     async def stop(self) -> None:
         """Finish what is in flight (rows get written), then release waiters and subscribers."""
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
-            self._housekeeping = None
+        await self.housekeeping.stop()
         for window in list(self._explicit.values()):
             self.finish_later(window, outcome="cancelled")
         self._explicit.clear()
@@ -356,30 +291,6 @@ class InferenceService:
     def explicit_open(self) -> int:
         return len(self._explicit)
 
-    # -- status ---------------------------------------------------------------------------------
-
-    def last(self) -> InferenceRow | None:
-        """The newest row (read each time: `measure` in another process may have added one)."""
-        return self.ledger.last()
-
-    def status_inference(self, totals: LedgerTotals) -> dict[str, Any]:
-        """The `inference` object of /api/v1/status."""
-        last = self.last()
-        return {
-            "in_flight": self.meter.in_flight,
-            "count": totals.inferences,
-            "output_tokens": totals.output_tokens,
-            "last": None if last is None else last.to_json(),
-        }
-
-    @staticmethod
-    def status_energy(totals: LedgerTotals) -> dict[str, float]:
-        """The inference parts of the `energy` object of /api/v1/status (lifetime, in Wh)."""
-        return {
-            "inference_wh": round(totals.energy_j / 3600.0, 6),
-            "marginal_inference_wh": round(totals.marginal_j / 3600.0, 6),
-        }
-
     # -- internals ------------------------------------------------------------------------------
 
     def _row(
@@ -452,25 +363,6 @@ class InferenceService:
 
     def _on_gate(self, state: GateState) -> None:
         self.events.publish("gate", state.to_json())
-
-    async def _housekeep(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                pruned = await loop.run_in_executor(None, self.ledger.prune)
-                await loop.run_in_executor(None, self.store.checkpoint)
-                if pruned:
-                    _LOGGER.info(
-                        "Pruned %d ledger rows older than %d days",
-                        pruned,
-                        self.ledger.retention_days,
-                    )
-            except (sqlite3.Error, OSError) as err:  # the disk: status shows the writer's state
-                _LOGGER.warning("Ledger retention skipped (%s); it runs again in an hour", err)
-            except Exception:
-                _LOGGER.exception("Ledger housekeeping failed")
-            self._end_stale_windows()
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
     def _end_stale_windows(self) -> None:
         now = time.monotonic()
