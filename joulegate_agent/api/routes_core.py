@@ -89,10 +89,3 @@ async def status(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
-
-
-def add_core_routes(app: web.Application) -> None:
-    app.router.add_get(HEALTH_PATH, health)
-    app.router.add_get("/api/v1/info", info)
-    app.router.add_get("/api/v1/status", status)
-    app.router.add_get("/api/v1/openapi.json", openapi)

@@ -1,4 +1,4 @@
-"""Ledger, gate, explicit windows and the event stream; and the proxy routes.
+"""Ledger, gate, explicit windows and the event stream.
 
 GET /api/v1/inferences, GET|PUT /api/v1/gate, POST /api/v1/windows,
 POST /api/v1/windows/{window_id}/end, GET /api/v1/events (SSE).
@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-from joulegate_agent.agent import Agent
 from joulegate_agent.api.errors import ApiError
 from joulegate_agent.api.server import read_in_time
 from joulegate_agent.inference.gate import GATE_SCOPES, LEASE_MAX_S, LEASE_MIN_S, REASON_MAX_CHARS
@@ -22,11 +21,7 @@ from joulegate_agent.inference.service import (
     WindowNotFoundError,
 )
 from joulegate_agent.proxy.dialects import MAX_COUNT
-from joulegate_agent.proxy.routes import Proxy, ProxySettings, add_proxy_routes
 from joulegate_agent.storage.ledger import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, Outcome, iso
-
-INFERENCE_KEY = web.AppKey("inference", InferenceService)
-PROXY_KEY = web.AppKey("proxy", Proxy)
 
 DEFAULT_LEASE_S = 60.0
 LABEL_MAX_CHARS = 200
@@ -199,25 +194,3 @@ class InferenceRoutes:
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-def add_inference_routes(app: web.Application, agent: Agent) -> None:
-    """Register the inference API and the proxy routes on the agent's application."""
-    service = agent.inference
-    routes = InferenceRoutes(service)
-    app[INFERENCE_KEY] = service
-    app.router.add_get("/api/v1/inferences", routes.inferences)
-    app.router.add_get("/api/v1/gate", routes.get_gate)
-    app.router.add_put("/api/v1/gate", routes.put_gate)
-    app.router.add_post("/api/v1/windows", routes.open_window)
-    app.router.add_post("/api/v1/windows/{window_id}/end", routes.end_window)
-    app.router.add_get("/api/v1/events", routes.events)
-
-    async def end_event_streams(_app: web.Application) -> None:
-        service.events.close()
-
-    app.on_shutdown.append(end_event_streams)
-
-    proxy = Proxy(ProxySettings.from_config(agent.config), service)
-    app[PROXY_KEY] = proxy
-    add_proxy_routes(app, proxy)

@@ -96,8 +96,3 @@ async def put_power(request: web.Request) -> web.Response:
     except KnobError as err:
         raise ApiError(403, "cannot_set", f"{err}; the box keeps its own settings.") from None
     return web.json_response(await power_payload(agent))
-
-
-def add_power_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/power", get_power)
-    app.router.add_put("/api/v1/power", put_power)

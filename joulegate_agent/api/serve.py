@@ -34,11 +34,7 @@ async def serve(config: AgentConfig) -> None:
     finally:
         if advertiser is not None:
             await advertiser.stop()
-        # Let deferred requests and event streams end now: aiohttp's cleanup would otherwise
-        # wait up to its 60-s shutdown timeout for them.
-        agent.inference.queue.close()
-        agent.inference.events.close()
-        await runner.cleanup()
+        await runner.cleanup()  # the app's shutdown hooks (build_app), then its connections
         await agent.stop()
 
 

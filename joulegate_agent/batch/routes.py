@@ -339,24 +339,11 @@ async def _not_allowed(request: web.Request) -> web.Response:
     raise OpenAIError(405, "method_not_allowed", f"{request.method} is not allowed here.")
 
 
-def add_batch_routes(app: web.Application, batches: BatchService) -> None:
-    """Register before the proxy's catch-all `/v1/{tail}`, which would send these upstream."""
-    routes = BatchRoutes(batches)
-    table: list[tuple[str, list[tuple[str, Handler]]]] = [
-        ("/v1/files", [("POST", routes.create_file), ("GET", routes.list_files)]),
-        ("/v1/files/{file_id}", [("GET", routes.get_file), ("DELETE", routes.delete_file)]),
-        ("/v1/files/{file_id}/content", [("GET", routes.file_content)]),
-        ("/v1/batches", [("POST", routes.create_batch), ("GET", routes.list_batches)]),
-        ("/v1/batches/{batch_id}", [("GET", routes.get_batch)]),
-        ("/v1/batches/{batch_id}/cancel", [("POST", routes.cancel_batch)]),
-    ]
-    for path, methods in table:
-        resource = app.router.add_resource(path)
-        for method, handler in methods:
-            resource.add_route(method, _openai_errors(handler))
-        resource.add_route("*", _openai_errors(_not_allowed))
-
-    async def stop_runner(_app: web.Application) -> None:
-        await batches.stop()  # before the proxy's session closes under running requests
-
-    app.on_shutdown.append(stop_runner)
+def add_openai_resource(router: web.UrlDispatcher, path: str, **methods: Handler) -> None:
+    """`path` answering `methods` (POST=..., GET=...) with OpenAI-shaped errors, and 405 to any
+    other method. Register before the proxy's catch-all `/v1/{tail}`, which would send it
+    upstream."""
+    resource = router.add_resource(path)
+    for method, handler in methods.items():
+        resource.add_route(method, _openai_errors(handler))
+    resource.add_route("*", _openai_errors(_not_allowed))

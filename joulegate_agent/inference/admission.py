@@ -118,8 +118,12 @@ class DeferralQueue:
                 waiter.future.cancel()
 
     def close(self) -> None:
-        """Release every waiter as not admitted (shutdown)."""
+        """Release every waiter as not admitted and stop following the gate (shutdown)."""
         self._remove_listener()
+        self.release_waiting()
+
+    def release_waiting(self) -> None:
+        """Release every waiter now as not admitted (the server shuts down)."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.future.done():

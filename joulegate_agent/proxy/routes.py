@@ -492,11 +492,3 @@ def _named_in_connection(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> f
         for token in value.split(",")
         if token.strip()
     )
-
-
-def add_proxy_routes(app: web.Application, proxy: Proxy) -> None:
-    """Register the proxy's routes and tie its upstream session to the app's lifetime."""
-    for path in PROXY_PATHS:
-        app.router.add_route("*", path, proxy.handle)
-    app.on_startup.append(proxy.start)
-    app.on_cleanup.append(proxy.close)
