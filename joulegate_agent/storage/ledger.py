@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Any, Literal, TextIO
 
 from joulegate_agent.storage.clock import RetentionClock, clock_synced
@@ -34,74 +35,6 @@ _META_ANCHORED = "retention_clock_anchored"
 PAGE_LIMIT_MAX = 1000
 PAGE_LIMIT_DEFAULT = 100
 EXPORT_FORMATS = ("csv", "jsonl")
-
-_COLUMNS = (
-    "window_id",
-    "started_at",
-    "ended_at",
-    "started_ts",
-    "ended_ts",
-    "duration_s",
-    "ttft_s",
-    "prompt_tokens",
-    "output_tokens",
-    "tokens_estimated",
-    "energy_j",
-    "marginal_j",
-    "avg_w",
-    "peak_w",
-    "idle_w",
-    "model",
-    "route",
-    "label",
-    "http_status",
-    "outcome",
-    "gate_open",
-    "boundary",
-    "clock_synced",
-    "retention_ts",
-    "energy_error_j",
-    "power_level",
-    "batch_id",
-    "custom_id",
-)
-_SELECT = "SELECT id, " + ", ".join(_COLUMNS) + " FROM inferences"  # noqa: S608 - constant
-_INSERT = (
-    f"INSERT INTO inferences ({', '.join(_COLUMNS)}) "  # noqa: S608 - constant
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
-)
-
-JSON_FIELDS = (
-    "id",
-    "window_id",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "ttft_s",
-    "prompt_tokens",
-    "output_tokens",
-    "tokens_estimated",
-    "energy_j",
-    "energy_error_j",
-    "marginal_j",
-    "avg_w",
-    "peak_w",
-    "j_per_token",
-    "wh",
-    "tokens_per_s",
-    "model",
-    "route",
-    "http_status",
-    "outcome",
-    "gate_open",
-    "boundary",
-    "label",
-    "clock_synced",
-    "power_level",
-    "batch_id",
-    "custom_id",
-)
-"""The keys of an inference row in the API, in order (also the CSV header)."""
 
 
 def iso(moment: datetime) -> str:
@@ -190,131 +123,128 @@ class InferenceRow:
 
     def to_json(self) -> dict[str, Any]:
         """The API's `<inference row>` object."""
-        return {
-            "id": self.id,
-            "window_id": self.window_id,
-            "started_at": iso(self.started_at),
-            "ended_at": iso(self.ended_at),
-            "duration_s": round(self.duration_s, 3),
-            "ttft_s": round_or_none(self.ttft_s, 3),
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "tokens_estimated": self.tokens_estimated,
-            "energy_j": round(self.energy_j, 3),
-            "energy_error_j": round(self.energy_error_j, 3),
-            "marginal_j": round_or_none(self.marginal_j, 3),
-            "avg_w": round_or_none(self.avg_w, 3),
-            "peak_w": round_or_none(self.peak_w, 3),
-            "j_per_token": round_or_none(self.j_per_token, 4),
-            "wh": round(self.wh, 7),
-            "tokens_per_s": round_or_none(self.tokens_per_s, 2),
-            "model": self.model,
-            "route": self.route,
-            "http_status": self.http_status,
-            "outcome": self.outcome,
-            "gate_open": self.gate_open,
-            "boundary": self.boundary,
-            "label": self.label,
-            "clock_synced": self.clock_synced,
-            "power_level": self.power_level,
-            "batch_id": self.batch_id,
-            "custom_id": self.custom_id,
-        }
+        return {name: shown(self) for name, shown in _SHOWN}
 
     def _values(self) -> tuple[Any, ...]:
-        return (
-            self.window_id,
-            iso(self.started_at),
-            iso(self.ended_at),
-            self.started_at.timestamp(),
-            self.ended_at.timestamp(),
-            self.duration_s,
-            self.ttft_s,
-            self.prompt_tokens,
-            self.output_tokens,
-            int(self.tokens_estimated),
-            self.energy_j,
-            self.marginal_j,
-            self.avg_w,
-            self.peak_w,
-            self.idle_w,
-            self.model,
-            self.route,
-            self.label,
-            self.http_status,
-            self.outcome,
-            int(self.gate_open),
-            self.boundary,
-            None if self.clock_synced is None else int(self.clock_synced),
-            self.retention_ts,
-            self.energy_error_j,
-            self.power_level,
-            self.batch_id,
-            self.custom_id,
-        )
+        return tuple(stored(self) for _, stored in _STORED)
 
     @classmethod
     def _from_db(cls, row: sqlite3.Row | tuple[Any, ...]) -> InferenceRow:
-        (
-            id_,
-            window_id,
-            started_at,
-            ended_at,
-            _started_ts,
-            _ended_ts,
-            duration_s,
-            ttft_s,
-            prompt_tokens,
-            output_tokens,
-            tokens_estimated,
-            energy_j,
-            marginal_j,
-            avg_w,
-            peak_w,
-            idle_w,
-            model,
-            route,
-            label,
-            http_status,
-            outcome,
-            gate_open,
-            boundary,
-            clock_synced,
-            retention_ts,
-            energy_error_j,
-            power_level,
-            batch_id,
-            custom_id,
-        ) = tuple(row)
-        return cls(
-            id=id_,
-            window_id=window_id,
-            started_at=datetime.fromisoformat(started_at),
-            ended_at=datetime.fromisoformat(ended_at),
-            duration_s=duration_s,
-            ttft_s=ttft_s,
-            prompt_tokens=prompt_tokens,
-            output_tokens=output_tokens,
-            tokens_estimated=bool(tokens_estimated),
-            energy_j=energy_j,
-            marginal_j=marginal_j,
-            avg_w=avg_w,
-            peak_w=peak_w,
-            idle_w=idle_w,
-            model=model,
-            route=route,
-            label=label,
-            http_status=http_status,
-            outcome=outcome,
-            gate_open=bool(gate_open),
-            boundary=boundary,
-            clock_synced=None if clock_synced is None else bool(clock_synced),
-            retention_ts=retention_ts,
-            energy_error_j=energy_error_j,
-            power_level=power_level,
-            batch_id=batch_id,
-            custom_id=custom_id,
-        )
+        return cls(**{name: load(value) for (name, load), value in zip(_LOADED, row, strict=True)})
+
+
+_Get = Callable[[InferenceRow], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _flag_or_none(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One piece of an inference row, the one place that names it: its key in the API and the
+    CSV export (`shown`: the value there), its SQLite column (`stored`: the value written), and
+    how the row's field of the same name is read back (`loaded`). None: not there."""
+
+    name: str
+    shown: _Get | None = None
+    stored: _Get | None = None
+    loaded: Callable[[Any], Any] | None = None
+
+
+def _plain(name: str, digits: int | None = None, *, shown: bool = True) -> _Field:
+    """A field stored and read back as it is, shown as it is or rounded to `digits`."""
+    get: _Get = attrgetter(name)
+    show: _Get = get if digits is None else (lambda row: round_or_none(get(row), digits))
+    return _Field(name, shown=show if shown else None, stored=get, loaded=_same)
+
+
+def _derived(name: str, digits: int) -> _Field:
+    """Shown in the API, computed from the row, never stored."""
+    get: _Get = attrgetter(name)
+    return _Field(name, shown=lambda row: round_or_none(get(row), digits))
+
+
+def _moment(name: str) -> _Field:
+    """A time, stored as ISO 8601 text."""
+    get: _Get = attrgetter(name)
+    return _Field(
+        name,
+        shown=lambda row: iso(get(row)),
+        stored=lambda row: iso(get(row)),
+        loaded=datetime.fromisoformat,
+    )
+
+
+def _boolean(name: str, convert: Callable[[Any], Any]) -> _Field:
+    """A yes/no (or unknown), stored as 1/0 (or NULL)."""
+    get: _Get = attrgetter(name)
+    return _Field(
+        name,
+        shown=get,
+        stored=lambda row: None if get(row) is None else int(get(row)),
+        loaded=convert,
+    )
+
+
+_FIELDS = (
+    _Field("id", shown=attrgetter("id"), loaded=_same),  # SQLite's rowid: read, never written
+    _plain("window_id"),
+    _moment("started_at"),
+    _moment("ended_at"),
+    _plain("duration_s", 3),
+    _plain("ttft_s", 3),
+    _plain("prompt_tokens"),
+    _plain("output_tokens"),
+    _boolean("tokens_estimated", bool),
+    _plain("energy_j", 3),
+    _plain("energy_error_j", 3),
+    _plain("marginal_j", 3),
+    _plain("avg_w", 3),
+    _plain("peak_w", 3),
+    _derived("j_per_token", 4),
+    _derived("wh", 7),
+    _derived("tokens_per_s", 2),
+    _plain("model"),
+    _plain("route"),
+    _plain("http_status"),
+    _plain("outcome"),
+    _boolean("gate_open", bool),
+    _plain("boundary"),
+    _plain("label"),
+    _boolean("clock_synced", _flag_or_none),
+    _plain("power_level"),
+    _plain("batch_id"),
+    _plain("custom_id"),
+    # Columns the API does not show: the times as numbers to query by, the idle baseline, and
+    # the time retention ages the row from (clock.py).
+    _Field("started_ts", stored=lambda row: row.started_at.timestamp()),
+    _Field("ended_ts", stored=lambda row: row.ended_at.timestamp()),
+    _plain("idle_w", shown=False),
+    _plain("retention_ts", shown=False),
+)
+_SHOWN: tuple[tuple[str, _Get], ...] = tuple(
+    (field.name, field.shown) for field in _FIELDS if field.shown is not None
+)
+_STORED: tuple[tuple[str, _Get], ...] = tuple(
+    (field.name, field.stored) for field in _FIELDS if field.stored is not None
+)
+_LOADED: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
+    (field.name, field.loaded) for field in _FIELDS if field.loaded is not None
+)  # `id` first
+
+JSON_FIELDS = tuple(name for name, _ in _SHOWN)
+"""The keys of an inference row in the API, in order (also the CSV header)."""
+
+_SELECT = f"SELECT {', '.join(name for name, _ in _LOADED)} FROM inferences"  # noqa: S608 - constant
+_INSERT = (
+    f"INSERT INTO inferences ({', '.join(name for name, _ in _STORED)}) "  # noqa: S608 - constant
+    f"VALUES ({', '.join('?' for _ in _STORED)})"
+)
 
 
 @dataclass(frozen=True, slots=True)
