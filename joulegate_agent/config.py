@@ -13,11 +13,12 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.metering.sources import KINDS
 from joulegate_agent.metering.sources.base import Calibration
 
 
-class ConfigError(ValueError):
+class ConfigError(JoulegateError, ValueError):
     """A setting is missing, mistyped or out of range; the message says which and why."""
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from joulegate_agent.data_errors import UnusableDataError
+from joulegate_agent.errors import UnusableDataError
 from joulegate_agent.storage.atomic_file import make_private_dir, replace_file
 
 DEVICE_ID_FILE = "device_id"

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from joulegate_agent.errors import JoulegateError
+
 
 def json_error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
@@ -15,7 +17,7 @@ def json_error(
     )
 
 
-class ApiError(Exception):
+class ApiError(JoulegateError):
     """Raised by handlers for a bad request; the middleware turns it into a JSON response."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

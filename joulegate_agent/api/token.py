@@ -8,7 +8,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from joulegate_agent.data_errors import UnusableDataError
+from joulegate_agent.errors import UnusableDataError
 from joulegate_agent.storage.atomic_file import make_private_dir, replace_file
 
 TOKEN_ENV = "JOULEGATE_TOKEN"  # noqa: S105 - a variable name, not a secret

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.storage.ledger import parse_iso_time
 
 COMPLETION_WINDOWS = {"24h": 24 * 3600.0}
@@ -23,7 +24,7 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
-class DeadlineError(ValueError):
+class DeadlineError(JoulegateError, ValueError):
     """The completion window or the metadata's deadline is not usable; the message says why."""
 
 

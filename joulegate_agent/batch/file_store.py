@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.storage.store import Store
 
 FOLDER = "batch-files"
@@ -29,7 +30,7 @@ _PARTIAL = ".partial"
 ORPHAN_AGE_S = 3600
 
 
-class FileLimitError(Exception):
+class FileLimitError(JoulegateError):
     """An upload is over the size limit or the quota (`FileStore.limit_error` says which)."""
 
 

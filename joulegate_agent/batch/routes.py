@@ -30,6 +30,7 @@ from joulegate_agent.batch.file_store import (
 )
 from joulegate_agent.batch.service import BatchService
 from joulegate_agent.batch.validation import validate_lines
+from joulegate_agent.errors import JoulegateError
 
 PATH_PREFIXES = ("/v1/files", "/v1/batches")
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
@@ -44,7 +45,7 @@ BATCHES_PAGE_DEFAULT = 20
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class OpenAIError(Exception):
+class OpenAIError(JoulegateError):
     def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.param = status, code, message, param

@@ -24,6 +24,7 @@ import aiohttp
 from joulegate_agent.aio import wait_set
 from joulegate_agent.batch.batch_store import BatchRecord, BatchStore, PendingRequest
 from joulegate_agent.batch.file_store import FileStore
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.inference.service import InferenceService, OpenWindow
 from joulegate_agent.proxy.dialects import (
     Dialect,
@@ -70,7 +71,7 @@ def _body(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-class RowNotOnDiskError(Exception):
+class RowNotOnDiskError(JoulegateError):
     """An attempt's ledger row is held in the spool, not on disk: its result must wait."""
 
 

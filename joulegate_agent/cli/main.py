@@ -14,7 +14,7 @@ from joulegate_agent.batch.cli import add_batch_flags, batch_overrides
 from joulegate_agent.cli import inference as cli_inference
 from joulegate_agent.cli import power as cli_power
 from joulegate_agent.config import AgentConfig, ConfigError, load_config
-from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
+from joulegate_agent.errors import EX_CONFIG, UnusableDataError
 from joulegate_agent.metering.sources import KINDS, NoPowerSourceError
 from joulegate_agent.metering.sources.base import Calibration
 

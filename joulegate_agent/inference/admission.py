@@ -17,16 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.inference.gate import Gate, GateState
 
 RETRY_AFTER_S = 60
 
 
-class QueueFullError(Exception):
+class QueueFullError(JoulegateError):
     """The deferral queue is at capacity."""
 
 
-class Refusal(Exception):
+class Refusal(JoulegateError):
     """A request admission turned away: the answer's status, code and message, how long the
     client should wait before trying again, and the gate's reason when the gate refused it."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.inference.admission import Admission, ConcurrencyLimit, DeferralQueue
 from joulegate_agent.inference.events import EventBus
 from joulegate_agent.inference.gate import Gate, GateState
@@ -63,11 +64,11 @@ class OpenWindow:
     finished: bool = field(default=False)
 
 
-class WindowNotFoundError(KeyError):
+class WindowNotFoundError(JoulegateError, KeyError):
     """No explicit window with that id is open."""
 
 
-class TooManyWindowsError(Exception):
+class TooManyWindowsError(JoulegateError):
     """MAX_EXPLICIT_WINDOWS explicit windows are already open."""
 
 

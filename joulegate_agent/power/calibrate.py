@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from joulegate_agent.errors import JoulegateError
+
 PROMPT = (
     "Explain in three sentences why a small computer running on solar power should slow down "
     "when a cloud passes."
@@ -26,7 +28,7 @@ DEFAULT_SETTLE_S = 6.0
 ROWS_WAIT_S = 10.0
 
 
-class CalibrationError(Exception):
+class CalibrationError(JoulegateError):
     """The agent refused a step; the message says which and why."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.power.discovery import PowerDiscovery
 from joulegate_agent.power.journal import RestoreJournal
 from joulegate_agent.power.knobs import KnobError
@@ -29,11 +30,11 @@ REASON_MAX_CHARS = 200
 PowerSource = Literal["original", "default", "lease"]
 
 
-class UnknownLevelError(ValueError):
+class UnknownLevelError(JoulegateError, ValueError):
     """No level has that name or index."""
 
 
-class DwellError(Exception):
+class DwellError(JoulegateError):
     def __init__(self, retry_after_s: float, current: str | None) -> None:
         super().__init__(
             f"the level changed less than the dwell time ago; it stays {current or 'original'} "
@@ -42,7 +43,7 @@ class DwellError(Exception):
         self.retry_after_s = retry_after_s
 
 
-class ReadOnlyError(Exception):
+class ReadOnlyError(JoulegateError):
     """The agent is configured to only read its power settings."""
 
 

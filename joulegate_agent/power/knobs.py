@@ -16,11 +16,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from joulegate_agent.errors import JoulegateError
+
 Writable = Callable[[Path], str | None]
 """Why this process cannot write a file (None: it can)."""
 
 
-class KnobError(Exception):
+class KnobError(JoulegateError):
     """A knob could not be set; the message names the file or call and the reason."""
 
 

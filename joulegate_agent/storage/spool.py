@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulegate_agent.aio import wait_set
+from joulegate_agent.errors import JoulegateError
 from joulegate_agent.storage.ledger import InferenceRow, Ledger
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ RETRY_MAX_S = 30.0
 BATCH_MAX = 500
 
 
-class SpoolFullError(Exception):
+class SpoolFullError(JoulegateError):
     """The spool already holds its capacity of unwritten rows."""
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from joulegate_agent.data_errors import UnusableDataError
+from joulegate_agent.errors import UnusableDataError
 
 MIGRATIONS: list[str] = [
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value REAL NOT NULL)",

@@ -16,7 +16,7 @@ from joulegate_agent.api.token import TOKEN_ENV, load_or_create_token
 from joulegate_agent.cli.inference import UPSTREAM_KEY_ENV, credential_warnings, proxy_overrides
 from joulegate_agent.cli.main import build_parser, main
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.data_errors import EX_CONFIG, UnusableDataError
+from joulegate_agent.errors import EX_CONFIG, UnusableDataError
 
 UPSTREAM = "http://127.0.0.1:8080"
 

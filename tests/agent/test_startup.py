@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from demo.procs import free_port, simulated_agent_argv
 from joulegate_agent.agent import Agent
 from joulegate_agent.config import AgentConfig
-from joulegate_agent.data_errors import UnusableDataError
+from joulegate_agent.errors import UnusableDataError
 from joulegate_agent.storage.store import Store
 from tests.agent.conftest import auth
 from tests.agent.llm_fakes import proxy_config, running_agent

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from joulegate_agent.errors import JoulegateError
 
-class NotDetected(Exception):
+
+class NotDetected(JoulegateError):
     """A detector found nothing usable; the message says what it looked for and what to check."""
 
 
-class NoPowerSourceError(RuntimeError):
+class NoPowerSourceError(JoulegateError, RuntimeError):
     """No power source was found; `reasons` maps each kind tried to why it was not usable."""
 
     def __init__(self, reasons: Mapping[str, str]) -> None:
