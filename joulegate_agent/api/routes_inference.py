@@ -127,7 +127,7 @@ class InferenceRoutes:
         )
         return web.json_response(state.to_json())
 
-    async def open_window(self, request: web.Request) -> web.Response:
+    async def post_window(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
         model = _optional_text(body, "model")
         label = _optional_text(body, "label")
@@ -139,7 +139,7 @@ class InferenceRoutes:
             {"window_id": window.window_id, "started_at": iso(window.started_at)}, status=201
         )
 
-    async def end_window(self, request: web.Request) -> web.Response:
+    async def post_window_end(self, request: web.Request) -> web.Response:
         window_id = request.match_info["window_id"]
         body = await _json_object(request)
         outcome = body.get("outcome", "ok")

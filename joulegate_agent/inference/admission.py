@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joulegate_agent.errors import JoulegateError
-from joulegate_agent.inference.gate import Gate, GateState
+from joulegate_agent.inference.gate import Gate, GateSnapshot
 
 RETRY_AFTER_S = 60
 
@@ -130,7 +130,7 @@ class DeferralQueue:
             if not waiter.future.done():
                 waiter.future.set_result(False)
 
-    def _on_gate(self, state: GateState) -> None:
+    def _on_gate(self, state: GateSnapshot) -> None:
         if not state.open:
             return
         while self._waiters:

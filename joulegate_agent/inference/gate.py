@@ -25,7 +25,7 @@ REASON_MAX_CHARS = 200
 GateSource = Literal["lease", "fallback"]
 GateScope = Literal["all", "batch"]
 GATE_SCOPES: tuple[GateScope, ...] = ("all", "batch")
-GateListener = Callable[["GateState"], None]
+GateListener = Callable[["GateSnapshot"], None]
 
 
 def _iso(moment: datetime) -> str:
@@ -37,7 +37,7 @@ def _fallback_word(fallback_open: bool) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class GateState:
+class GateSnapshot:
     """What the gate says at one instant; `to_json` is the API's `<gate>` object."""
 
     open: bool
@@ -123,9 +123,9 @@ class Gate:
         self._expire_if_due()
         return self._open
 
-    def state(self) -> GateState:
+    def state(self) -> GateSnapshot:
         self._expire_if_due()
-        return GateState(
+        return GateSnapshot(
             open=self._open and self._scope == "all",
             scope=self._scope,
             batch_open=self._open,
@@ -140,7 +140,7 @@ class Gate:
 
     def set(
         self, *, open: bool, lease_s: float, reason: str = "", scope: GateScope = "all"
-    ) -> GateState:
+    ) -> GateSnapshot:
         """Install a lease: the gate is `open` (or closed) for `lease_s` seconds from now; an
         open lease of `scope` "batch" admits batch work only.
 

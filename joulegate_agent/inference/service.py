@@ -24,7 +24,7 @@ from typing import Any
 from joulegate_agent.errors import JoulegateError
 from joulegate_agent.inference.admission import Admission, ConcurrencyLimit, DeferralQueue
 from joulegate_agent.inference.events import EventBus
-from joulegate_agent.inference.gate import Gate, GateState
+from joulegate_agent.inference.gate import Gate, GateSnapshot
 from joulegate_agent.metering.meter import Meter, WindowEnergy
 from joulegate_agent.storage import clock
 from joulegate_agent.storage.housekeeping import Housekeeping
@@ -192,7 +192,7 @@ class InferenceService:
         ended_at = utc_now()
         if window.power_level != self.power_level():
             window.power_level = None  # the level changed during the window: it ran at neither
-        energy = await self.meter.close_window(window.key, prompt_s=prompt_s)
+        energy = await self.meter.finish_window(window.key, prompt_s=prompt_s)
         row = self._row(
             window,
             energy,
@@ -362,7 +362,7 @@ class InferenceService:
 
         task.add_done_callback(done)
 
-    def _on_gate(self, state: GateState) -> None:
+    def _on_gate(self, state: GateSnapshot) -> None:
         self.events.publish("gate", state.to_json())
 
     def _end_stale_windows(self) -> None:

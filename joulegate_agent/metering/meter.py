@@ -69,7 +69,7 @@ class PendingWindow:
     callbacks: list[Callable[[WindowEnergy], None]] = field(default_factory=list)
 
     def wait(self, timeout: float | None = None) -> WindowEnergy:
-        """Block until metered (for threads and the CLI; the event loop uses close_window)."""
+        """Block until metered (for threads and the CLI; the event loop uses finish_window)."""
         if not self.done.wait(timeout):
             raise TimeoutError(f"window was not metered within {timeout} s")
         assert self.result is not None
@@ -216,7 +216,7 @@ class Meter:
             self._finish_ready()
             return window
 
-    async def close_window(
+    async def finish_window(
         self, key: int, timeout: float = 5.0, *, prompt_s: float | None = None
     ) -> WindowEnergy:
         """End a window and wait, without blocking the event loop, until it is metered.

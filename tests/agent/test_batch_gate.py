@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from joulegate_agent.inference.gate import Gate, GateState
+from joulegate_agent.inference.gate import Gate, GateSnapshot
 from tests.agent.llm_fakes import auth, proxy_config, running_agent
 
 
@@ -46,7 +46,7 @@ def test_a_batch_lease_that_runs_out_returns_to_the_fallback_for_both() -> None:
 
 def test_changing_only_the_scope_notifies_listeners() -> None:
     gate = Gate(fallback_open=False)
-    seen: list[GateState] = []
+    seen: list[GateSnapshot] = []
     gate.add_listener(seen.append)
     gate.set(open=True, lease_s=60, reason="same", scope="batch")
     gate.set(open=True, lease_s=60, reason="same", scope="all")

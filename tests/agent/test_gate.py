@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from joulegate_agent.inference.admission import ConcurrencyLimit, DeferralQueue, QueueFullError
-from joulegate_agent.inference.gate import Gate, GateState
+from joulegate_agent.inference.gate import Gate, GateSnapshot
 
 
 class FakeClock:
@@ -76,7 +76,7 @@ def test_renewing_a_lease_extends_it() -> None:
 
 async def test_the_expiry_timer_notifies_listeners_without_anyone_reading() -> None:
     gate = Gate()
-    changes: list[GateState] = []
+    changes: list[GateSnapshot] = []
     gate.add_listener(changes.append)
     gate.set(open=True, lease_s=0.05, reason="surplus")
     await asyncio.sleep(0.15)
@@ -87,7 +87,7 @@ async def test_the_expiry_timer_notifies_listeners_without_anyone_reading() -> N
 
 def test_listeners_hear_changes_but_not_identical_renewals() -> None:
     gate = Gate()
-    changes: list[GateState] = []
+    changes: list[GateSnapshot] = []
     remove = gate.add_listener(changes.append)
     gate.set(open=True, lease_s=60, reason="surplus")
     gate.set(open=True, lease_s=60, reason="surplus")

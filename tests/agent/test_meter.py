@@ -221,7 +221,7 @@ async def test_close_window_waits_for_the_sampler_to_pass_the_end() -> None:
     meter.add_sample(time.monotonic() - 0.5, 5.0)
     key = meter.open_window()
     threading.Timer(0.2, lambda: meter.add_sample(time.monotonic(), 5.0)).start()
-    result = await meter.close_window(key, timeout=5.0)
+    result = await meter.finish_window(key, timeout=5.0)
     assert result.energy_j == pytest.approx(5.0 * result.duration_s, rel=1e-6)
     assert result.duration_s > 0
 
@@ -229,7 +229,7 @@ async def test_close_window_waits_for_the_sampler_to_pass_the_end() -> None:
 async def test_close_window_finishes_anyway_when_no_sample_arrives() -> None:
     meter = Meter()
     key = meter.open_window()
-    result = await asyncio.wait_for(meter.close_window(key, timeout=0.05), 2)
+    result = await asyncio.wait_for(meter.finish_window(key, timeout=0.05), 2)
     assert result.energy_j == 0.0
 
 
@@ -274,7 +274,7 @@ async def test_a_window_no_sample_reached_is_bounded_by_the_time_it_missed() -> 
     meter.add_sample(time.monotonic(), 5.0)
     key = meter.open_window()
     await asyncio.sleep(0.1)  # the sampler has stopped: nothing is counted from here on
-    result = await asyncio.wait_for(meter.close_window(key, timeout=0.1), 2)
+    result = await asyncio.wait_for(meter.finish_window(key, timeout=0.1), 2)
     assert result.duration_s >= 0.1
     assert result.error_j >= 5.0 * result.duration_s
 
