@@ -16,7 +16,8 @@ from openai.types import Batch
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
-from tests.agent.llm_fakes import proxy_config, running_agent, upstream_server
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import proxy_config, running_agent
 
 MODEL = "llama3.2:3b"
 FAST = SimulatorSettings(model=MODEL, tokens_per_s=2000.0, prefill_tokens_per_s=0.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestClient
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
 from joulegate_agent.config import AgentConfig
-
-ClientFactory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
+from tests.agent.helpers import ClientFactory
 
 
 @pytest.fixture
@@ -46,7 +45,3 @@ async def agent(agent_config: AgentConfig) -> AsyncIterator[Agent]:
 async def api(agent: Agent, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
     """A client of the agent's real app; send `headers=auth(agent)` to be let in."""
     return await aiohttp_client(build_app(agent))
-
-
-def auth(agent: Agent) -> dict[str, str]:
-    return {"Authorization": f"Bearer {agent.token}"}

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.routes_core import openapi_document
-from tests.agent.conftest import auth
+from tests.agent.helpers import auth
 
 DOCUMENT = openapi_document()
 OPERATIONS = [

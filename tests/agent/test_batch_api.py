@@ -21,7 +21,8 @@ from tests.agent.batch_helpers import (
     submit,
     wait_for_status,
 )
-from tests.agent.llm_fakes import auth, proxy_config, running_agent, upstream_server
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import auth, proxy_config, running_agent
 
 
 async def test_a_file_with_bad_lines_makes_a_failed_batch_naming_each_line_and_code(

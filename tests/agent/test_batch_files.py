@@ -19,7 +19,8 @@ from tests.agent.batch_helpers import (
     openai_client,
     wait_for_status,
 )
-from tests.agent.llm_fakes import proxy_config, running_agent, upstream_server
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import proxy_config, running_agent
 
 DAY = 86400
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from joulegate_agent.inference.gate import Gate, GateSnapshot
-from tests.agent.llm_fakes import auth, proxy_config, running_agent
+from tests.agent.helpers import auth, proxy_config, running_agent
 
 
 class Clock:

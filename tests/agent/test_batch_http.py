@@ -10,7 +10,7 @@ from pathlib import Path
 
 from joulegate_agent.api.server import ServerLimits
 from tests.agent.batch_helpers import chat_line, jsonl
-from tests.agent.llm_fakes import proxy_config
+from tests.agent.helpers import proxy_config
 from tests.agent.served import Served, served_agent
 
 LIMITS = ServerLimits(max_connections=50, body_timeout_s=0.5)

@@ -18,7 +18,7 @@ from tests.agent.batch_helpers import (
     submit,
     wait_for_status,
 )
-from tests.agent.llm_fakes import auth, rows
+from tests.agent.helpers import auth, rows
 
 IDS = [f"photo-{n}" for n in range(6)]
 

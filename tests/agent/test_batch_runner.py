@@ -27,15 +27,8 @@ from tests.agent.batch_helpers import (
     submit,
     wait_for_status,
 )
-from tests.agent.llm_fakes import (
-    FakeUpstream,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-    wait_for,
-)
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent, wait_for
 
 SLOW = SimulatorSettings(model=MODEL, tokens_per_s=40.0, prefill_tokens_per_s=0.0)
 

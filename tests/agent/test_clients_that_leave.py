@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from tests.agent.llm_fakes import proxy_config, rows, upstream_server, wait_for
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import proxy_config, rows, wait_for
 from tests.agent.served import served_agent
 
 DEFER = "X-Joulegate-Defer-Until"

@@ -23,7 +23,7 @@ from joulegate_agent.agent import Agent
 from joulegate_agent.storage.clock import STA_UNSYNC, RetentionClock, clock_synced
 from joulegate_agent.storage.ledger import InferenceRow, Ledger, export_rows, retention_resume
 from joulegate_agent.storage.store import MIGRATIONS, Store
-from tests.agent.conftest import auth
+from tests.agent.helpers import auth
 
 DAY = 86400.0
 TRUE_START = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()

@@ -123,3 +123,12 @@ def test_a_negative_dwell_time_is_refused(tmp_path: Path) -> None:
     path.write_text("[power]\ndwell_s = -1\n")
     with pytest.raises(ConfigError, match=r"dwell_s must be in \[0, 86400\]"):
         load_config(path)
+
+
+def test_upstream_credentials_in_the_url_and_as_a_key_are_refused() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        AgentConfig(upstream="http://u:p@127.0.0.1:8080", upstream_api_key="k")
+    AgentConfig(upstream="http://u:p@127.0.0.1:8080")
+    AgentConfig(upstream="http://127.0.0.1:8080", upstream_api_key="k")
+    with pytest.raises(ConfigError, match="not a valid URL"):
+        AgentConfig(upstream="http://[::1")

@@ -1,8 +1,8 @@
 """Energy counters that move in steps (NVML about every 100 ms; RAPL here too), read at any rate.
 
-The world is a RAPL tree on a fake clock (counter_world.py): its counter shows the energy used up
-to its last step, so a change taken over less than a step is noise, and every window's edges are
-blurred by a step and by the sampling interval.
+The world is a RAPL tree on a fake clock (fakes/counter_world.py): its counter shows the energy
+used up to its last step, so a change taken over less than a step is noise, and every window's
+edges are blurred by a step and by the sampling interval.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from joulegate_agent.metering.meter import Meter
 from joulegate_agent.metering.sampler import Sampler
 from joulegate_agent.metering.sources.rapl import detect_rapl
 from joulegate_agent.metering.sysfs import SysfsRoot
-from tests.agent import counter_world
-from tests.agent import sysfs_trees as trees
-from tests.agent.counter_world import SteppingCounter
+from tests.agent.fakes import counter_world
+from tests.agent.fakes import sysfs_trees as trees
+from tests.agent.fakes.counter_world import SteppingCounter
 
 IDLE_W = 124.0
 LOAD_W = 400.0

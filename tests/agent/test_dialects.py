@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from joulegate_agent.proxy.dialects import (
     MAX_BUFFER_BYTES,
+    MAX_COUNT,
     Dialect,
     TokenCounts,
     dialect_for,
@@ -20,7 +21,7 @@ from joulegate_agent.proxy.dialects import (
     read_request,
     reader_for,
 )
-from tests.agent.llm_fakes import OLLAMA_DONE, SHAPES, Shape, ndjson, sse
+from tests.agent.fakes.llm_answers import OLLAMA_DONE, SHAPES, Shape, ndjson, sse
 
 DIALECT_OF = {
     "/completion": Dialect.LLAMA_CPP,
@@ -278,3 +279,13 @@ def test_tool_call_and_thinking_chunks_count_as_content() -> None:
     ]
     counts = read(Dialect.OLLAMA, lines, "application/x-ndjson")
     assert (counts.output_tokens, counts.estimated) == (2, True)
+
+
+def test_absurd_counts_in_a_response_are_not_counts() -> None:
+    for value in (2**63, 10**30, MAX_COUNT + 1, -1, float("nan")):
+        done = {"done": True, "eval_count": value, "prompt_eval_count": value}
+        reader = reader_for(Dialect.OLLAMA, "application/x-ndjson")
+        reader.feed(json.dumps(done).encode() + b"\n")
+        counts = reader.finish()
+        assert counts.output_tokens == 0  # Ollama: a done object without a usable count is 0
+        assert counts.prompt_tokens == 0

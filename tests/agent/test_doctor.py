@@ -16,7 +16,7 @@ import pytest
 from joulegate_agent.cli.doctor import build_report, format_report
 from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.power.discovery import NVPMODEL_NOTE
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 pytestmark = pytest.mark.usefixtures("no_pynvml")
 

@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from joulegate_agent.agent import DATABASE_FILE
-from tests.agent.llm_fakes import auth, proxy_config, running_agent
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 
 def corrupt_pages_after_the_first(database: Path) -> None:
@@ -36,3 +38,24 @@ async def test_a_damaged_ledger_says_it_cannot_be_read_on_a_read(tmp_path: Path)
     assert body["error"] == "storage_unavailable"
     assert "cannot read" in body["message"]
     assert "cannot write" not in body["message"]
+
+
+CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_json_nested_too_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with (
+        upstream_server(FakeUpstream(current=CHAT)) as url,
+        running_agent(proxy_config(tmp_path, url)) as (agent, client),
+    ):
+        for path in ("/api/v1/gate", "/api/v1/windows"):
+            method = "PUT" if path.endswith("gate") else "POST"
+            response = await client.request(method, path, data=deep, headers=auth(agent) | JSON)
+            assert response.status == 400
+            assert (await response.json())["error"] == "invalid_json"
+        proxied = await client.post(CHAT.path, data=deep, headers=auth(agent) | JSON)
+        assert proxied.status == 200  # relayed: the upstream judges its own request
+        [row] = await rows(agent)
+    assert row["model"] == CHAT.model

@@ -15,7 +15,7 @@ import pytest
 
 from joulegate_agent.api.routes_core import openapi_document
 from joulegate_agent.api.server import FD_RESERVE, ServerLimits, connection_cap
-from tests.agent.llm_fakes import proxy_config
+from tests.agent.helpers import proxy_config
 from tests.agent.served import Served, served_agent
 
 HALF_A_HEAD = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.routes_core import openapi_document
-from tests.agent.llm_fakes import auth, proxy_config, running_agent, wait_for
+from joulegate_agent.proxy.dialects import MAX_COUNT
+from tests.agent.helpers import auth, proxy_config, running_agent, wait_for
 
 DOCUMENT = openapi_document()
 
@@ -338,3 +339,36 @@ async def test_a_body_of_only_whitespace_is_not_json_and_opens_no_window(tmp_pat
         assert agent.inference.explicit_open == 0
         empty = await client.post("/api/v1/windows", headers=auth(agent))
         assert empty.status == 201  # no body at all is still an empty object
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_token_counts_beyond_an_integer_column_are_a_400(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        for body, status in [
+            ({"output_tokens": 2**63}, 400),
+            ({"prompt_tokens": 10**30}, 400),
+            ({"output_tokens": MAX_COUNT + 1}, 400),
+            ({"output_tokens": 1e30}, 400),
+            ({"output_tokens": 7.0}, 200),  # an integer, in JSON Schema's sense
+            ({"output_tokens": MAX_COUNT}, 200),
+        ]:
+            started = await client.post("/api/v1/windows", json={}, headers=auth(agent))
+            window = (await started.json())["window_id"]
+            ended = await client.post(
+                f"/api/v1/windows/{window}/end", data=json.dumps(body), headers=auth(agent) | JSON
+            )
+            assert ended.status == status, body
+            if status == 400:
+                assert (await ended.json())["error"] == "invalid_body"
+
+
+async def test_ledger_query_is_strict(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        for query in ("after=", "limit=", "afer=5", "after=1&cursor=2"):
+            response = await client.get(f"/api/v1/inferences?{query}", headers=auth(agent))
+            assert response.status == 400, query
+            assert (await response.json())["error"] == "invalid_parameter"
+        good = await client.get("/api/v1/inferences?after=0&limit=5", headers=auth(agent))
+        assert good.status == 200

@@ -21,6 +21,9 @@ from joulegate_agent.storage.ledger import (
     parse_iso_time,
 )
 from joulegate_agent.storage.store import MIGRATIONS, Store
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 _WINDOW_IDS = itertools.count()  # id() of a freed dict can come back: not unique
@@ -253,3 +256,34 @@ def test_since_accepts_iso_times_and_dates(text: str, expected: datetime) -> Non
 def test_since_rejects_other_text() -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_iso_time("last tuesday")
+
+
+CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_lone_surrogates_in_names_are_recorded_not_lost(tmp_path: Path) -> None:
+    """Before: the row failed to commit (UnicodeEncodeError), so a client could run an
+    inference that never reached the ledger by naming its model "\\udfff"."""
+    async with (
+        upstream_server(FakeUpstream()) as url,
+        running_agent(proxy_config(tmp_path, url)) as (agent, client),
+    ):
+        started = await client.post(
+            "/api/v1/windows",
+            data='{"label": "a\\ud800b", "model": "m\\udfff"}',
+            headers=auth(agent) | JSON,
+        )
+        assert started.status == 201
+        window = (await started.json())["window_id"]
+        ended = await client.post(f"/api/v1/windows/{window}/end", headers=auth(agent))
+        assert ended.status == 200
+        proxied = await client.post(
+            CHAT.path, data='{"model": "\\udfff", "messages": []}', headers=auth(agent) | JSON
+        )
+        assert proxied.status == 200
+        recorded = await rows(agent)
+    assert [(r["label"], r["model"]) for r in recorded] == [
+        ("a\ufffdb", "m\ufffd"),
+        (None, "\ufffd"),  # the model the request named, as SQLite can store it
+    ]

@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 
 from joulegate_agent.metering.meter import Meter
-from tests.agent.power_traces import BUSY_W, IDLE_W, Trace, bursts, ramp, step
+from tests.agent.fakes.power_traces import BUSY_W, IDLE_W, Trace, bursts, ramp, step
 
 RATE_HZ = 10.0
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.meter_client import MeterClient, MeterClientError
-from tests.agent.llm_fakes import proxy_config, running_agent
+from tests.agent.helpers import proxy_config, running_agent
 
 
 def base(client: TestClient[Any, Any]) -> str:

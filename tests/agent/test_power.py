@@ -13,8 +13,8 @@ from joulegate_agent.power.discovery import ConcurrencyHooks, PowerDiscovery, di
 from joulegate_agent.power.journal import JOURNAL_FILE, RestoreJournal
 from joulegate_agent.power.knobs import KnobError
 from joulegate_agent.power.ladder import MAX_LEVELS
-from tests.agent import sysfs_trees as trees
-from tests.agent.sysfs_trees import ORIN_NANO_CPU_KHZ, ORIN_NANO_GPU_HZ, Clock
+from tests.agent.fakes import sysfs_trees as trees
+from tests.agent.fakes.sysfs_trees import ORIN_NANO_CPU_KHZ, ORIN_NANO_GPU_HZ, Clock
 
 GPU_MAX = "sys/devices/platform/bus@0/17000000.gpu/devfreq/17000000.gpu/max_freq"
 CPU0_MAX = "sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq"

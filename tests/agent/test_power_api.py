@@ -19,9 +19,9 @@ from joulegate_agent.power.costs import cost_table
 from joulegate_agent.power.simulated import MODE_FILE
 from joulegate_agent.simulation.board import MODES
 from joulegate_agent.storage.ledger import InferenceRow
-from tests.agent import sysfs_trees as trees
-from tests.agent.conftest import ClientFactory, auth
-from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ
+from tests.agent.fakes import sysfs_trees as trees
+from tests.agent.fakes.sysfs_trees import ORIN_NANO_GPU_HZ
+from tests.agent.helpers import ClientFactory, auth
 from tests.agent.test_power import GPU_MAX
 
 SIMULATED_LEVELS = ["7W", "15W", "25W", "MAXN_SUPER"]

@@ -15,8 +15,8 @@ from joulegate_agent.config import AgentConfig
 from joulegate_agent.power.calibrate import calibrate, format_table
 from joulegate_agent.power.simulated import MODE_FILE
 from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
-from tests.agent import sysfs_trees as trees
-from tests.agent.sysfs_trees import ORIN_NANO_GPU_HZ
+from tests.agent.fakes import sysfs_trees as trees
+from tests.agent.fakes.sysfs_trees import ORIN_NANO_GPU_HZ
 from tests.agent.test_power import CPU0_MAX, GPU_MAX, controller_on, read
 
 pytestmark = pytest.mark.usefixtures("no_pynvml")

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
-from tests.agent.llm_fakes import proxy_config, rows, running_agent, upstream_server
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import proxy_config, rows, running_agent
 
 FAST = SimulatorSettings(model="llama3.2:3b", tokens_per_s=2000.0, prefill_tokens_per_s=0.0)
 PROMPT = "Why is the sky blue?"

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    Shape,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-    with_options,
-)
+from tests.agent.fakes.llm_answers import SHAPES, Shape
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server, with_options
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: s.name)

@@ -9,15 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 STREAM = next(s for s in SHAPES if s.name == "Ollama /api/generate ndjson")
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")

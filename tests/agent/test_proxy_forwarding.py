@@ -6,15 +6,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
 

@@ -12,16 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-    wait_for,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent, wait_for
 
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
 STREAM = next(s for s in SHAPES if s.name == "Ollama /api/chat ndjson")

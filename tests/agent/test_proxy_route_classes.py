@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.llm_fakes import (
-    FakeUpstream,
-    auth,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 COMPUTING = [
     ("POST", "/v1/responses"),

@@ -8,7 +8,7 @@ import pytest
 
 from joulegate_agent.metering.sources.base import MODULE_INPUT
 from joulegate_agent.simulation.board import SimulatedOrinNano
-from tests.agent.sysfs_trees import Clock
+from tests.agent.fakes.sysfs_trees import Clock
 
 
 class Load:

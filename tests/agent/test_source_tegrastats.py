@@ -21,7 +21,7 @@ from joulegate_agent.metering.sources.tegrastats import (
     parse_line,
 )
 from joulegate_agent.metering.sysfs import SysfsRoot
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 NANO_JP4 = (
     "RAM 1862/3964MB (lfb 25x4MB) SWAP 0/1982MB (cached 0MB) IRAM 0/252kB(lfb 252kB) "

@@ -14,7 +14,7 @@ from joulegate_agent.metering.sources.errors import NotDetected
 from joulegate_agent.metering.sources.jetson_hwmon import detect_jetson_hwmon
 from joulegate_agent.metering.sources.jetson_iio import detect_jetson_iio
 from joulegate_agent.metering.sysfs import SysfsRoot
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 
 def rails_w(rails: Sequence[RailReading]) -> dict[str, float | None]:

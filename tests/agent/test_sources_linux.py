@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import types
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from joulegate_agent.metering.sources.nvml import detect_nvml
 from joulegate_agent.metering.sources.power_supply import detect_power_supply
 from joulegate_agent.metering.sources.rapl import detect_rapl
 from joulegate_agent.metering.sysfs import SysfsRoot
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 # --- SysfsRoot ---------------------------------------------------------------------------------
 
@@ -421,3 +422,21 @@ def test_calibrated_energy_counter_adds_offset_times_elapsed_time(tmp_path: Path
     reading = source.read()
     assert reading.energy_j == pytest.approx(2.0 * 4.0 + 3.0 * 2.0)
     assert reading.board_w == pytest.approx(2.0 * 2.0 + 3.0)
+
+
+def test_rapl_ignores_a_counter_value_outside_its_range(tmp_path: Path) -> None:
+    trees.rapl(tmp_path, 1_000_000)
+    script: list[str] = []  # what energy_uj reads after detection (which reads it to time its step)
+
+    def reader(path: Path) -> str:
+        if path.name == "energy_uj":
+            return script.pop(0) if script else "1000000"
+        return path.read_text()
+
+    ticks = itertools.count(1.0)
+    source = detect_rapl(
+        SysfsRoot(tmp_path, reader=reader), clock=lambda: next(ticks), sleep=lambda _s: None
+    )
+    script += ["-5", str(trees.RAPL_MAX_UJ + 1), "2000000"]
+    energies = [source.read().energy_j for _ in range(3)]
+    assert energies == [None, None, 1.0]  # 1 J counted, not a wrap of 262 kJ

@@ -19,8 +19,7 @@ from joulegate_agent.agent import Agent
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.errors import UnusableDataError
 from joulegate_agent.storage.store import Store
-from tests.agent.conftest import auth
-from tests.agent.llm_fakes import proxy_config, running_agent
+from tests.agent.helpers import auth, proxy_config, running_agent
 from tests.agent.tmpfs import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]

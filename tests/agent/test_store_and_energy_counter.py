@@ -11,6 +11,7 @@ import pytest
 from joulegate_agent.agent import BOARD_ENERGY, Agent
 from joulegate_agent.config import AgentConfig
 from joulegate_agent.storage.store import Store
+from tests.agent.helpers import auth, proxy_config, running_agent
 
 
 def test_counters_accumulate_and_persist(tmp_path: Path) -> None:
@@ -82,3 +83,51 @@ async def test_board_energy_reported_between_flushes_never_decreases(
         assert readings[-1] > readings[0]
     finally:
         await agent.stop()
+
+
+async def test_board_energy_shown_by_status_is_already_on_disk(tmp_path: Path) -> None:
+    """A SIGKILL right after a status read cannot take back the energy it showed: status shows
+    what is on disk (and reading it writes nothing, so before the first write that is 0)."""
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, client):
+        await asyncio.sleep(0.3)
+        for n in range(3):
+            shown = (await (await client.get("/api/v1/status", headers=auth(agent))).json())[
+                "energy"
+            ]["board_wh"]
+            other = sqlite3.connect(agent.store.path)  # what a restarted agent would read
+            found = other.execute(
+                "SELECT value FROM counters WHERE name = ?", (BOARD_ENERGY,)
+            ).fetchone()
+            other.close()
+            on_disk = found[0] if found else 0.0
+            assert (shown > 0) == (n > 0)
+            assert shown == round(on_disk / 3600.0, 6)
+            await agent.flush_energy()
+            await asyncio.sleep(0.1)
+
+
+async def test_concurrent_flushes_add_the_energy_once(tmp_path: Path) -> None:
+    async with running_agent(proxy_config(tmp_path, None)) as (agent, _client):
+        await asyncio.sleep(0.3)
+        await asyncio.gather(*(agent.flush_energy() for _ in range(8)))
+        assert agent.store.counter(BOARD_ENERGY) <= agent.meter.total_j + 1e-9
+
+
+def test_a_full_disk_raises_its_own_error_and_the_store_recovers(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    with store.lock:
+        pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+        store.connection.execute(f"PRAGMA max_page_count={pages}")
+    failure = None
+    for n in range(10_000):
+        try:
+            store.add_counter(f"counter-{n}", 1.0)
+        except sqlite3.OperationalError as err:
+            failure = err
+            break
+    assert str(failure) == "database or disk is full"  # not "cannot rollback - no transaction"
+    assert not store.connection.in_transaction
+    with store.lock:
+        store.connection.execute("PRAGMA max_page_count=1073741823")
+    assert store.add_counter("after", 2.0) == 2.0
+    store.close()

@@ -8,7 +8,7 @@ import pytest
 
 from joulegate_agent.metering.thermal import PowerMode, ThermalReader
 from joulegate_agent.simulation.board import IDLE_C, SimulatedOrinNano
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 
 def test_orin_zones_are_in_celsius_without_switched_off_sensors(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.agent.llm_fakes import auth, proxy_config, rows, running_agent
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 
 @asynccontextmanager

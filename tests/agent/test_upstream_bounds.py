@@ -8,18 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from joulegate_agent.proxy.dialects import MAX_COUNT, Dialect, reader_for
-from tests.agent.llm_fakes import (
-    OLLAMA_DONE,
-    SHAPES,
-    FakeUpstream,
-    auth,
-    ndjson,
-    proxy_config,
-    rows,
-    running_agent,
-    upstream_server,
-    with_options,
-)
+from tests.agent.fakes.llm_answers import OLLAMA_DONE, SHAPES, ndjson
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server, with_options
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 OLLAMA_JSON = next(s for s in SHAPES if s.name == "Ollama /api/chat json")
 LLAMA_JSON = next(s for s in SHAPES if s.name == "llama.cpp /completion json")

@@ -12,14 +12,9 @@ from aiohttp import web
 
 from joulegate_agent.api.server import connection_cap
 from joulegate_agent.proxy.routes import ProxySettings
-from tests.agent.llm_fakes import (
-    MODELS,
-    auth,
-    proxy_config,
-    running_agent,
-    upstream_server,
-    wait_for,
-)
+from tests.agent.fakes.llm_answers import MODELS
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import auth, proxy_config, running_agent, wait_for
 
 STREAMS = 120
 

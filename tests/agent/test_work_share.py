@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import Agent
 from joulegate_agent.simulation.llm import SimulatedLLM, SimulatorSettings
-from tests.agent.llm_fakes import auth, proxy_config, rows, running_agent, upstream_server
+from tests.agent.fakes.upstream import upstream_server
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 
 PROMPT = "Why is the sky blue? Answer in one short paragraph, please."
 

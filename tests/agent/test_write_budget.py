@@ -16,14 +16,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from joulegate_agent.agent import BOARD_ENERGY, FLUSH_INTERVAL_S, Agent
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, running_agent
 
 CHAT = next(s for s in SHAPES if s.name == "llama.cpp /v1/chat/completions json")
 

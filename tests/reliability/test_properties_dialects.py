@@ -29,7 +29,7 @@ from joulegate_agent.proxy.dialects import (
     reader_for,
 )
 from joulegate_agent.proxy.routes import MAX_DEFER_S, parse_defer_until
-from tests.agent.llm_fakes import SHAPES, Shape
+from tests.agent.fakes.llm_answers import SHAPES, Shape
 from tests.reliability.harness import property_settings
 
 SETTINGS = property_settings(200)

@@ -1,11 +1,11 @@
 """Property tests for every reader of the box's own files: power rails, RAPL, heat, power mode.
 
-Fake trees shaped like real boards (tests/agent/sysfs_trees.py) give the files; hypothesis then
-puts anything in them: garbage bytes, text that is not UTF-8, NaN and infinities, numbers far
-beyond 64 bits, Unicode digits, empty files, and reads that fail (permission denied, file gone,
-I/O error). Whatever they hold, a read must not raise, and what comes out must be a number the
-agent can use: finite, and energy that never runs backwards. tegrastats' text, the fallback
-source, has its own properties in test_properties_tegrastats.py.
+Fake trees shaped like real boards (tests/agent/fakes/sysfs_trees.py) give the files;
+hypothesis then puts anything in them: garbage bytes, text that is not UTF-8, NaN and infinities,
+numbers far beyond 64 bits, Unicode digits, empty files, and reads that fail (permission denied,
+file gone, I/O error). Whatever they hold, a read must not raise, and what comes out must be a
+number the agent can use: finite, and energy that never runs backwards. tegrastats' text, the
+fallback source, has its own properties in test_properties_tegrastats.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from joulegate_agent.metering.sources import probe_sources
 from joulegate_agent.metering.sources.base import PowerReading, SourceInfo
 from joulegate_agent.metering.sysfs import SysfsRoot
 from joulegate_agent.metering.thermal import ThermalReader
-from tests.agent import sysfs_trees
+from tests.agent.fakes import sysfs_trees
 from tests.reliability.harness import property_settings
 
 Value = bytes | OSError

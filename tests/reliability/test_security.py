@@ -24,14 +24,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from demo.procs import free_port
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, running_agent
 from tests.reliability.conftest import Processes
 from tests.reliability.harness import agent_process
 

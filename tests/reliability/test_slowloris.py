@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from demo.procs import free_port
-from tests.agent.sysfs_trees import orin_nano
+from tests.agent.fakes.sysfs_trees import orin_nano
 from tests.reliability.conftest import Processes
 from tests.reliability.harness import HOST, AgentProcess
 

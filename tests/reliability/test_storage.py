@@ -30,14 +30,9 @@ from aiohttp.test_utils import TestClient
 from joulegate_agent.agent import Agent
 from joulegate_agent.storage import spool
 from joulegate_agent.storage.store import WAL_SIZE_LIMIT_BYTES
-from tests.agent.llm_fakes import (
-    SHAPES,
-    FakeUpstream,
-    auth,
-    proxy_config,
-    running_agent,
-    upstream_server,
-)
+from tests.agent.fakes.llm_answers import SHAPES
+from tests.agent.fakes.upstream import FakeUpstream, upstream_server
+from tests.agent.helpers import auth, proxy_config, running_agent
 from tests.agent.tmpfs import tmpfs
 from tests.reliability.harness import check_database_copy, counters_of
 

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.agent.llm_fakes import auth, proxy_config, rows, running_agent
+from tests.agent.helpers import auth, proxy_config, rows, running_agent
 from tests.reliability.conftest import Processes
 from tests.reliability.harness import simulator_process, upstream_url
 

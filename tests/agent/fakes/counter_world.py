@@ -11,7 +11,7 @@ import math
 import random
 from pathlib import Path
 
-from tests.agent import sysfs_trees as trees
+from tests.agent.fakes import sysfs_trees as trees
 
 STEP_S = 0.1
 START_UJ = 10_000_000
