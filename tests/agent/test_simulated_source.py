@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 
 import pytest
 
@@ -122,3 +124,11 @@ def test_temperature_rises_slowly_under_load_toward_60_c() -> None:
     settled = board.temperature_c()
     assert 42.0 < after_10_s < 46.0
     assert settled == pytest.approx(60.0, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    "module", ["joulegate_agent.simulation.board", "joulegate_agent.simulation.llm"]
+)
+def test_the_simulation_imports_first_in_a_fresh_interpreter(module: str) -> None:
+    """The power sources it builds on must not import it back while it is half-loaded."""
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, timeout=60)
