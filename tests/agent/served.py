@@ -53,7 +53,5 @@ async def served_agent(
     try:
         yield Served(agent, runner, port)
     finally:
-        agent.inference.queue.close()
-        agent.inference.events.close()
-        await runner.cleanup()
+        await runner.cleanup()  # as serve stops: the app's shutdown hooks, then its connections
         await agent.stop()
