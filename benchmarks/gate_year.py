@@ -2,12 +2,12 @@
 
 A home with PV, a self-consumption battery and a household load, simulated at 10-second
 resolution for a typical meteorological year: two houses (HOUSES) in five climates (CLIMATES;
-pvlib's bundled TMY3 and TMY2 files and the derived files in benchmarks/data/, so the run is
-offline). A rig with a backlog of
-deferrable 30-second inference jobs (10 W above idle while one runs) sits behind a gate, and each
-controller decides the gate every 10 s from noisy meter readings, exactly as Home Assistant would
-feed the integration. Joulegate's controller is `custom_components/joulegate/surplus.py` itself,
-loaded from its file (no Home Assistant import) and stepped through `SurplusController.step`.
+the weather files bundled with pvlib 0.10.5, installed as data, so the run is offline). A rig
+with a backlog of deferrable 30-second inference jobs (10 W above idle while one runs) sits
+behind a gate, and each controller decides the gate every 10 s from noisy meter readings,
+exactly as Home Assistant would feed the integration. Joulegate's controller is
+`custom_components/joulegate/surplus.py` itself, loaded from its file (no Home Assistant
+import) and stepped through `SurplusController.step`.
 
 Joulegate's controller also runs on readings with blips (each input unavailable for 1 % of its
 readings and a 2-minute outage a day), against its clean run. The rig's energy is split into
@@ -21,7 +21,6 @@ home's grid import is measured against the same home with the rig idle.
 from __future__ import annotations
 
 import argparse
-import gzip
 import importlib.util
 import math
 import sys
@@ -88,7 +87,11 @@ CLOUD_TAU_S = 100.0
 EDGE_TAU_S = 20.0
 
 
-DATA = Path(__file__).resolve().parent / "data"
+# The weather files bundled with pvlib 0.10.5 (requirements/bench-weather.txt), installed data
+# only (`--target`, no dependencies) beside the pvlib that models the PV: the current release
+# ships three of the five. scripts/bench installs it; see benchmarks/data/README.md.
+WEATHER_PVLIB = "0.10.5"
+WEATHER_DIR = REPO / ".venv" / "bench-weather"
 
 
 @dataclass(frozen=True)
@@ -129,22 +132,36 @@ BATTERY_WH, BATTERY_MAX_W = HOUSES[0].battery_wh, HOUSES[0].battery_max_w
 class Climate:
     key: str
     label: str
-    file: str  # pvlib's bundled TMY3 (.csv) or TMY2 (.tm2), or benchmarks/data/*.csv.gz
+    file: str  # in pvlib 0.10.5's data folder
+    reader: str  # "tmy3", "tmy2", "pvgis" or "epw"
     tilt: float
     seed: int
 
 
 CLIMATES = (
-    Climate("sunny", "Greensboro, North Carolina (TMY3 723170, 36° N)", "723170TYA.CSV", 30.0, 11),
-    Climate("cloudy", "Sand Point, Alaska (TMY3 703165, 55° N)", "703165TY.csv", 35.0, 12),
-    Climate("subtropical", "Miami, Florida (TMY2 12839, 26° N)", "12839.tm2", 25.0, 13),
     Climate(
-        "piedmont", "Piedmont, Italy (PVGIS TMY, 45° N 8° E)", "pvgis_tmy_45n_8e.csv.gz", 35.0, 14
+        "sunny",
+        "Greensboro, North Carolina (TMY3 723170, 36° N)",
+        "723170TYA.CSV",
+        "tmy3",
+        30.0,
+        11,
+    ),
+    Climate("cloudy", "Sand Point, Alaska (TMY3 703165, 55° N)", "703165TY.csv", "tmy3", 35.0, 12),
+    Climate("subtropical", "Miami, Florida (TMY2 12839, 26° N)", "12839.tm2", "tmy2", 25.0, 13),
+    Climate(
+        "piedmont",
+        "Piedmont, Italy (PVGIS TMY, 45° N 8° E)",
+        "tmy_45.000_8.000_2005_2016.csv",
+        "pvgis",
+        35.0,
+        14,
     ),
     Climate(
         "maritime",
         "Amsterdam, Netherlands (IWEC 062400, 52° N)",
-        "iwec_amsterdam_062400.csv.gz",
+        "NLD_Amsterdam062400_IWEC.epw",
+        "epw",
         35.0,
         15,
     ),
@@ -152,33 +169,69 @@ CLIMATES = (
 WEATHER_COLUMNS = ("ghi", "dni", "dhi", "temp_air", "wind_speed")
 
 
+def weather_path(climate: Climate) -> Path:
+    """The climate's file in pvlib 0.10.5's installed data, or a clear error saying how to
+    install it."""
+    path = WEATHER_DIR / "pvlib" / "data" / climate.file
+    if not path.is_file():
+        raise SystemExit(
+            f"{path} is missing: the gate benchmark reads its weather from pvlib {WEATHER_PVLIB}'s "
+            "data. Run scripts/bench, or: .venv-tools/bin/uv pip install --python .venv/bin/python"
+            f" --no-deps --target {WEATHER_DIR} -r requirements/bench-weather.txt"
+        )
+    return path
+
+
 def load_weather(climate: Climate) -> tuple[dict[str, FloatArray], dict[str, float]]:
     """The climate's 8760 hourly rows (row r: the hour [r, r+1) of local standard time) and its
     latitude, longitude, altitude and UTC offset."""
-    import pandas as pd
     import pvlib
 
-    if climate.file.endswith(".csv.gz"):
-        path = DATA / climate.file
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            header = [line[2:].split(": ", 1) for line in f if line.startswith("# ")]
-        meta = {k: float(v) for k, v in header if k != "source"}
-        table = pd.read_csv(path, comment="#")
-        meta["TZ"] = meta.pop("utc_offset")
+    path = weather_path(climate)
+    if climate.reader == "tmy2":
+        table, meta = pvlib.iotools.read_tmy2(path)
+        table = table.rename(
+            columns={"GHI": "ghi", "DNI": "dni", "DHI": "dhi", "DryBulb": "temp_air"}
+        )
+        table = table.rename(columns={"Wspd": "wind_speed"})
+        table["temp_air"] = table["temp_air"] / 10.0  # TMY2: tenths of a degree
+        table["wind_speed"] = table["wind_speed"] / 10.0  # and of a m/s
+    elif climate.reader == "tmy3":
+        table, meta = pvlib.iotools.read_tmy3(path, coerce_year=2023, map_variables=True)
+    elif climate.reader == "epw":
+        # EPW hour h is the hour ending at h o'clock local standard time; pvlib's reader labels
+        # it by its start, which is the benchmark's row.
+        table, meta = pvlib.iotools.read_epw(path)
     else:
-        path = Path(pvlib.__file__).parent / "data" / climate.file
-        if climate.file.endswith(".tm2"):
-            table, meta = pvlib.iotools.read_tmy2(path)
-            table = table.rename(
-                columns={"GHI": "ghi", "DNI": "dni", "DHI": "dhi", "DryBulb": "temp_air"}
-            )
-            table = table.rename(columns={"Wspd": "wind_speed"})
-            table["temp_air"] = table["temp_air"] / 10.0  # TMY2: tenths of a degree
-            table["wind_speed"] = table["wind_speed"] / 10.0  # and of a m/s
-        else:
-            table, meta = pvlib.iotools.read_tmy3(path, coerce_year=2023, map_variables=True)
+        return _pvgis_weather(path)
     return {k: table[k].to_numpy(dtype=float) for k in WEATHER_COLUMNS}, {
         k: float(meta[k]) for k in ("latitude", "longitude", "altitude", "TZ")
+    }
+
+
+PVGIS_UTC_OFFSET = 1  # 8° E: Central European (standard) time
+PVGIS_LAG_MIN = 10.0  # its irradiance lines up with clear-sky sun this long after the stamp
+
+
+def _pvgis_weather(path: Path) -> tuple[dict[str, FloatArray], dict[str, float]]:
+    """PVGIS 5 TMY: rows stamped HH:00 UTC whose irradiance is the satellite value of about
+    HH:10 (checked against clear-sky sun position over the year), not an hourly mean. To local
+    standard time, then irradiance interpolated to each hour's middle, where the PV model
+    evaluates the row."""
+    import pvlib
+
+    table, meta = pvlib.iotools.read_pvgis_tmy(path, map_variables=True)
+    rows = {k: np.roll(table[k].to_numpy(dtype=float), PVGIS_UTC_OFFSET) for k in WEATHER_COLUMNS}
+    to_middle = (30.0 - PVGIS_LAG_MIN) / 60.0
+    for k in ("ghi", "dni", "dhi"):
+        v = rows[k]
+        rows[k] = np.clip(v + (np.roll(v, -1) - v) * to_middle, 0.0, None)
+    where = meta["inputs"]
+    return rows, {
+        "latitude": float(where["latitude"]),
+        "longitude": float(where["longitude"]),
+        "altitude": float(where["elevation"]),
+        "TZ": float(PVGIS_UTC_OFFSET),
     }
 
 

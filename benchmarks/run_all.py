@@ -415,8 +415,8 @@ def gate_section(results: list[Row]) -> list[str]:
         + "; ".join(
             f"*{c['key']}*: {c['label']}, array tilted {c['tilt']:g}°" for c in climates.values()
         )
-        + ". Hourly irradiance from pvlib's bundled TMY3 and TMY2 files, and from "
-        "`benchmarks/data/` (derived from files bundled with older pvlib releases; see "
+        + ". Hourly irradiance from the TMY3, TMY2, PVGIS and EPW files bundled with pvlib "
+        "0.10.5 (installed as data by `scripts/bench`; sources, terms and time alignment in "
         "`benchmarks/data/README.md`): the run is offline.",
         "- **PV**: hourly irradiance through pvlib (Hay-Davies transposition, SAPM "
         f"cell temperature, PVWatts DC and inverter, {100 * gy.PV_LOSSES:.0f} % system losses). "
