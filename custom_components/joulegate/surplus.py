@@ -55,6 +55,11 @@ class Settings:
     margin_w: float = 0.0  # subtracted from the surplus; the banked-energy wait is the real margin
     open_after_wh: float = 10.0 * 60 / 3600  # a minute of full-need surplus in hand
     min_off_s: float = 300.0
+    # A close after a run of long_run_s or more is an isolated event (a cloud, a kettle) rather
+    # than flicker at the edge of the surplus: the gate may reopen after this shorter off time
+    # (never longer than min_off_s). Worst case over the benchmark houses and climates.
+    long_run_s: float = 600.0
+    off_after_long_run_s: float = 120.0
     export_tolerance_w: float = 15.0  # below this, "exporting" is meter noise
     full_soc: float = 98.0
     reserve_soc: float = 15.0  # inference first: worst case over the benchmark houses and climates
@@ -95,6 +100,8 @@ class _State:
     open: bool = False
     banked_wh: float = 0.0
     closed_at: float = -math.inf
+    opened_at: float = -math.inf
+    last_run_s: float = 0.0  # how long the gate was open before closed_at
     last_now: float | None = None
     hot: bool = False
 
@@ -157,8 +164,19 @@ class SurplusController:
         if state.open and not decision.open:
             state.closed_at = inputs.now
             state.banked_wh = 0.0
+            state.last_run_s = inputs.now - state.opened_at
+        elif decision.open and not state.open:
+            state.opened_at = inputs.now
         state.open = decision.open
         return decision
+
+    def _off_time(self, run_s: float) -> float:
+        """The minimum off time after a run of run_s: short after a long run, in full after a
+        short one (the surplus flickering at its edge)."""
+        settings = self.settings
+        if run_s >= settings.long_run_s:
+            return min(settings.off_after_long_run_s, settings.min_off_s)
+        return settings.min_off_s
 
     def forced(self, inputs: Inputs) -> Decision | None:
         """The decision that holds whatever the surplus (the mode, heat, throttling), if any.
@@ -196,7 +214,7 @@ class SurplusController:
             state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
         if surplus < need:
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
-        if inputs.now - state.closed_at < settings.min_off_s:
+        if inputs.now - state.closed_at < self._off_time(state.last_run_s):
             return Decision(False, Reason.MINIMUM_OFF_TIME, surplus)
         if held:
             return Decision(False, Reason.INPUT_UNAVAILABLE, surplus)

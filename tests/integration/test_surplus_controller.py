@@ -172,6 +172,45 @@ def test_the_gate_waits_the_minimum_off_time_before_reopening() -> None:
     assert decision.reason is Reason.MINIMUM_OFF_TIME
 
 
+def close_after(seconds: float, controller: SurplusController) -> float:
+    """Open the gate on a steady export for `seconds`, then close it with a deficit; returns the
+    time of the close."""
+    simulate(controller, seconds, 100.0)
+    assert controller.is_open
+    assert not controller.step(Inputs(now=seconds, grid_w=50.0, rig_inference_w=NEED_W)).open
+    return seconds
+
+
+def reopen_times(controller: SurplusController, closed_at: float) -> list[float]:
+    """When, in the ten minutes after a close, a steady export would have the gate open."""
+    times = [closed_at + i * STEP_S for i in range(1, 61)]
+    return [t for t in times if controller.step(Inputs(now=t, grid_w=-500.0)).open]
+
+
+def test_after_a_long_run_the_gate_reopens_after_the_shorter_off_time() -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, min_off_s=300.0, long_run_s=600.0, off_after_long_run_s=120.0)
+    )
+    closed_at = close_after(1800.0, controller)
+    assert reopen_times(controller, closed_at)[0] == closed_at + 120.0
+
+
+def test_after_a_short_run_the_full_minimum_off_time_applies() -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, min_off_s=300.0, long_run_s=600.0, off_after_long_run_s=120.0)
+    )
+    closed_at = close_after(300.0, controller)
+    assert reopen_times(controller, closed_at)[0] == closed_at + 300.0
+
+
+def test_the_off_time_after_a_long_run_never_exceeds_the_minimum_off_time() -> None:
+    controller = SurplusController(
+        Settings(need_w=NEED_W, min_off_s=60.0, long_run_s=600.0, off_after_long_run_s=120.0)
+    )
+    closed_at = close_after(1800.0, controller)
+    assert reopen_times(controller, closed_at)[0] == closed_at + 60.0
+
+
 def test_a_grid_reading_missing_for_longer_than_the_hold_closes_the_gate_and_says_so() -> None:
     controller = SurplusController(Settings(need_w=NEED_W))
     simulate(controller, 1800, 100.0)  # the last good reading is at 1790 s
