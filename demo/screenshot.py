@@ -1,7 +1,8 @@
-"""`python -m demo.screenshot [--out docs/screenshot.png]`: a picture of the running demo.
+"""`python -m demo.screenshot [--out PATH] [--energy]`: a picture of the running demo.
 
 Logs into the demo's Home Assistant (started by `./scripts/demo`, credentials from its data
-folder) in headless Chromium and saves the Joulegate dashboard as a PNG.
+folder) in headless Chromium and saves the Joulegate dashboard, or with `--energy` the Energy
+dashboard (/energy, which the demo sets up), as a PNG.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demo.browser import chromium_page, dashboard_cards, ensure_chromium, log_in
 from demo.ha_config import DASHBOARD_URL_PATH
 from demo.procs import REPO_ROOT
 from demo.stack import Credentials
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshot.png")
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument(
+        "--energy", action="store_true", help="the Energy dashboard (/energy) instead"
+    )
     args = parser.parse_args(argv)
 
     creds = Credentials.load(args.data_dir / "credentials.json")
@@ -37,24 +45,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no Chromium: {how}", file=sys.stderr)
         return 1
     with chromium_page(chromium, width=args.width, height=args.height) as page:
-        log_in(
-            page,
-            f"http://127.0.0.1:{args.ha_port}",
-            f"/{DASHBOARD_URL_PATH}/joulegate",
-            creds.username,
-            creds.password,
-        )
+        path = "/energy" if args.energy else f"/{DASHBOARD_URL_PATH}/joulegate"
+        log_in(page, f"http://127.0.0.1:{args.ha_port}", path, creds.username, creds.password)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            tiles = [c for c in dashboard_cards(page) if c.type == "hui-tile-card"]
-            if tiles and all(c.text != (c.title or "") for c in tiles):
-                break
+        while time.monotonic() < deadline and not _drawn(page, energy=args.energy):
             page.wait_for_timeout(1000)
         page.wait_for_timeout(4000)  # the graphs
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out), full_page=True)
     print(f"saved {args.out}")
     return 0
+
+
+def _drawn(page: Page, *, energy: bool) -> bool:
+    """Whether the page's cards are there: the Energy panel's cards, or the dashboard's tiles
+    with a state each."""
+    cards = dashboard_cards(page)
+    if energy:
+        return any(c.type.startswith("hui-energy-") for c in cards)
+    tiles = [c for c in cards if c.type == "hui-tile-card"]
+    return bool(tiles) and all(c.text != (c.title or "") for c in tiles)
 
 
 if __name__ == "__main__":
