@@ -29,7 +29,7 @@ from .const import (
     UPDATE_INTERVAL,
 )
 from .exceptions import JoulegateAuthenticationError, JoulegateError, JoulegateResponseError
-from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary
+from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary, read_history
 from .models import Inference, Info, Status
 from .store import LedgerStore
 
@@ -207,11 +207,9 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         self._history_read = True
         if cursor == 0:
             return
-        page = await self.client.inferences(
-            after=max(0, cursor - ROLLING_WINDOW), limit=ROLLING_WINDOW
-        )
-        if self._same_ledger(page.ledger_id):
-            self.ledger.seed(page.items, cursor)
+        rows, ledger_id = await read_history(self.client.inferences, cursor, ROLLING_WINDOW)
+        if self._same_ledger(ledger_id):
+            self.ledger.seed(rows, cursor)
 
     def _call_row_listeners(self, row: Inference) -> None:
         """A listener that fails is logged and skipped: the cursor has moved past the row, so
@@ -228,14 +226,11 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
 
     async def _async_seed_ledger(self, newest: Inference | None) -> None:
         """First start for this agent: read recent history, announce none of it."""
-        rows: tuple[Inference, ...] = ()
+        rows: list[Inference] = []
         cursor = newest.id if newest else 0
         if newest is not None:
-            page = await self.client.inferences(
-                after=max(0, newest.id - ROLLING_WINDOW), limit=ROLLING_WINDOW
-            )
-            rows = page.items
-            self.ledger_id = page.ledger_id or self.ledger_id
+            rows, ledger_id = await read_history(self.client.inferences, cursor, ROLLING_WINDOW)
+            self.ledger_id = ledger_id or self.ledger_id
         self.ledger.seed(rows, cursor)
         self._history_read = True
         await self._async_save()

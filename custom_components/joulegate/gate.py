@@ -439,7 +439,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         split = split_energy(
             _marginal_j(row) / 3600, row.duration_s, self.history.around(started, ended)
         )
-        self.accounting.add(split, dt_util.as_local(ended).date())
+        self.accounting.add(split, dt_util.as_local(ended).date(), batch_id=row.batch_id)
         self._summary = None
 
     @property

@@ -372,6 +372,8 @@ class Inference(Model, what="inference"):
     boundary: str | None
     energy_error_j: float | None
     """How far energy_j can be off (J); None from agents older than the bound."""
+    batch_id: str | None = None
+    """The batch the request belongs to; None for interactive traffic (and older agents)."""
     raw: Mapping[str, Any] = field(repr=False, compare=False, metadata=RAW)
 
 

@@ -8,6 +8,7 @@ would otherwise shadow it, and setup would fail with "Integration not found").
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
@@ -15,9 +16,11 @@ from unittest.mock import PropertyMock, patch
 import pytest
 from homeassistant.const import CONF_HOST, CONF_PORT, CONF_TOKEN, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.const import DOMAIN
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .common import DEVICE_ID, ENTRY_ID, MockAgentFactory, MockConfigEntryFactory
 from .fakes.agent import FakeAgent
@@ -124,6 +127,27 @@ def no_gate_timer() -> Generator[None]:
         "custom_components.joulegate.gate.async_track_time_interval", return_value=lambda: None
     ):
         yield
+
+
+@pytest.fixture
+def day() -> datetime:
+    """Local midnight of a day after today (so the first, real-time cycle comes before it)."""
+    return dt_util.start_of_local_day(dt_util.now() + timedelta(days=2))
+
+
+@pytest.fixture
+async def gate(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    no_gate_timer: None,
+    init_integration: MockConfigEntry,
+) -> JoulegateGateCoordinator:
+    """The entry's gate runner, with the rig idle (its power is its idle baseline)."""
+    mock_agent.status["power"]["board_w"] = mock_agent.status["idle"]["baseline_w"]
+    await init_integration.runtime_data.coordinator.async_refresh()
+    runner = init_integration.runtime_data.gate
+    assert runner is not None
+    return runner
 
 
 @pytest.fixture

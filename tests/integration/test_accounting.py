@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from custom_components.joulegate.accounting import (
+    BATCHES_KEPT,
     Accounting,
     FlowHistory,
     FlowSample,
@@ -163,6 +164,53 @@ def test_accounting_totals_rolling_figures_and_today() -> None:
     # A new day starts today's figure over.
     accounting.add(Split(0.02, 0, 0, 0.0), DAY + timedelta(days=1))
     assert accounting.summary().inference_wh_today == pytest.approx(0.02)
+
+
+def test_batch_energy_counts_in_the_totals_but_not_in_the_per_inference_figures() -> None:
+    """A batch request is work the rig did (totals, today) but no chat: the rolling figures per
+    inference stay those of interactive traffic."""
+    accounting = Accounting(window=20)
+    accounting.add(Split(0.01, 0.0, 0.0, 0.0), DAY)
+    accounting.add(Split(0.0, 0.0, 0.25, 100.0), DAY, batch_id="batch_17")
+    summary = accounting.summary()
+    assert summary.grid_wh == pytest.approx(0.25)
+    assert summary.inferences == 2
+    assert summary.inference_wh_today == pytest.approx(0.26)
+    assert summary.recent == 1
+    assert summary.solar_share_pct == 100
+    assert summary.carbon_g_per_inference == 0
+    assert summary.battery_wh_per_inference == 0
+
+
+def test_each_batch_keeps_its_energy_by_source() -> None:
+    """Batch 17: 96 % solar: the split of every row of the batch, summed."""
+    accounting = Accounting(window=20)
+    for _ in range(24):
+        accounting.add(Split(0.04, 0.0, 0.0, 0.0), DAY, batch_id="batch_17")
+    accounting.add(Split(0.0, 0.01, 0.03, 1.0), DAY, batch_id="batch_17")
+    accounting.add(Split(0.0, 0.0, 0.02, 1.0), DAY, batch_id="batch_18")
+    accounting.add(Split(0.5, 0.0, 0.0, 0.0), DAY)
+    batch = accounting.batch("batch_17")
+    assert batch is not None
+    assert (batch.solar_wh, batch.battery_wh, batch.grid_wh) == pytest.approx((0.96, 0.01, 0.03))
+    assert batch.solar_share_pct == pytest.approx(96)
+    other = accounting.batch("batch_18")
+    assert other is not None
+    assert other.solar_share_pct == 0
+    assert accounting.batch("batch_19") is None
+    restored = Accounting.from_dict(accounting.as_dict(), window=20)
+    assert restored.batch("batch_17") == batch
+    broken = Accounting.from_dict({"batches": {"b": [1, "x"], "c": None, "d": "e"}}, window=20)
+    assert broken.batch("b") is None
+
+
+def test_only_the_newest_batches_are_kept() -> None:
+    """The store does not grow with every batch ever run: the oldest is forgotten first."""
+    accounting = Accounting(window=20)
+    for n in range(BATCHES_KEPT + 1):
+        accounting.add(Split(0.01, 0.0, 0.0, 0.0), DAY, batch_id=f"batch_{n}")
+    assert accounting.batch("batch_0") is None
+    assert accounting.batch(f"batch_{BATCHES_KEPT}") is not None
 
 
 def test_pv_yield_from_a_lifetime_meter_and_a_daily_one() -> None:

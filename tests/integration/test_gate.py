@@ -52,27 +52,6 @@ def options() -> dict[str, Any]:
     return dict(GATE_OPTIONS)
 
 
-@pytest.fixture
-def day() -> datetime:
-    """Local midnight of a day after today (so the first, real-time cycle comes before it)."""
-    return dt_util.start_of_local_day(dt_util.now() + timedelta(days=2))
-
-
-@pytest.fixture
-async def gate(
-    hass: HomeAssistant,
-    mock_agent: FakeAgent,
-    no_gate_timer: None,
-    init_integration: MockConfigEntry,
-) -> JoulegateGateCoordinator:
-    """The entry's gate runner, with the rig idle (its power is its idle baseline)."""
-    mock_agent.status["power"]["board_w"] = mock_agent.status["idle"]["baseline_w"]
-    await init_integration.runtime_data.coordinator.async_refresh()
-    runner = init_integration.runtime_data.gate
-    assert runner is not None
-    return runner
-
-
 class Day:
     """Drives the gate through a day: the home's meters report every cycle."""
 

@@ -67,6 +67,36 @@ def test_summary() -> None:
     assert summary.tokens_per_second == pytest.approx(150 / 5)
 
 
+def test_batch_rows_are_left_out_of_the_interactive_means() -> None:
+    """A batch of long requests runs while people chat: the means stay those of the chats."""
+    ledger = InferenceLedger(window=3, cursor=0)
+    ledger.add(
+        [
+            _row(1, energy_j=36.0, output_tokens=100, duration_s=4.0),
+            _row(2, energy_j=900.0, output_tokens=2000, duration_s=30.0, batch_id="batch_a"),
+            _row(3, energy_j=900.0, output_tokens=2000, duration_s=30.0, batch_id="batch_a"),
+            _row(4, energy_j=18.0, output_tokens=50, duration_s=1.0),
+            _row(5, energy_j=900.0, output_tokens=2000, duration_s=30.0, batch_id="batch_a"),
+        ]
+    )
+    summary = ledger.summary()
+    assert [row.id for row in ledger.recent] == [1, 4]
+    assert summary.rows == 2
+    assert summary.energy_per_inference_wh == pytest.approx((36 + 18) / 2 / 3600)
+    assert summary.energy_per_token_j == pytest.approx((36 + 18) / 150)
+    assert summary.tokens_per_second == pytest.approx(150 / 5)
+
+
+def test_the_last_inference_may_be_a_batch_request() -> None:
+    """What ran last is a fact of the rig, batch or not; only the means are interactive."""
+    ledger = InferenceLedger(window=3, cursor=0)
+    ledger.add([_row(1), _row(2, batch_id="batch_a")])
+    last = ledger.summary().last
+    assert last is not None
+    assert last.id == 2
+    assert last.batch_id == "batch_a"
+
+
 def test_summary_of_nothing() -> None:
     """No rows: no figures."""
     summary = InferenceLedger(window=3).summary()

@@ -81,6 +81,7 @@ class FakeAgent:
         ended_at: datetime | None = None,
         duration: float = 2.0,
         outcome: str = "ok",
+        batch_id: str | None = None,
     ) -> dict[str, Any]:
         """Append a ledger row, update the counters, and announce it on the stream.
 
@@ -99,6 +100,8 @@ class FakeAgent:
             j_per_token=energy_j / output_tokens if output_tokens else None,
             tokens_per_s=output_tokens / duration,
             outcome=outcome,
+            batch_id=batch_id,
+            custom_id=None if batch_id is None else f"request-{row_id}",
         )
         if marginal_j is not None:
             row["marginal_j"] = marginal_j
