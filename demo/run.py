@@ -11,7 +11,8 @@ Starts, all on 127.0.0.1:
      on the same house sensors (one surplus);
   4. a sped-up sunny day (pvlib clear sky, passing clouds, a house load, a home battery) that
      drives the house's PV, grid and battery sensors in Home Assistant;
-  5. a stream of inference requests through the agent's proxy, some of them deferrable.
+  5. a stream of inference requests through the agent's proxy, some of them deferrable, and a
+     small OpenAI batch (`demo/batch.py`) that the rig runs on sunshine.
 Then it prints where to log in. Ctrl-C stops everything; a second run reuses what the first
 one set up (user, entry, history).
 """
@@ -34,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from demo import batch as demo_batch
 from demo import energy_setup, gate_setup
 from demo.driver import AgentReader, HouseDriver
 from demo.ha_client import HomeAssistantClient
@@ -232,7 +234,7 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     if missing:
         _say(f"  note: the dashboard mentions entities Home Assistant does not have: {missing}")
 
-    # The requests: each rig has its own users.
+    # The requests (each rig has its own users), and a batch of work that waits for the sun.
     if args.request_interval > 0:
         demo.traffic = [
             Traffic(
@@ -244,6 +246,12 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
             )
             for n, rig in enumerate(rigs)
         ]
+    batch, submitted = await demo_batch.submit(session, rigs[0].agent_url, rigs[0].token())
+    _say(
+        f"[{elapsed()}] batch {batch['id']} ({batch['request_counts']['total']} requests) "
+        f"{'submitted' if submitted else 'from an earlier run still in progress'}: "
+        f"{rigs[0].key.upper()} runs it while its gate admits batch work"
+    )
 
     _say()
     _say("=" * 78)
@@ -349,6 +357,9 @@ def _status_line(demo: Demo, ha_gates: dict[str, dict[str, Any]]) -> str:
             f"{f' at {level}' if level else ''}; {count} inferences"
             f"{f', {per:.1f} mWh each' if count else ''}"
         )
+        waiting = (status.get("batches") or {}).get("requests_waiting")
+        if waiting:
+            part += f"; batch: {waiting} requests waiting"
         if n < len(demo.traffic):
             stats = demo.traffic[n].stats
             part += f"; requests: {stats.ok} ok, {stats.refused} refused"
