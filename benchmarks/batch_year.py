@@ -1,9 +1,9 @@
 """Batch work over a year: finished by its deadline, and how much of it on sunshine?
 
-The home, PV and house load of `gate_year.py` (its worlds, house A), stepped every minute (the
-10-s series averaged) through the typical year. A rig of NEED_W above idle runs one batch request
-at a time (30 s each) behind the gate; batches are submitted on a schedule (SCENARIOS) with a
-deadline. Four ways to run them, on the same data:
+The homes, PV and house loads of `gate_year.py` (its worlds: both houses in every climate),
+stepped every minute (the 10-s series averaged) through the typical year. A rig of NEED_W above
+idle runs one batch request at a time (30 s each) behind the gate; batches are submitted on a
+schedule (SCENARIOS) with a deadline. Four ways to run them, on the same data:
 
 - *at once*: the rig runs whatever is queued, sun or not;
 - *only on surplus*: Joulegate's `SurplusController` (shipped defaults, the house's battery
@@ -22,7 +22,7 @@ and tomorrow (so 24 to 48 h ahead), each day's hourly truth times one log-normal
 whose sigma grows with the lead time; beyond tomorrow nothing. The house load it expects is the
 mean of the last 7 days, hour by hour (what the recorder's statistics give).
 
-    python benchmarks/batch_year.py [--quick] [--write]   # --write: into docs/benchmarks.md
+    python benchmarks/batch_year.py [--quick] [--workers N] [--write]  # --write: the report
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ STRATEGIES = (
 class BatchWorld:
     climate: str
     label: str
+    house: gy.House
     pv: list[float]
     load: list[float]
     noise_grid: list[float]
@@ -136,8 +137,8 @@ class BatchWorld:
         return cached
 
 
-def build(climate: gy.Climate) -> BatchWorld:
-    world = gy.build_world(climate)
+def build(climate: gy.Climate, house: gy.House) -> BatchWorld:
+    world = gy.build_world(climate, house)
     pv, load = world.pv, world.load
     rng = np.random.default_rng(climate.seed + 700)
     hourly_pv = pv.reshape(-1, 360).sum(axis=1) * DT_H
@@ -151,6 +152,7 @@ def build(climate: gy.Climate) -> BatchWorld:
     return BatchWorld(
         climate=climate.key,
         label=climate.label,
+        house=house,
         pv=pv_list,
         load=load_list,
         noise_grid=world.noise_grid.tolist(),
@@ -159,33 +161,36 @@ def build(climate: gy.Climate) -> BatchWorld:
         hourly_pv=hourly_pv,
         errors=errors,
         profiles=profiles,
-        idle_e=idle_battery(pv_list, load_list),
+        idle_e=idle_battery(pv_list, load_list, house),
     )
 
 
 # --- the home's battery, as gate_year.simulate runs it ----------------------------------------
-FULL_WH = gy.BATTERY_WH
-EMPTY_WH = gy.BATTERY_MIN_SOC / 100.0 * gy.BATTERY_WH
 CHARGE_K = 1.0 / (gy.BATTERY_EFF * DT_H)  # W per Wh of room filled in one step
 DISCHARGE_K = gy.BATTERY_EFF / DT_H
 
 
-def battery_step(net: float, e: float) -> tuple[float, float, float]:
-    """The battery covers `net` (load minus PV, W) within its limits: (battery W, grid W, new e)."""
+def battery_step(net: float, e: float, house: gy.House) -> tuple[float, float, float]:
+    """The battery covers `net` (load minus PV, W) within its limits, its charge power tapering
+    near full where the house's does: (battery W, grid W, new e)."""
+    full_wh = house.battery_wh
     if net < 0.0:
-        charge = min(-net, gy.BATTERY_MAX_W, max(0.0, FULL_WH - e) * CHARGE_K)
+        charge = min(-net, gy.charge_limit(house, e), max(0.0, full_wh - e) * CHARGE_K)
         return -charge, net + charge, e + charge / CHARGE_K
-    discharge = min(net, gy.BATTERY_MAX_W, max(0.0, e - EMPTY_WH) * DISCHARGE_K)
+    empty_wh = gy.BATTERY_MIN_SOC / 100.0 * full_wh
+    discharge = min(net, house.battery_max_w, max(0.0, e - empty_wh) * DISCHARGE_K)
     return discharge, net - discharge, e - discharge / DISCHARGE_K
 
 
-def idle_battery(pv: Sequence[float], load: Sequence[float]) -> np.ndarray[Any, Any]:
+def idle_battery(
+    pv: Sequence[float], load: Sequence[float], house: gy.House
+) -> np.ndarray[Any, Any]:
     """The battery's energy at the start of each step with the rig idle."""
-    e = gy.BATTERY_START_SOC / 100.0 * FULL_WH
+    e = gy.BATTERY_START_SOC / 100.0 * house.battery_wh
     out = np.empty(len(pv))
     for i, (p, w) in enumerate(zip(pv, load, strict=True)):
         out[i] = e
-        e = battery_step(w - p, e)[2]
+        e = battery_step(w - p, e, house)[2]
     return out
 
 
@@ -237,11 +242,13 @@ def simulate(
     pv, load, noise_g, noise_b = world.pv, world.load, world.noise_grid, world.noise_battery
     noise_r = world.noise_rig
     attribute = SP.attribute
-    settings = SP.Settings(policy=SP.BatteryPolicy(policy), battery_capacity_wh=FULL_WH)
+    house = world.house
+    full_wh = house.battery_wh
+    settings = SP.Settings(policy=SP.BatteryPolicy(policy), battery_capacity_wh=full_wh)
     controller = SP.SurplusController(settings)
     plan_settings = PL.PlanSettings(
         policy=PL.BatteryPolicy(policy),
-        battery_capacity_wh=FULL_WH,
+        battery_capacity_wh=full_wh,
         full_soc=gy.FULL_SOC,
         cycle_s=PLAN_EVERY * STEP_S,
     )
@@ -276,7 +283,7 @@ def simulate(
         if not queue:
             if next_due >= len(due):
                 break
-            e = battery_step(load[i] - pv[i], e)[2]
+            e = battery_step(load[i] - pv[i], e, house)[2]
             gate = admitted = False
             continue
         head = queue[0]
@@ -293,7 +300,7 @@ def simulate(
             forced = admitted and not gate
         rig_s = min(STEP_S, head[1]) if run else 0.0
         rig = NEED_W * rig_s / STEP_S
-        battery, grid, e = battery_step(load[i] + rig - pv[i], e)
+        battery, grid, e = battery_step(load[i] + rig - pv[i], e, house)
         if rig:
             parts = attribute(rig, grid, battery)
             tally.energy_wh += rig * DT_H
@@ -319,7 +326,7 @@ def simulate(
                     rig_inference_w=rig_w,
                     has_battery=True,
                     battery_w=battery_w,
-                    battery_soc=round(e / FULL_WH * 100.0),
+                    battery_soc=round(e / full_wh * 100.0),
                 )
             ).open
             sun_now = -grid_w - battery_w + max(0.0, rig_w) >= NEED_W
@@ -363,7 +370,7 @@ def planner_inputs(
         batches=batches,
         forecast=world.forecast(min(step, N - 1)),
         load=world.profiles[day],
-        battery_soc=round(e / FULL_WH * 100.0),
+        battery_soc=round(e / world.house.battery_wh * 100.0),
         admitted=admitted,
         sun_now=sun_now,
     )
@@ -373,11 +380,12 @@ def planner_inputs(
 POLICIES = (gy.BF, gy.IF)
 
 
-def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
-    """Every scenario and strategy in one climate (one worker process)."""
+def run_world(key: str, house_key: str, quick: bool = False) -> dict[str, Any]:
+    """Every scenario and strategy for one house in one climate (one worker process)."""
     began = time.monotonic()
     climate = next(c for c in gy.CLIMATES if c.key == key)
-    world = build(climate)
+    house = next(h for h in gy.HOUSES if h.key == house_key)
+    world = build(climate, house)
     build_s = time.monotonic() - began
     days = list(range(0, gy.DAYS, 4 if quick else 1))
     if quick:  # a smoke run: a batch every 4th day, the weekly one as it comes
@@ -389,7 +397,7 @@ def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
                 tally = simulate(world, scenario, strategy, policy, days)
                 runs.append(asdict(tally) | {"solar_share": tally.solar_share, "policy": policy})
                 print(
-                    f"[{key}] {policy} {scenario.key:6s} {strategy:8s} "
+                    f"[{house_key}/{key}] {policy} {scenario.key:6s} {strategy:8s} "
                     f"on time {tally.on_time}/{tally.batches} "
                     f"solar {100 * tally.solar_share:6.2f} % grid {tally.grid_wh:8.1f} Wh "
                     f"cpu {tally.cpu_s:5.1f} s",
@@ -398,6 +406,7 @@ def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
                 )
     return {
         "climate": key,
+        "house": house_key,
         "label": world.label,
         "build_s": build_s,
         "wall_s": time.monotonic() - began,
@@ -406,18 +415,26 @@ def run_climate(key: str, quick: bool = False) -> dict[str, Any]:
 
 
 def run(quick: bool = False, workers: int = 2) -> list[dict[str, Any]]:
-    keys = [c.key for c in gy.CLIMATES]
-    with ProcessPoolExecutor(max_workers=min(workers, len(keys))) as pool:
-        return list(pool.map(run_climate, keys, [quick] * len(keys)))
+    """Every house in every climate, one worker process per house and climate."""
+    pairs = [(h.key, c.key) for h in gy.HOUSES for c in gy.CLIMATES]
+    with ProcessPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
+        return list(
+            pool.map(
+                run_world,
+                [c for _, c in pairs],
+                [h for h, _ in pairs],
+                [quick] * len(pairs),
+            )
+        )
 
 
 def table(results: Sequence[dict[str, Any]]) -> list[str]:
     """The results as a Markdown table, one row per climate, scenario and strategy."""
     label = dict(STRATEGIES)
     lines = [
-        "| climate | policy | batches | strategy | on time | solar share | from battery, Wh/batch "
-        "| from grid, Wh/batch | grid in deadline runs, Wh/batch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| house | climate | policy | batches | strategy | on time | solar share "
+        "| from battery, Wh/batch | from grid, Wh/batch | grid in deadline runs, Wh/batch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         for r in result["runs"]:
@@ -426,8 +443,8 @@ def table(results: Sequence[dict[str, Any]]) -> list[str]:
                 f"{r['forced_grid_wh'] / n:.2f}" if r["strategy"] in ("planner", "oracle") else "-"
             )
             lines.append(
-                f"| {result['climate']} | {gy.POLICY_LABEL[r['policy']]} | {r['scenario']} "
-                f"| {label[r['strategy']]} "
+                f"| {result['house']} | {result['climate']} | {gy.POLICY_LABEL[r['policy']]} "
+                f"| {r['scenario']} | {label[r['strategy']]} "
                 f"| {r['on_time']}/{r['batches']} ({100 * r['on_time'] / n:.1f} %) "
                 f"| {100 * r['solar_share']:.2f} % | {r['battery_wh'] / n:.2f} "
                 f"| {r['grid_wh'] / n:.2f} | {to_meet} |"
@@ -439,9 +456,9 @@ def verdicts(results: Sequence[dict[str, Any]]) -> list[str]:
     """The planner against the goals: every batch on time, solar share within 2 points of the
     oracle's."""
     lines = [
-        "| climate | policy | batches | on time (goal 100 %) | solar share, planner / oracle "
-        "(goal: within 2 points) | verdict |",
-        "|---|---|---|---|---|---|",
+        "| house | climate | policy | batches | on time (goal 100 %) | solar share, planner / "
+        "oracle (goal: within 2 points) | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for result in results:
         by = {(r["policy"], r["scenario"], r["strategy"]): r for r in result["runs"]}
@@ -457,8 +474,8 @@ def verdicts(results: Sequence[dict[str, Any]]) -> list[str]:
                 misses.append(f"solar share short by {gap - 2.0:.2f} points")
             verdict = "met" if not misses else "**MISSED** (" + "; ".join(misses) + ")"
             lines.append(
-                f"| {result['climate']} | {gy.POLICY_LABEL[policy]} | {scenario.key} "
-                f"| {on_time:.1f} % "
+                f"| {result['house']} | {result['climate']} | {gy.POLICY_LABEL[policy]} "
+                f"| {scenario.key} | {on_time:.1f} % "
                 f"| {100 * p['solar_share']:.2f} % / {100 * o['solar_share']:.2f} % "
                 f"(gap {gap:+.2f}) | {verdict} |"
             )
@@ -473,7 +490,10 @@ def outlook_lines(results: Sequence[dict[str, Any]]) -> list[str]:
             if r["strategy"] == "planner":
                 said = ", ".join(f"{k} {v}" for k, v in sorted(r["outlook"].items()))
                 policy = gy.POLICY_LABEL[r["policy"]]
-                lines.append(f"- {result['climate']}, {policy}, {r['scenario']}: {said}")
+                lines.append(
+                    f"- house {result['house']}, {result['climate']}, {policy}, "
+                    f"{r['scenario']}: {said}"
+                )
     return lines
 
 
@@ -498,25 +518,28 @@ def section(results: Sequence[dict[str, Any]], wall_s: float, quick: bool) -> li
         f"{s:g} issued {lead} day{'s' if lead != 1 else ''} ahead"
         for lead, s in enumerate(FORECAST_SIGMA)
     )
-    climates = "; ".join(f"{r['climate']}: {r['label']}" for r in results)
+    climates = "; ".join(f"{c.key}: {c.label}" for c in gy.CLIMATES)
+    houses = "; ".join(f"house {h.key}: {h.label}" for h in gy.HOUSES)
+    reserve = SP.Settings().reserve_soc
     return [
         BEGIN,
         "## Batch deadlines over a year",
         "",
         f"Written by `python benchmarks/batch_year.py --write` ({wall_s:.0f} s on this machine, "
-        f"one process per climate) on {now} at commit {commit}"
+        f"one process per house and climate) on {now} at commit {commit}"
         + (", **a --quick smoke run: sampled days only**" if quick else "")
         + ". Seeded: a rerun gives the same figures. Not part of `scripts/bench` (which keeps "
         "this section as it is).",
         "",
-        "**Set-up.** The year of [section 1](#1-gate-control-quality-over-a-year) (house A: 5 kWp, "
-        "10 kWh battery; the same 10-s PV, load and meter noise), in every climate of "
+        "**Set-up.** The year of [section 1](#1-gate-control-quality-over-a-year) (the same 10-s "
+        f"PV, load and meter noise), for both of its houses ({houses}) in every climate of "
         f"`gate_year.py` ({climates}). Batches of 30-s requests at the rig's {NEED_W:g} W above "
         "idle, one at a time: **daily**, 300 requests (2.5 h, 25 Wh) submitted every day at "
         "18:00 with a 24-h window; **weekly**, 2,100 requests (17.5 h, 175 Wh) submitted every "
         "7th day at 18:00 with a 7-day window. A batch not finished by its deadline expires. "
         "Strategies: *run at once* (whatever is queued runs, sun or not); *only on surplus* "
-        "(Joulegate's `SurplusController` with shipped defaults, no deadline rule); *planner* "
+        "(Joulegate's `SurplusController` with shipped defaults, among them the "
+        f"{reserve:g} % battery reserve of inference first, no deadline rule); *planner* "
         "(the same controller, plus the integration's `batch_plan.plan()` with its shipped "
         "settings and `grid` when the sun does not come, asked once a minute and whenever the "
         "gate closes or the sun comes or goes, its live `sun_now` from the noisy meters); "
@@ -569,9 +592,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sampled days only (a smoke run)")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md's section")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     args = parser.parse_args()
     began = time.monotonic()
-    results = run(args.quick)
+    results = run(args.quick, args.workers)
     lines = section(results, time.monotonic() - began, args.quick)
     print("\n".join(lines))
     if args.write:
