@@ -23,6 +23,8 @@ from .exceptions import (
     JoulegateResponseError,
 )
 from .models import (
+    Batch,
+    BatchPage,
     Gate,
     Health,
     Inference,
@@ -34,6 +36,9 @@ from .models import (
 )
 
 API_PREFIX = "/api/v1"
+OPENAI_PREFIX = "/v1"  # the agent's OpenAI-compatible routes (the batch queue)
+ACTIVE_BATCH_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
+BATCH_PAGE = 100
 AGENT_SERVICE = "joulegate-agent"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 # The agent sends a keep-alive comment every 15 s; twice that without a byte
@@ -73,8 +78,8 @@ class JoulegateClient:
         """The agent's base URL (what a browser opens)."""
         return URL.build(scheme="http", host=self.host, port=self.port)
 
-    def _url(self, path: str) -> URL:
-        return self.base_url.with_path(f"{API_PREFIX}{path}")
+    def _url(self, path: str, prefix: str = API_PREFIX) -> URL:
+        return self.base_url.with_path(f"{prefix}{path}")
 
     def _headers(self, *, auth: bool, accept: str = "application/json") -> dict[str, str]:
         headers = {"Accept": accept}
@@ -95,8 +100,12 @@ class JoulegateClient:
         except (ValueError, aiohttp.ClientError):
             body = None
         if isinstance(body, Mapping):
-            if isinstance(body.get("error"), str):
-                code = body["error"]
+            error = body.get("error")
+            if isinstance(error, Mapping):  # OpenAI's shape, on the batch routes
+                body = error
+                error = error.get("code")
+            if isinstance(error, str):
+                code = error
             if isinstance(body.get("message"), str):
                 message = body["message"]
         if response.status in (401, 403):
@@ -115,12 +124,13 @@ class JoulegateClient:
         auth: bool = True,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        prefix: str = API_PREFIX,
     ) -> Any:
         headers = self._headers(auth=auth)
         try:
             async with asyncio.timeout(self._request_timeout):
                 async with self._session.request(
-                    method, self._url(path), headers=headers, params=params, json=body
+                    method, self._url(path, prefix), headers=headers, params=params, json=body
                 ) as response:
                     await self._raise_for_status(response)
                     if response.content_type != "application/json":
@@ -176,9 +186,14 @@ class JoulegateClient:
         """Fetch the gate."""
         return _parse(Gate.from_dict, await self._request("GET", "/gate"))
 
-    async def set_gate(self, *, open: bool, lease_s: int, reason: str) -> Gate:
-        """Open or close the gate for a lease; the agent reverts when it runs out."""
-        body = {"open": open, "lease_s": lease_s, "reason": reason}
+    async def set_gate(
+        self, *, open: bool, lease_s: int, reason: str, batch_only: bool = False
+    ) -> Gate:
+        """Open or close the gate for a lease; the agent reverts when it runs out. `batch_only`:
+        the lease admits batch work only (scope `batch`), interactive traffic stays out."""
+        body: dict[str, Any] = {"open": open, "lease_s": lease_s, "reason": reason}
+        if batch_only:
+            body["scope"] = "batch"
         return _parse(Gate.from_dict, await self._request("PUT", "/gate", body=body))
 
     async def get_power(self) -> PowerLevels:
@@ -193,13 +208,30 @@ class JoulegateClient:
         """
         body = {"level": level, "lease_s": lease_s, "reason": reason}
         return _parse(PowerLevels.from_dict, await self._request("PUT", "/power", body=body))
+    async def active_batches(self, expected: int) -> list[Batch]:
+        """The batches still to run, with their metadata and `joulegate` blocks: the agent's list
+        (newest first) read page by page until `expected` active ones are found (the count
+        /status gives) or the list ends; finished batches are kept for days, so this stops early."""
+        found: list[Batch] = []
+        after: str | None = None
+        while len(found) < expected:
+            params = {"limit": str(BATCH_PAGE)} | ({} if after is None else {"after": after})
+            page = _parse(
+                BatchPage.from_dict,
+                await self._request("GET", "/batches", params=params, prefix=OPENAI_PREFIX),
+            )
+            found.extend(b for b in page.data if b.status in ACTIVE_BATCH_STATUSES)
+            if not page.has_more or not page.data:
+                break
+            after = page.data[-1].id
+        return found
 
     async def events(self) -> AsyncIterator[JoulegateEvent]:
         """Yield the agent's server-sent events as they come.
 
-        `inference` events yield an Inference, `gate` events a Gate; other
-        events and keep-alive comments are skipped. The iterator ends when the
-        agent closes the stream, and raises a JoulegateError when it breaks.
+        `inference` events yield an Inference, `gate` events a Gate, `batch` events (a batch
+        reached its end) a Batch; other events and keep-alive comments are skipped. The iterator
+        ends when the agent closes the stream, and raises a JoulegateError when it breaks.
         """
         timeout = aiohttp.ClientTimeout(
             total=None,
@@ -243,13 +275,19 @@ class JoulegateClient:
             raise JoulegateResponseError(f"Unreadable event stream: {err}") from err
 
 
+_EVENTS: dict[str, Callable[[Any], JoulegateEvent]] = {
+    "inference": Inference.from_dict,
+    "gate": Gate.from_dict,
+    "batch": Batch.from_dict,
+}
+
+
 def _parse_event(event_type: str, data: str) -> JoulegateEvent | None:
-    if event_type not in ("inference", "gate"):
+    parser = _EVENTS.get(event_type)
+    if parser is None:
         return None
     try:
         payload = json.loads(data)
     except ValueError as err:
         raise JoulegateResponseError(f"Unreadable {event_type} event: {err}") from err
-    if event_type == "inference":
-        return _parse(Inference.from_dict, payload)
-    return _parse(Gate.from_dict, payload)
+    return _parse(parser, payload)

@@ -420,6 +420,74 @@ class Storage(Model, what="storage"):
     error: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchQueue(Model, what="batches"):
+    """The agent's batch queue as a whole (/status `batches`): what Home Assistant plans with."""
+
+    requests_waiting: int = 0
+    requests_running: int = 0
+    batches_in_progress: int = 0
+    energy_needed_wh: float = 0.0
+    next_deadline: datetime | None
+    latest_start: datetime | None
+    longest_request_s: float | None
+    late: int = 0
+    concurrency: int = 1
+    admitted: bool = False
+
+
+def _metadata(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """A batch's metadata: OpenAI's string pairs (anything else in it is left out)."""
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise ValueError("field 'metadata' is not an object")
+    return {str(key): value for key, value in metadata.items() if isinstance(value, str)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestCounts(Model, what="request_counts"):
+    """How many of a batch's requests there are, and how many have finished."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOutlook(Model, what="joulegate"):
+    """A batch's `joulegate` block: its energy so far and what it still needs."""
+
+    deadline: datetime | None
+    energy_wh: float = 0.0
+    requests_done: int = 0
+    requests_left: int = 0
+    energy_needed_wh: float | None
+    run_time_needed_s: float | None
+    longest_request_s: float | None
+    latest_start: datetime | None
+    on_time: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch(Model, what="batch"):
+    """An OpenAI Batch object as the agent serves it, with its `joulegate` block."""
+
+    id: str
+    status: str
+    metadata: Mapping[str, str] = field(metadata=read_with(_metadata))
+    request_counts: RequestCounts = field(metadata=when_absent({}))
+    joulegate: BatchOutlook | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchPage(Model, what="batch list"):
+    """GET /v1/batches: a page of batches, newest first."""
+
+    data: tuple[Batch, ...]
+    has_more: bool = False
+    last_id: str | None
+
+
 def _idle_baseline(obj: Mapping[str, Any]) -> float | None:
     return _opt_float(_obj(obj.get("idle") or {}, "idle"), "baseline_w")
 
@@ -440,6 +508,7 @@ class Status(Model, what="status"):
     gate: Gate
     queue: Queue = field(metadata=when_absent({"length": 0}))
     storage: Storage | None  # None from an agent that does not report it
+    batches: BatchQueue | None  # None from an agent without the batch queue
     raw: Mapping[str, Any] = field(repr=False, compare=False, metadata=RAW)
 
 
@@ -453,7 +522,7 @@ class InferencePage(Model, what="inferences"):
     ledger_id: str | None = None  # which ledger the rows are of (None: an older agent)
 
 
-type JoulegateEvent = Inference | Gate
+type JoulegateEvent = Inference | Gate | Batch
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,7 +21,7 @@ from custom_components.joulegate.exceptions import (
     JoulegateNotAgentError,
     JoulegateResponseError,
 )
-from custom_components.joulegate.models import Gate, Inference, Status
+from custom_components.joulegate.models import Batch, Gate, Inference, JoulegateEvent, Status
 from demo.procs import free_port
 
 from .fakes.agent import TOKEN, FakeAgent, load_json
@@ -109,6 +109,38 @@ async def test_set_gate(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     assert gate.lease_expires_at == datetime(2026, 11, 26, 13, 46, tzinfo=UTC)
 
 
+async def test_a_batch_only_lease_says_its_scope(client: JoulegateClient, agent: FakeAgent) -> None:
+    """A deadline run leases the gate for batch work only; interactive traffic stays out."""
+    gate = await client.set_gate(open=True, lease_s=60, reason="deadline", batch_only=True)
+    assert agent.gate_puts == [
+        {"open": True, "lease_s": 60, "reason": "deadline", "scope": "batch"}
+    ]
+    assert gate.open is False
+
+
+async def test_active_batches_are_read_until_all_are_found(
+    client: JoulegateClient, agent: FakeAgent
+) -> None:
+    """The list is newest first and keeps finished batches for days: paging stops as soon as
+    the batches /status counts are found."""
+    deadline = datetime(2026, 12, 6, 18, tzinfo=UTC)
+    for n in range(150):
+        agent.add_batch(f"batch_{n}", deadline=deadline)
+        agent.batches[0]["status"] = "completed"
+    agent.add_batch("batch_old", deadline=deadline)
+    agent.batches.append(agent.batches.pop(0))  # older than every finished one
+    agent.add_batch("batch_new", deadline=deadline, metadata={"joulegate_when_sun_fails": "grid"})
+    found = await client.active_batches(expected=2)
+    assert [b.id for b in found] == ["batch_new", "batch_old"]
+    assert found[0].metadata == {"joulegate_when_sun_fails": "grid"}
+    assert found[0].joulegate is not None
+    assert found[0].joulegate.deadline == deadline
+    assert [q.get("after") for q in agent.batch_queries] == [None, "batch_51"]
+    agent.batch_queries.clear()
+    assert await client.active_batches(expected=0) == []
+    assert agent.batch_queries == []
+
+
 async def test_events(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     """The event stream yields inference and gate events as models."""
     received: list[Inference | Gate] = []
@@ -128,6 +160,26 @@ async def test_events(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     assert received[0].wh == pytest.approx(0.001)
     assert isinstance(received[1], Gate)
     assert received[1].open is True
+
+
+async def test_a_finished_batch_arrives_as_a_batch_event(
+    client: JoulegateClient, agent: FakeAgent
+) -> None:
+    received: list[JoulegateEvent] = []
+
+    async def follow() -> None:
+        async for event in client.events():
+            received.append(event)
+
+    agent.add_batch("batch_17", deadline=datetime(2026, 12, 6, 18, tzinfo=UTC))
+    task = asyncio.create_task(follow())
+    await agent.stream_connected.wait()
+    agent.finish_batch("batch_17")
+    agent.close_streams()
+    await asyncio.wait_for(task, 5)
+    (event,) = received
+    assert isinstance(event, Batch)
+    assert (event.id, event.status) == ("batch_17", "completed")
 
 
 async def test_event_stream_format(serve: Callable[..., Awaitable[JoulegateClient]]) -> None:

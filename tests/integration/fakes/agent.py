@@ -52,6 +52,7 @@ class FakeAgent:
         self.gate: dict[str, Any] = load_json("gate.json")
         # GET/PUT /api/v1/power's document (power_document); None: an agent without levels.
         self.power: dict[str, Any] | None = None
+        self.batches: list[dict[str, Any]] = []  # newest first, as the agent lists them
         # The ledger's identity, in /info and each page; None: an agent from before it had one.
         self.ledger_id: str | None = "ledger-0001"
         self.features: list[str] = ["ledger_id"]
@@ -62,6 +63,7 @@ class FakeAgent:
         self.max_page = 1000
         # Observations.
         self.inference_queries: list[tuple[int, int]] = []
+        self.batch_queries: list[dict[str, str]] = []
         self.gate_puts: list[dict[str, Any]] = []
         self.power_puts: list[dict[str, Any]] = []
         self.stream_connections = 0
@@ -119,6 +121,86 @@ class FakeAgent:
         self.publish("inference", row)
         return row
 
+    def add_batch(
+        self,
+        batch_id: str,
+        *,
+        deadline: datetime,
+        requests: int = 300,
+        request_s: float | None = 30.0,
+        request_wh: float = 0.08,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A batch in progress, with nothing run yet; `/status` `batches` follows."""
+        run_s = None if request_s is None else requests * request_s
+        batch: dict[str, Any] = {
+            "id": batch_id,
+            "object": "batch",
+            "status": "in_progress",
+            "expires_at": int(deadline.timestamp()),
+            "request_counts": {"total": requests, "completed": 0, "failed": 0},
+            "metadata": metadata or {},
+            "joulegate": {
+                "deadline": deadline.isoformat(),
+                "energy_j": 0.0,
+                "energy_wh": 0.0,
+                "attempts": 0,
+                "requests_done": 0,
+                "requests_left": requests,
+                "avg_wh_per_request": None,
+                "estimate_basis": None if run_s is None else "model",
+                "energy_needed_wh": None if run_s is None else requests * request_wh,
+                "run_time_needed_s": run_s,
+                "longest_request_s": request_s,
+                "latest_start": None
+                if run_s is None
+                else (deadline - timedelta(seconds=run_s)).isoformat(),
+                "on_time": None if run_s is None else True,
+                "warning": None,
+            },
+        }
+        self.batches.insert(0, batch)
+        self._sum_batches()
+        return batch
+
+    def finish_batch(self, batch_id: str, status: str = "completed") -> dict[str, Any]:
+        """The batch ends: its counts and energy from its ledger rows, the `batch` event sent."""
+        batch = next(b for b in self.batches if b["id"] == batch_id)
+        rows = [row for row in self.rows if row.get("batch_id") == batch_id]
+        energy_j = sum(row["energy_j"] for row in rows)
+        batch["status"] = status
+        batch["request_counts"]["completed"] = len(rows)
+        batch["joulegate"].update(
+            energy_j=energy_j,
+            energy_wh=energy_j / 3600,
+            attempts=len(rows),
+            requests_done=len(rows),
+            requests_left=0,
+            energy_needed_wh=0.0,
+            run_time_needed_s=0.0,
+        )
+        self._sum_batches()
+        self.publish("batch", batch)
+        return batch
+
+    def _sum_batches(self) -> None:
+        active = [b for b in self.batches if b["status"] == "in_progress"]
+        outlooks = [b["joulegate"] for b in active]
+        starts = [o["latest_start"] for o in outlooks if o["latest_start"]]
+        longest = [o["longest_request_s"] for o in outlooks if o["longest_request_s"]]
+        self.status["batches"] = {
+            "requests_waiting": sum(o["requests_left"] for o in outlooks),
+            "requests_running": 0,
+            "batches_in_progress": len(active),
+            "energy_needed_wh": sum(o["energy_needed_wh"] or 0.0 for o in outlooks),
+            "next_deadline": min((o["deadline"] for o in outlooks), default=None),
+            "latest_start": min(starts, default=None),
+            "longest_request_s": max(longest, default=None),
+            "late": 0,
+            "concurrency": 1,
+            "admitted": bool(self.gate.get("batch_open")),
+        }
+
     def start_ledger_over(self, ledger_id: str | None) -> None:
         """A new, empty ledger (`--fresh`, a deleted data dir): ids start at 1 again."""
         self.ledger_id = ledger_id
@@ -161,6 +243,7 @@ class FakeAgent:
         app.router.add_get("/api/v1/events", self._events)
         app.router.add_get("/api/v1/power", self._power)
         app.router.add_put("/api/v1/power", self._put_power)
+        app.router.add_get("/v1/batches", self._batches)
         return app
 
     async def _health(self, _: web.Request) -> web.Response:
@@ -196,11 +279,31 @@ class FakeAgent:
             | ({} if self.ledger_id is None else {"ledger_id": self.ledger_id})
         )
 
+    async def _batches(self, request: web.Request) -> web.Response:
+        self.batch_queries.append(dict(request.query))
+        limit = int(request.query.get("limit", "20"))
+        after = request.query.get("after")
+        ids = [b["id"] for b in self.batches]
+        start = ids.index(after) + 1 if after in ids else 0
+        page = self.batches[start : start + limit]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": start + limit < len(self.batches),
+            }
+        )
+
     async def _put_gate(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.gate_puts.append(body)
+        batch_only = body.get("scope") == "batch"
+        if "scope" in body:  # what the agent answers since it has the batch queue
+            self.gate.update(batch_open=body["open"], scope=body["scope"])
         self.gate.update(
-            open=body["open"],
+            open=body["open"] and not batch_only,
             source="lease",
             reason=body["reason"],
             lease_remaining_s=float(body["lease_s"]),
