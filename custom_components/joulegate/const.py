@@ -39,6 +39,7 @@ EVENT_INFERENCE: Final = "joulegate_inference"
 UNIT_INFERENCES: Final = "inferences"
 UNIT_TOKENS: Final = "tokens"
 UNIT_REQUESTS: Final = "requests"
+UNIT_BATCHES: Final = "batches"
 UNIT_WH_PER_INFERENCE: Final = "Wh/inference"
 UNIT_J_PER_TOKEN: Final = "J/token"  # noqa: S105 (a unit, not a secret)
 UNIT_TOKENS_PER_SECOND: Final = "tokens/s"

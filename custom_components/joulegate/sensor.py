@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,8 @@ from .accounting import Totals
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
+    DOMAIN,
+    UNIT_BATCHES,
     UNIT_G_CO2E_PER_INFERENCE,
     UNIT_INFERENCES,
     UNIT_INFERENCES_PER_HOUR,
@@ -44,12 +47,14 @@ from .data import JoulegateConfigEntry
 from .entity import JoulegateEntity, async_remove_entities
 from .gate import JoulegateGateCoordinator
 from .levels import LevelReason
-from .models import Board, Status
+from .models import BatchQueue, Board, Status
 from .retired import async_retire_sensors
 from .surplus import Reason
 
 # All entities read the coordinator's data; nothing is polled per entity.
 PARALLEL_UPDATES = 0
+
+EMPTY_BATCH_QUEUE = BatchQueue.from_dict({})
 
 # The least value a state shows as more than 0 (a microwatt-hour, a millionth of a percent).
 STATE_FLOOR = 1e-6
@@ -59,7 +64,7 @@ STATE_FLOOR = 1e-6
 class JoulegateSensorEntityDescription(SensorEntityDescription):
     """Describes a Joulegate sensor."""
 
-    value_fn: Callable[[JoulegateState], StateType]
+    value_fn: Callable[[JoulegateState], StateType | datetime]
     attributes_fn: Callable[[JoulegateState], Mapping[str, Any] | None] | None = None
     # Whether the board can fill it: created at setup only then.
     exists_fn: Callable[[Board, Status], bool] = lambda _board, _status: True
@@ -72,7 +77,7 @@ def _clean(value: float) -> float:
     return 0.0 if abs(value) < STATE_FLOOR else value
 
 
-def _shown(value: StateType) -> StateType | Decimal:
+def _shown(value: StateType | datetime) -> StateType | Decimal | datetime:
     """A float as its state should read: 0.0 below a millionth, and never in exponent notation
     (Home Assistant writes a float to 15 digits, 1.23e-05 for a small one; a Decimal of the
     same digits reads 0.0000123). Order is kept, so a total that never decreases still never
@@ -110,6 +115,16 @@ def _energy_error(error_j: float | None, energy_j: float) -> dict[str, float | N
 
 def _last_inference_wh(state: JoulegateState) -> StateType:
     return row.wh if (row := state.last_inference) else None
+
+
+def _has_batch_queue(_board: Board, status: Status) -> bool:
+    return status.batches is not None
+
+
+def _batches(state: JoulegateState) -> BatchQueue:
+    """The agent's batch queue (an empty one for a status that lost it: the agent went back to
+    a version without one while the entity exists)."""
+    return state.status.batches or EMPTY_BATCH_QUEUE
 
 
 SENSORS: tuple[JoulegateSensorEntityDescription, ...] = (
@@ -223,6 +238,51 @@ SENSORS: tuple[JoulegateSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: state.status.queue.length,
         attributes_fn=lambda state: {"capacity": state.status.queue.capacity},
+    ),
+    # The batch queue (agents with one): what Home Assistant plans the deadline rule with.
+    JoulegateSensorEntityDescription(
+        key="batch_requests_waiting",
+        translation_key="batch_requests_waiting",
+        native_unit_of_measurement=UNIT_REQUESTS,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: _batches(state).requests_waiting,
+        attributes_fn=lambda state: {
+            "requests_running": _batches(state).requests_running,
+            "late": _batches(state).late,
+            "admitted": _batches(state).admitted,
+        },
+        exists_fn=_has_batch_queue,
+    ),
+    JoulegateSensorEntityDescription(
+        key="batches_in_progress",
+        translation_key="batches_in_progress",
+        native_unit_of_measurement=UNIT_BATCHES,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: _batches(state).batches_in_progress,
+        exists_fn=_has_batch_queue,
+    ),
+    JoulegateSensorEntityDescription(
+        key="batch_energy_needed",
+        translation_key="batch_energy_needed",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_display_precision=2,
+        value_fn=lambda state: _batches(state).energy_needed_wh,
+        exists_fn=_has_batch_queue,
+    ),
+    JoulegateSensorEntityDescription(
+        key="batch_next_deadline",
+        translation_key="batch_next_deadline",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda state: _batches(state).next_deadline,
+        exists_fn=_has_batch_queue,
+    ),
+    JoulegateSensorEntityDescription(
+        key="batch_latest_start",
+        translation_key="batch_latest_start",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda state: _batches(state).latest_start,
+        exists_fn=_has_batch_queue,
     ),
     JoulegateSensorEntityDescription(
         key="max_temperature",
@@ -505,7 +565,7 @@ class JoulegateSensorEntity(JoulegateEntity[JoulegateDataUpdateCoordinator], Sen
     entity_description: JoulegateSensorEntityDescription
 
     @property
-    def native_value(self) -> StateType | Decimal:
+    def native_value(self) -> StateType | Decimal | datetime:
         """Return the sensor's value."""
         return _shown(self.entity_description.value_fn(self.coordinator.data))
 
@@ -523,7 +583,7 @@ class JoulegateGateSensorEntity(JoulegateEntity[JoulegateGateCoordinator], Senso
     entity_description: JoulegateGateSensorEntityDescription
 
     @property
-    def native_value(self) -> StateType | Decimal:
+    def native_value(self) -> StateType | Decimal | datetime:
         """Return the sensor's value."""
         return _shown(self.entity_description.value_fn(self.coordinator))
 

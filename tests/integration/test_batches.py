@@ -1,18 +1,27 @@
-"""The batch queue in Home Assistant, against the test agent: batch rows in the accounting."""
+"""The batch queue in Home Assistant, against the test agent: its sensors, batch rows in the
+accounting."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.gate import GateRunner
 
 from .fake_agent import FakeAgent
 from .home import GATE_OPTIONS
 from .test_gate import CARBON, GRID_WH, SHARE, Day, infer, value
+
+WAITING = "sensor.orin_rooftop_batch_requests_waiting"
+IN_PROGRESS = "sensor.orin_rooftop_batches_in_progress"
+NEEDED = "sensor.orin_rooftop_batch_energy_still_needed"
+NEXT_DEADLINE = "sensor.orin_rooftop_next_batch_deadline"
+LATEST_START = "sensor.orin_rooftop_batch_latest_start"
+BATCH_SENSORS = (WAITING, IN_PROGRESS, NEEDED, NEXT_DEADLINE, LATEST_START)
 
 
 @pytest.fixture
@@ -46,3 +55,40 @@ async def test_a_batch_run_on_the_grid_leaves_the_per_inference_figures_alone(
     assert value(hass, CARBON) == carbon
     await run(at + timedelta(seconds=10), 1, grid_w=300, battery_w=0, soc=20, pv_kwh=110)
     assert gate.state.energy_per_inference_wh == per_inference
+
+
+async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """Two batches waiting: their requests, the energy they need, the first deadline and the
+    earliest latest start."""
+    soon = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    agent.add_batch("batch_17", deadline=soon, requests=300, request_s=30.0, request_wh=0.08)
+    agent.add_batch("batch_18", deadline=soon + timedelta(days=6), requests=2100)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert value(hass, WAITING) == 2400
+    assert value(hass, IN_PROGRESS) == 2
+    assert value(hass, NEEDED) == pytest.approx(2400 * 0.08)
+    assert hass.states.get(NEEDED).attributes["unit_of_measurement"] == "Wh"
+    assert hass.states.get(NEXT_DEADLINE).state == soon.isoformat()
+    latest = soon - timedelta(seconds=300 * 30.0)
+    assert hass.states.get(LATEST_START).state == latest.isoformat()
+    attributes = hass.states.get(WAITING).attributes
+    assert (attributes["requests_running"], attributes["late"]) == (0, 0)
+
+    agent.finish_batch("batch_17")
+    await mock_config_entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert value(hass, WAITING) == 2100
+    assert value(hass, IN_PROGRESS) == 1
+
+
+async def test_an_agent_without_a_batch_queue_gets_no_batch_sensors(
+    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert [hass.states.get(entity_id) for entity_id in BATCH_SENSORS] == [None] * 5
