@@ -146,6 +146,9 @@ CONF_LEVEL_MODE: Final = "level_mode"  # levels.LevelMode (fastest or efficient)
 LEVEL_MODE_OFF: Final = "off"  # the default: the rig runs on its own settings, on or off
 LEVEL_MODES: Final = (LEVEL_MODE_OFF, "fastest", "efficient")
 POWER_REFRESH_CYCLES: Final = 30  # the agent's levels and costs read again every 5 minutes
+# What a batch may use when the sun does not come before its deadline, unless its metadata says.
+CONF_WHEN_SUN_FAILS: Final = "batch_when_sun_fails"
+WHEN_SUN_FAILS_CHOICES: Final = ("grid", "battery", "expire")
 
 # Every option key the gate branch owns (cleared when the gate is switched off).
 GATE_OPTION_KEYS: Final = (
@@ -171,6 +174,7 @@ GATE_OPTION_KEYS: Final = (
     CONF_INFERENCE_POWER,
     CONF_PRIORITY,
     CONF_LEVEL_MODE,
+    CONF_WHEN_SUN_FAILS,
 )
 
 # The controller cycle. The agent's lease covers three cycles, so one lost

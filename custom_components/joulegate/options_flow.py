@@ -40,6 +40,7 @@ from .const import (
     CONF_LEVEL_MODE,
     CONF_PRIORITY,
     CONF_STALE_AFTER,
+    CONF_WHEN_SUN_FAILS,
     DEFAULT_INFERENCE_POWER,
     DEFAULT_PRIORITY,
     DEFAULT_STALE_AFTER,
@@ -52,6 +53,7 @@ from .const import (
     LEVEL_MODES,
     MAX_STALE_AFTER,
     MIN_STALE_AFTER,
+    WHEN_SUN_FAILS_CHOICES,
 )
 from .exceptions import JoulegateError
 from .inputs import ROLE_KINDS, GateConfig, Kind, flow_error
@@ -221,6 +223,9 @@ class JoulegateOptionsFlow(OptionsFlowWithReload):
             0.1, 1000, 0.1, "W"
         )
         fields[vol.Required(CONF_FAIL_OPEN, default=False)] = BooleanSelector()
+        fields[vol.Optional(CONF_WHEN_SUN_FAILS)] = _choice(
+            WHEN_SUN_FAILS_CHOICES, CONF_WHEN_SUN_FAILS
+        )
         return self.async_show_form(
             step_id="extras",
             data_schema=self.add_suggested_values_to_schema(

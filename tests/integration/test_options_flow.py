@@ -206,6 +206,40 @@ async def test_pv_and_load_with_a_split_battery_and_a_refused_carbon_sensor(
     ]
 
 
+async def test_what_batches_may_use_when_the_sun_fails_is_an_option(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The default for batches that do not say in their metadata; grid when not chosen."""
+    set_home(hass, None, grid_w=-300, battery_w=0)
+    result = await open_gate_branch(hass, init_integration)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"grid_source": "signed", "battery_source": "signed"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "grid_power": GRID,
+            "grid_sign": "import_positive",
+            "battery_power": BATTERY,
+            "battery_sign": "discharge_positive",
+            "battery_soc": SOC,
+        },
+    )
+    assert result["step_id"] == "extras"
+    assert "batch_when_sun_fails" in {str(key) for key in result["data_schema"].schema}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "stale_after": 300,
+            "inference_power": 10,
+            "fail_open": False,
+            "batch_when_sun_fails": "battery",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert init_integration.options["batch_when_sun_fails"] == "battery"
+
+
 @pytest.mark.parametrize("options", [GATE_OPTIONS | {"a_future_option": 30}])
 async def test_switching_the_gate_off_keeps_the_other_options(
     hass: HomeAssistant, init_integration: MockConfigEntry
