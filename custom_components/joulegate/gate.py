@@ -30,8 +30,11 @@ from homeassistant.util import dt as dt_util
 
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
 from .allocation import Allotment, RigReading
+from .batch_gate import BatchGate
+from .batch_plan import Plan, WhenSunFails
 from .const import (
     CONF_PV_FORECAST,
+    CONF_WHEN_SUN_FAILS,
     DOMAIN,
     FLOW_HISTORY,
     FLOW_MATCH_TOLERANCE,
@@ -102,6 +105,7 @@ class GateState:
     level: str | None = None  # the level leased; None: closed, or no allocation
     allotted_w: float | None = None
     allotment_reason: Reason | LevelReason | None = None
+    batch_plan: Plan | None = None  # the deadline rule's (None: no batch in progress)
 
     @property
     def inferences_per_hour(self) -> float | None:
@@ -146,6 +150,11 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         self.flows: Flows | None = None
         self.history = FlowHistory(FLOW_HISTORY, FLOW_MATCH_TOLERANCE)
         self.last_push_error: str | None = None
+        self.batch_gate = BatchGate(
+            agent.client,
+            entry.title,
+            WhenSunFails(entry.options.get(CONF_WHEN_SUN_FAILS, WhenSunFails.GRID)),
+        )
         self._settings_store = gate_store(hass, entry.entry_id)
         self._on_readings = on_readings
         self._lock = asyncio.Lock()
@@ -344,7 +353,19 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 decision = self.controller.step(inputs)
             self._record(now, flows, rig_w)
             self._on_readings(flows, now)
-            pushed = await self._async_push(decision)
+            plan = await self.batch_gate.async_plan(
+                status.batches if status else None,
+                now=now.timestamp(),
+                today_end=dt_util.start_of_local_day(
+                    dt_util.as_local(now) + timedelta(days=1)
+                ).timestamp(),
+                flows=flows,
+                decision=decision,
+                rig_now_w=rig_w,
+                controller=self.controller.settings,
+                cycle_s=GATE_CYCLE.total_seconds(),
+            )
+            pushed = await self._async_push(decision, batch_only=plan is not None and plan.admit)
             leased = allotment is not None and await self.rig.async_lease(allotment, _lease_s())
             state = GateState(
                 open=decision.open,
@@ -358,6 +379,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 level=allotment.level.key if leased and allotment and allotment.level else None,
                 allotted_w=None if allotment is None else allotment.allotted_w,
                 allotment_reason=None if allotment is None else allotment.reason,
+                batch_plan=plan,
             )
             self.async_set_updated_data(state)
 
@@ -409,10 +431,16 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         self.accounting.update_pv(dt_util.as_local(now).date(), flows.pv_energy_wh)
         self._summary = None
 
-    async def _async_push(self, decision: Decision) -> bool:
+    async def _async_push(self, decision: Decision, *, batch_only: bool) -> bool:
+        """Lease the gate as decided; where it stays closed but a deadline needs batch work,
+        lease it for batch work only (reason `deadline`)."""
+        deadline = batch_only and not decision.open
         try:
             await self.client.set_gate(
-                open=decision.open, lease_s=_lease_s(), reason=decision.reason.value
+                open=decision.open or deadline,
+                lease_s=_lease_s(),
+                reason="deadline" if deadline else decision.reason.value,
+                batch_only=deadline,
             )
         except JoulegateError as err:
             if self.last_push_error is None:

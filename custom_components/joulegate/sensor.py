@@ -26,8 +26,10 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .accounting import Totals
+from .batch_plan import PlanReason
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
@@ -350,6 +352,22 @@ def _reason_attributes(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
     }
 
 
+def _plan_attributes(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
+    plan = gate.data.batch_plan
+
+    def moment(epoch: float | None) -> str | None:
+        return None if epoch is None else dt_util.utc_from_timestamp(epoch).isoformat()
+
+    return {
+        "admitted": plan is not None and plan.admit,
+        "deadline": moment(plan.deadline if plan else None),
+        "latest_start": moment(plan.latest_start if plan else None),
+        "expected_solar_wh": plan.expected_solar_wh if plan else None,
+        "shortfall_wh": plan.shortfall_wh if plan else None,
+        "late": plan is not None and plan.late,
+    }
+
+
 def _battery_per_100(gate: JoulegateGateCoordinator) -> StateType:
     per_inference = gate.summary.battery_wh_per_inference
     capacity = gate.config.battery_capacity_wh
@@ -435,6 +453,14 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         options=[reason.value for reason in Reason],
         value_fn=lambda gate: gate.data.reason.value if gate.data.reason else None,
         attributes_fn=_reason_attributes,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="batch_plan",
+        translation_key="batch_plan",
+        device_class=SensorDeviceClass.ENUM,
+        options=[reason.value for reason in PlanReason],
+        value_fn=lambda gate: plan.reason if (plan := gate.state.batch_plan) else PlanReason.IDLE,
+        attributes_fn=_plan_attributes,
     ),
     JoulegateGateSensorEntityDescription(
         key="surplus_power",

@@ -11,10 +11,11 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.surplus import GateMode
 
 from .fake_agent import FakeAgent
 from .home import GATE_OPTIONS
-from .test_gate import CARBON, GRID_WH, SHARE, Day, infer, value
+from .test_gate import ALLOWED, CARBON, GRID_WH, SHARE, Day, infer, value
 
 WAITING = "sensor.orin_rooftop_batch_requests_waiting"
 IN_PROGRESS = "sensor.orin_rooftop_batches_in_progress"
@@ -22,6 +23,13 @@ NEEDED = "sensor.orin_rooftop_batch_energy_still_needed"
 NEXT_DEADLINE = "sensor.orin_rooftop_next_batch_deadline"
 LATEST_START = "sensor.orin_rooftop_batch_latest_start"
 BATCH_SENSORS = (WAITING, IN_PROGRESS, NEEDED, NEXT_DEADLINE, LATEST_START)
+
+
+@pytest.fixture
+def agent(agent: FakeAgent) -> FakeAgent:
+    """An agent with a batch queue, empty."""
+    agent.count_batches()
+    return agent
 
 
 @pytest.fixture
@@ -88,7 +96,95 @@ async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
 async def test_an_agent_without_a_batch_queue_gets_no_batch_sensors(
     hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
+    del agent.status["batches"]
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert [hass.states.get(entity_id) for entity_id in BATCH_SENSORS] == [None] * 5
+
+
+DEADLINE_LEASE = {"open": True, "lease_s": 30, "reason": "deadline", "scope": "batch"}
+PLAN = "sensor.orin_rooftop_batch_plan"
+
+
+async def night_with_a_batch(
+    hass: HomeAssistant,
+    agent: FakeAgent,
+    gate: GateRunner,
+    day: datetime,
+    due_in: timedelta = timedelta(hours=1, minutes=30),
+    **batch: Any,
+) -> datetime:
+    """22:00, the house on the grid and no PV to come; a batch of 2.5 h (300 requests of 30 s)
+    due `due_in` from then."""
+    start = day + timedelta(hours=22)
+    agent.add_batch("batch_17", deadline=start + due_in, **batch)
+    await gate.coordinator.async_refresh()
+    return await Day(hass, gate).run(start, 2, grid_w=300, soc=20, forecast_kwh=0)
+
+
+async def test_a_deadline_the_sun_cannot_meet_leases_the_gate_for_batch_work_only(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    """Past its latest start, with no sun to come: batch work runs (reason `deadline`), and
+    interactive traffic still waits for the sun."""
+    await night_with_a_batch(hass, agent, gate, day)
+    assert agent.gate_puts[-1] == DEADLINE_LEASE
+    assert agent.gate["open"] is False
+    assert agent.gate["batch_open"] is True
+    assert hass.states.get(ALLOWED).state == "off"
+    assert hass.states.get(PLAN).state == "deadline"
+    attributes = hass.states.get(PLAN).attributes
+    assert datetime.fromisoformat(attributes["deadline"]) == day + timedelta(hours=23, minutes=30)
+    assert attributes["late"] is True
+
+
+async def test_a_deadline_far_away_waits_for_its_latest_start(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    """Waiting costs no deadline and no sunshine: nothing runs before the latest start."""
+    await night_with_a_batch(hass, agent, gate, day, due_in=timedelta(hours=20))
+    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "no_surplus"}
+    assert hass.states.get(PLAN).state == "waiting"
+    latest = day + timedelta(hours=42) - timedelta(seconds=300 * 30 * 1.1 + 30 + 10)
+    assert datetime.fromisoformat(hass.states.get(PLAN).attributes["latest_start"]) == latest
+
+
+async def test_the_thermal_limit_wins_over_a_deadline(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    agent.status["thermal"] = {"zones": {"gpu-thermal": 81.0}, "max_c": 81.0}
+    await night_with_a_batch(hass, agent, gate, day)
+    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "too_hot"}
+    assert hass.states.get(PLAN).state == "too_hot"
+
+
+async def test_a_batch_that_lets_itself_expire_gets_no_deadline_run(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    await night_with_a_batch(
+        hass, agent, gate, day, metadata={"joulegate_when_sun_fails": "expire"}
+    )
+    assert agent.gate_puts[-1]["open"] is False
+    assert hass.states.get(PLAN).state == "expire"
+
+
+@pytest.mark.parametrize("options", [GATE_OPTIONS | {"batch_when_sun_fails": "expire"}])
+async def test_the_options_default_is_for_batches_that_do_not_choose(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    await night_with_a_batch(hass, agent, gate, day)
+    assert agent.gate_puts[-1]["open"] is False
+    agent.batches[0]["metadata"] = {"joulegate_when_sun_fails": "grid"}
+    agent.add_batch("batch_18", deadline=day + timedelta(days=5))  # the list is read again
+    await gate.coordinator.async_refresh()
+    await Day(hass, gate).run(day + timedelta(hours=22, minutes=2), 1, grid_w=300, soc=20)
+    assert agent.gate_puts[-1] == DEADLINE_LEASE
+
+
+async def test_a_gate_forced_off_runs_no_deadline_work(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    await gate.async_set_mode(GateMode.NEVER)
+    await night_with_a_batch(hass, agent, gate, day)
+    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "forced_off"}

@@ -30,6 +30,16 @@ ENGLISH = json.loads(
 )
 
 
+# The sensors form of a home with a signed grid meter and a signed battery.
+SIGNED_SENSORS = {
+    "grid_power": GRID,
+    "grid_sign": "import_positive",
+    "battery_power": BATTERY,
+    "battery_sign": "discharge_positive",
+    "battery_soc": SOC,
+}
+
+
 def suggested(result: FlowResult) -> dict[str, Any]:
     """The values a form suggests or defaults to, by field (each field has a label)."""
     labels = ENGLISH["options"]["step"][result["step_id"]]
@@ -70,13 +80,7 @@ async def test_gate_options(hass: HomeAssistant, init_integration: MockConfigEnt
     }
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {
-            "grid_power": GRID,
-            "grid_sign": "import_positive",
-            "battery_power": BATTERY,
-            "battery_sign": "discharge_positive",
-            "battery_soc": SOC,
-        },
+        SIGNED_SENSORS,
     )
     assert result["step_id"] == "extras"
     assert suggested(result) == {
@@ -217,13 +221,7 @@ async def test_what_batches_may_use_when_the_sun_fails_is_an_option(
     )
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {
-            "grid_power": GRID,
-            "grid_sign": "import_positive",
-            "battery_power": BATTERY,
-            "battery_sign": "discharge_positive",
-            "battery_soc": SOC,
-        },
+        SIGNED_SENSORS,
     )
     assert result["step_id"] == "extras"
     assert "batch_when_sun_fails" in {str(key) for key in result["data_schema"].schema}

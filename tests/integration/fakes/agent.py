@@ -160,7 +160,7 @@ class FakeAgent:
             },
         }
         self.batches.insert(0, batch)
-        self._sum_batches()
+        self.count_batches()
         return batch
 
     def finish_batch(self, batch_id: str, status: str = "completed") -> dict[str, Any]:
@@ -179,11 +179,12 @@ class FakeAgent:
             energy_needed_wh=0.0,
             run_time_needed_s=0.0,
         )
-        self._sum_batches()
+        self.count_batches()
         self.publish("batch", batch)
         return batch
 
-    def _sum_batches(self) -> None:
+    def count_batches(self) -> None:
+        """/status `batches` from the batches in progress (an agent with a batch queue)."""
         active = [b for b in self.batches if b["status"] == "in_progress"]
         outlooks = [b["joulegate"] for b in active]
         starts = [o["latest_start"] for o in outlooks if o["latest_start"]]
