@@ -240,6 +240,10 @@ class Accounting:
         """A batch's energy above idle by source, so far; None for a batch with no row counted."""
         return self.batches.get(batch_id)
 
+    def latest_batch(self) -> tuple[str, Totals] | None:
+        """The batch whose row was counted last, and its energy above idle by source so far."""
+        return next(reversed(self.batches.items()), None)
+
     def summary(self) -> AccountingSummary:
         """The totals, the rolling figures over the recent inferences, and today's share."""
         recent = list(self.recent)

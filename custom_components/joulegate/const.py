@@ -33,6 +33,7 @@ LEDGER_MAX_PAGES_PER_UPDATE: Final = 10
 
 # Fired on the event bus once per ledger row, exactly once per inference.
 EVENT_INFERENCE: Final = "joulegate_inference"
+EVENT_BATCH_FINISHED: Final = "joulegate_batch_finished"
 
 # Units with no Home Assistant constant. Fixed strings (not translated) so that
 # long-term statistics keep one unit whatever the UI language.

@@ -15,9 +15,11 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .accounting import Accounting, Totals
+from .batch_events import finished_event
 from .client import JoulegateClient
 from .const import (
     DOMAIN,
+    EVENT_BATCH_FINISHED,
     EVENT_INFERENCE,
     EVENT_REFRESH_COOLDOWN,
     EVENT_STREAM_BACKOFF_MAX,
@@ -30,7 +32,7 @@ from .const import (
 )
 from .exceptions import JoulegateAuthenticationError, JoulegateError, JoulegateResponseError
 from .ledger import OUTCOME_REFUSED, InferenceLedger, LedgerSummary, read_history
-from .models import Inference, Info, Status
+from .models import Batch, Inference, Info, Status
 from .store import LedgerStore
 
 
@@ -271,6 +273,18 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
             },
         )
 
+    async def _async_batch_finished(self, batch: Batch) -> None:
+        """Read the batch's last rows (the gate attributes them), then announce it."""
+        await self.async_refresh()
+        self.hass.bus.async_fire(
+            EVENT_BATCH_FINISHED,
+            {
+                "config_entry_id": self.config_entry.entry_id,
+                "agent_device_id": self.info.device_id,
+                **finished_event(batch, self.accounting.batch(batch.id)),
+            },
+        )
+
     async def async_listen_events(self) -> None:
         """Follow the agent's event stream for as long as the entry is loaded.
 
@@ -283,11 +297,14 @@ class JoulegateDataUpdateCoordinator(DataUpdateCoordinator[JoulegateState]):
         while True:
             self.event_stream = "connecting"
             try:
-                async for _event in self.client.events():
+                async for event in self.client.events():
                     self.event_stream = "connected"
                     backoff = EVENT_STREAM_BACKOFF_MIN
                     reported = False
-                    await self.async_request_refresh()
+                    if isinstance(event, Batch):
+                        await self._async_batch_finished(event)
+                    else:
+                        await self.async_request_refresh()
             except JoulegateAuthenticationError:
                 # The next poll fails the same way and starts reauthentication.
                 self.event_stream = "stopped: authentication failed"

@@ -368,6 +368,20 @@ def _plan_attributes(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
     }
 
 
+def _batch_share_attributes(gate: JoulegateGateCoordinator) -> Mapping[str, Any] | None:
+    """Which batch the share is of, and its energy above idle by source so far."""
+    if (latest := gate.accounting.latest_batch()) is None:
+        return None
+    batch_id, split = latest
+    return {
+        "batch_id": batch_id,
+        "energy_above_idle_wh": split.total_wh,
+        "solar_wh": split.solar_wh,
+        "battery_wh": split.battery_wh,
+        "grid_wh": split.grid_wh,
+    }
+
+
 def _battery_per_100(gate: JoulegateGateCoordinator) -> StateType:
     per_inference = gate.summary.battery_wh_per_inference
     capacity = gate.config.battery_capacity_wh
@@ -461,6 +475,17 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         options=[reason.value for reason in PlanReason],
         value_fn=lambda gate: plan.reason if (plan := gate.state.batch_plan) else PlanReason.IDLE,
         attributes_fn=_plan_attributes,
+    ),
+    JoulegateGateSensorEntityDescription(
+        key="batch_solar_share",
+        translation_key="batch_solar_share",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda gate: (
+            latest[1].solar_share_pct if (latest := gate.accounting.latest_batch()) else None
+        ),
+        attributes_fn=_batch_share_attributes,
     ),
     JoulegateGateSensorEntityDescription(
         key="surplus_power",

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.joulegate.const import EVENT_BATCH_FINISHED
 from custom_components.joulegate.gate import GateRunner
 from custom_components.joulegate.surplus import GateMode
 
+from .common import wait_until
 from .fake_agent import FakeAgent
 from .home import GATE_OPTIONS
 from .test_gate import ALLOWED, CARBON, GRID_WH, SHARE, Day, infer, value
@@ -188,3 +190,44 @@ async def test_a_gate_forced_off_runs_no_deadline_work(
     await gate.async_set_mode(GateMode.NEVER)
     await night_with_a_batch(hass, agent, gate, day)
     assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "forced_off"}
+
+
+BATCH_SHARE = "sensor.orin_rooftop_batch_solar_share"
+
+
+async def test_a_finished_batch_is_announced_with_its_energy_and_solar_share(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+) -> None:
+    """Three requests on the noon sun, one at night on the grid: "batch 17: 75 % solar", in
+    the event the agent's `batch` event brings about and in the batch solar share sensor."""
+    events = async_capture_events(hass, EVENT_BATCH_FINISHED)
+    entry = gate.entry
+    agent.add_batch("batch_17", deadline=day + timedelta(days=1), requests=4)
+    run = Day(hass, gate).run
+    at = await run(day + timedelta(hours=13), 3, grid_w=-800, soc=100, pv_kwh=108)
+    for n in range(3):
+        agent.finish_inference(
+            marginal_j=36.0,
+            energy_j=45.0,
+            ended_at=at - timedelta(seconds=2 * n),
+            duration=2.0,
+            batch_id="batch_17",
+        )
+    await entry.runtime_data.coordinator.async_refresh()
+    at = await run(day + timedelta(hours=23), 3, grid_w=300, battery_w=0, soc=20, pv_kwh=110)
+    agent.finish_inference(
+        marginal_j=36.0, energy_j=45.0, ended_at=at, duration=2.0, batch_id="batch_17"
+    )
+    agent.finish_batch("batch_17")
+    await wait_until(lambda: events)
+    await hass.async_block_till_done()
+    (event,) = events
+    assert event.data["batch_id"] == "batch_17"
+    assert event.data["status"] == "completed"
+    assert event.data["requests_completed"] == 4
+    assert event.data["energy_wh"] == pytest.approx(4 * 45.0 / 3600)
+    assert event.data["energy_above_idle_wh"] == pytest.approx(4 * 36.0 / 3600)
+    assert event.data["solar_share_pct"] == pytest.approx(75.0)
+    assert event.data["grid_wh"] == pytest.approx(36.0 / 3600)
+    assert value(hass, BATCH_SHARE) == pytest.approx(75.0)
+    assert hass.states.get(BATCH_SHARE).attributes["batch_id"] == "batch_17"
