@@ -15,13 +15,20 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util.yaml import load_yaml
 from pytest_homeassistant_custom_component.common import async_fire_time_changed, async_mock_service
 
+from custom_components.joulegate.const import EVENT_BATCH_FINISHED
+
 BLUEPRINTS = Path(__file__).parents[2] / "blueprints" / "automation" / "joulegate"
 ALLOWED = "binary_sensor.orin_rooftop_inference_allowed"
 REASON = "sensor.orin_rooftop_gate_reason"
 
 
 @pytest.mark.parametrize(
-    "name", ["run_script_while_inference_allowed.yaml", "notify_gate_closed_all_day.yaml"]
+    "name",
+    [
+        "run_script_while_inference_allowed.yaml",
+        "notify_gate_closed_all_day.yaml",
+        "notify_batch_finished.yaml",
+    ],
 )
 def test_blueprint_is_valid(name: str) -> None:
     """The blueprint passes the automation blueprint schema, every input defined."""
@@ -112,3 +119,37 @@ async def test_notify_when_closed_all_day(
     assert "orin-rooftop Inference allowed" in message
     assert "24.0 hours" in message
     assert "no_surplus" in message
+
+
+async def test_notify_when_a_batch_finishes(hass: HomeAssistant, tmp_path: Path) -> None:
+    """The finished batch's energy and solar share in one message; a failed one is told too,
+    unless only completed ones are asked for."""
+    created = async_mock_service(hass, "persistent_notification", "create")
+    await _use(hass, tmp_path, "notify_batch_finished.yaml", {})
+    finished = {
+        "batch_id": "batch_17",
+        "status": "completed",
+        "requests_completed": 300,
+        "requests_failed": 0,
+        "energy_wh": 24.123,
+        "solar_share_pct": 96.2,
+    }
+    hass.bus.async_fire(EVENT_BATCH_FINISHED, finished)
+    await hass.async_block_till_done()
+    hass.bus.async_fire(
+        EVENT_BATCH_FINISHED, finished | {"status": "expired", "solar_share_pct": None}
+    )
+    await hass.async_block_till_done()
+    messages = [" ".join(call.data["message"].split()) for call in created]
+    assert messages == [
+        "batch_17 completed: 300 requests (0 failed), 24.1 Wh, solar share 96 %.",
+        "batch_17 expired: 300 requests (0 failed), 24.1 Wh, solar share unknown.",
+    ]
+
+
+async def test_notify_only_completed_batches(hass: HomeAssistant, tmp_path: Path) -> None:
+    created = async_mock_service(hass, "persistent_notification", "create")
+    await _use(hass, tmp_path, "notify_batch_finished.yaml", {"only_completed": True})
+    hass.bus.async_fire(EVENT_BATCH_FINISHED, {"batch_id": "batch_18", "status": "expired"})
+    await hass.async_block_till_done()
+    assert created == []
