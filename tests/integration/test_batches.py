@@ -13,6 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.joulegate.const import EVENT_BATCH_FINISHED
 from custom_components.joulegate.gate import GateRunner
 from custom_components.joulegate.surplus import GateMode
+from demo.ha_config import EXAMPLE_DASHBOARD, dashboard_entities
 
 from .common import wait_until
 from .fake_agent import FakeAgent
@@ -231,3 +232,13 @@ async def test_a_finished_batch_is_announced_with_its_energy_and_solar_share(
     assert event.data["grid_wh"] == pytest.approx(36.0 / 3600)
     assert value(hass, BATCH_SHARE) == pytest.approx(75.0)
     assert hass.states.get(BATCH_SHARE).attributes["batch_id"] == "batch_17"
+
+
+async def test_the_example_dashboard_s_batch_cards_show_entities_the_integration_makes(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner
+) -> None:
+    """The batch queue's cards (progress, plan, solar share) name entities that exist."""
+    named = dashboard_entities(EXAMPLE_DASHBOARD.read_text(encoding="utf-8"))
+    batch_cards = {entity_id for entity_id in named if "batch" in entity_id}
+    assert {*BATCH_SENSORS, PLAN, BATCH_SHARE} <= batch_cards
+    assert [e for e in sorted(batch_cards) if hass.states.get(e) is None] == []
