@@ -242,3 +242,20 @@ async def test_the_example_dashboard_s_batch_cards_show_entities_the_integration
     batch_cards = {entity_id for entity_id in named if "batch" in entity_id}
     assert {*BATCH_SENSORS, PLAN, BATCH_SHARE} <= batch_cards
     assert [e for e in sorted(batch_cards) if hass.states.get(e) is None] == []
+
+
+@pytest.mark.parametrize("case", [(60, "deadline"), (10, "battery_low")])
+async def test_a_batch_that_may_use_the_battery_runs_for_its_deadline_above_the_reserve(
+    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime, case: tuple[int, str]
+) -> None:
+    soc, plan = case
+    start = day + timedelta(hours=22)
+    agent.add_batch(
+        "batch_17",
+        deadline=start + timedelta(hours=1),
+        metadata={"joulegate_when_sun_fails": "battery"},
+    )
+    await gate.coordinator.async_refresh()
+    await Day(hass, gate).run(start, 2, grid_w=0, battery_w=300, soc=soc, forecast_kwh=0)
+    assert hass.states.get(PLAN).state == plan
+    assert (agent.gate_puts[-1] == DEADLINE_LEASE) is (plan == "deadline")
