@@ -31,7 +31,7 @@ from homeassistant.util import dt as dt_util
 from .accounting import Accounting, AccountingSummary, FlowHistory, FlowSample, split_energy
 from .allocation import Allotment, RigReading
 from .batch_gate import BatchGate
-from .batch_plan import Plan, WhenSunFails
+from .batch_plan import Plan, PlanReason, WhenSunFails
 from .const import (
     CONF_PV_FORECAST,
     CONF_WHEN_SUN_FAILS,
@@ -439,7 +439,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             await self.client.set_gate(
                 open=decision.open or deadline,
                 lease_s=_lease_s(),
-                reason="deadline" if deadline else decision.reason.value,
+                reason=PlanReason.DEADLINE.value if deadline else decision.reason.value,
                 batch_only=deadline,
             )
         except JoulegateError as err:

@@ -13,6 +13,7 @@ from awesomeversion import AwesomeVersion
 from homeassistant.const import __version__ as HA_VERSION
 from homeassistant.helpers import selector
 
+from custom_components.joulegate.batch_plan import PlanReason
 from custom_components.joulegate.binary_sensor import BINARY_SENSORS, INFERENCE_ALLOWED
 from custom_components.joulegate.const import DOMAIN
 from custom_components.joulegate.inputs import LASTING_PROBLEMS, Kind
@@ -66,6 +67,7 @@ def test_translations_cover_every_key() -> None:
     assert set(entities["select"]["gate_mode"]["state"]) == set(GateMode)
     assert set(entities["select"]["battery_policy"]["state"]) == set(BatteryPolicy)
     assert set(entities["sensor"]["gate_reason"]["state"]) == set(Reason)
+    assert set(entities["sensor"]["batch_plan"]["state"]) == set(PlanReason)
 
     source = "\n".join(path.read_text(encoding="utf-8") for path in INTEGRATION.glob("*.py"))
     config_flow = (INTEGRATION / "config_flow.py").read_text(encoding="utf-8")
