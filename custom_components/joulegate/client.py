@@ -208,6 +208,7 @@ class JoulegateClient:
         """
         body = {"level": level, "lease_s": lease_s, "reason": reason}
         return _parse(PowerLevels.from_dict, await self._request("PUT", "/power", body=body))
+
     async def active_batches(self, expected: int) -> list[Batch]:
         """The batches still to run, with their metadata and `joulegate` blocks: the agent's list
         (newest first) read page by page until `expected` active ones are found (the count

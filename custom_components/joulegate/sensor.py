@@ -33,7 +33,6 @@ from .batch_plan import PlanReason
 from .const import (
     CONF_CARBON_INTENSITY,
     CONF_PV_ENERGY,
-    DOMAIN,
     UNIT_BATCHES,
     UNIT_G_CO2E_PER_INFERENCE,
     UNIT_INFERENCES,
@@ -473,7 +472,7 @@ GATE_SENSORS: tuple[JoulegateGateSensorEntityDescription, ...] = (
         translation_key="batch_plan",
         device_class=SensorDeviceClass.ENUM,
         options=[reason.value for reason in PlanReason],
-        value_fn=lambda gate: plan.reason if (plan := gate.state.batch_plan) else PlanReason.IDLE,
+        value_fn=lambda gate: plan.reason if (plan := gate.data.batch_plan) else PlanReason.IDLE,
         attributes_fn=_plan_attributes,
     ),
     JoulegateGateSensorEntityDescription(

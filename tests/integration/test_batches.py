@@ -1,4 +1,4 @@
-"""The batch queue in Home Assistant, against the test agent: its sensors, batch rows in the
+"""The batch queue in Home Assistant, against the fake agent: its sensors, batch rows in the
 accounting."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.joulegate.const import EVENT_BATCH_FINISHED
-from custom_components.joulegate.gate import GateRunner
+from custom_components.joulegate.gate import JoulegateGateCoordinator
 from custom_components.joulegate.surplus import GateMode
 from demo.ha_config import EXAMPLE_DASHBOARD, dashboard_entities
 
 from .common import wait_until
-from .fake_agent import FakeAgent
-from .home import GATE_OPTIONS
+from .fakes.agent import FakeAgent
+from .fakes.home import GATE_OPTIONS
 from .test_gate import ALLOWED, CARBON, GRID_WH, SHARE, Day, infer, value
 
 WAITING = "sensor.orin_rooftop_batch_requests_waiting"
@@ -29,10 +29,10 @@ BATCH_SENSORS = (WAITING, IN_PROGRESS, NEEDED, NEXT_DEADLINE, LATEST_START)
 
 
 @pytest.fixture
-def agent(agent: FakeAgent) -> FakeAgent:
+def mock_agent(mock_agent: FakeAgent) -> FakeAgent:
     """An agent with a batch queue, empty."""
-    agent.count_batches()
-    return agent
+    mock_agent.count_batches()
+    return mock_agent
 
 
 @pytest.fixture
@@ -42,21 +42,21 @@ def options() -> dict[str, Any]:
 
 
 async def test_a_batch_run_on_the_grid_leaves_the_per_inference_figures_alone(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """A chat at noon on sunshine, then a batch's request at night on the grid: the grid total
     grows by the batch's energy, the rolling figures per inference stay the chat's."""
-    entry = gate.entry
+    entry = gate.config_entry
     run = Day(hass, gate).run
     at = await run(day + timedelta(hours=13), 3, grid_w=-800, soc=100, pv_kwh=108)
-    await infer(hass, agent, entry, at)
+    await infer(hass, mock_agent, entry, at)
     await run(at + timedelta(seconds=10), 1, grid_w=-800, soc=100, pv_kwh=108)
     share, carbon = value(hass, SHARE), value(hass, CARBON)
-    per_inference = gate.state.energy_per_inference_wh
+    per_inference = gate.data.energy_per_inference_wh
     assert share == 100
 
     at = await run(day + timedelta(hours=23), 3, grid_w=300, battery_w=0, soc=20, pv_kwh=110)
-    agent.finish_inference(
+    mock_agent.finish_inference(
         marginal_j=900.0, energy_j=1000.0, ended_at=at, duration=20.0, batch_id="batch_17"
     )
     await entry.runtime_data.coordinator.async_refresh()
@@ -65,17 +65,17 @@ async def test_a_batch_run_on_the_grid_leaves_the_per_inference_figures_alone(
     assert value(hass, SHARE) == share
     assert value(hass, CARBON) == carbon
     await run(at + timedelta(seconds=10), 1, grid_w=300, battery_w=0, soc=20, pv_kwh=110)
-    assert gate.state.energy_per_inference_wh == per_inference
+    assert gate.data.energy_per_inference_wh == per_inference
 
 
 async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
     """Two batches waiting: their requests, the energy they need, the first deadline and the
     earliest latest start."""
     soon = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
-    agent.add_batch("batch_17", deadline=soon, requests=300, request_s=30.0, request_wh=0.08)
-    agent.add_batch("batch_18", deadline=soon + timedelta(days=6), requests=2100)
+    mock_agent.add_batch("batch_17", deadline=soon, requests=300, request_s=30.0, request_wh=0.08)
+    mock_agent.add_batch("batch_18", deadline=soon + timedelta(days=6), requests=2100)
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -89,7 +89,7 @@ async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
     attributes = hass.states.get(WAITING).attributes
     assert (attributes["requests_running"], attributes["late"]) == (0, 0)
 
-    agent.finish_batch("batch_17")
+    mock_agent.finish_batch("batch_17")
     await mock_config_entry.runtime_data.coordinator.async_refresh()
     await hass.async_block_till_done()
     assert value(hass, WAITING) == 2100
@@ -97,9 +97,9 @@ async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
 
 
 async def test_an_agent_without_a_batch_queue_gets_no_batch_sensors(
-    hass: HomeAssistant, agent: FakeAgent, mock_config_entry: MockConfigEntry
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:
-    del agent.status["batches"]
+    del mock_agent.status["batches"]
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
@@ -112,8 +112,8 @@ PLAN = "sensor.orin_rooftop_batch_plan"
 
 async def night_with_a_batch(
     hass: HomeAssistant,
-    agent: FakeAgent,
-    gate: GateRunner,
+    mock_agent: FakeAgent,
+    gate: JoulegateGateCoordinator,
     day: datetime,
     due_in: timedelta = timedelta(hours=1, minutes=30),
     **batch: Any,
@@ -121,20 +121,20 @@ async def night_with_a_batch(
     """22:00, the house on the grid and no PV to come; a batch of 2.5 h (300 requests of 30 s)
     due `due_in` from then."""
     start = day + timedelta(hours=22)
-    agent.add_batch("batch_17", deadline=start + due_in, **batch)
-    await gate.coordinator.async_refresh()
+    mock_agent.add_batch("batch_17", deadline=start + due_in, **batch)
+    await gate.agent.async_refresh()
     return await Day(hass, gate).run(start, 2, grid_w=300, soc=20, forecast_kwh=0)
 
 
 async def test_a_deadline_the_sun_cannot_meet_leases_the_gate_for_batch_work_only(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Past its latest start, with no sun to come: batch work runs (reason `deadline`), and
     interactive traffic still waits for the sun."""
-    await night_with_a_batch(hass, agent, gate, day)
-    assert agent.gate_puts[-1] == DEADLINE_LEASE
-    assert agent.gate["open"] is False
-    assert agent.gate["batch_open"] is True
+    await night_with_a_batch(hass, mock_agent, gate, day)
+    assert mock_agent.gate_puts[-1] == DEADLINE_LEASE
+    assert mock_agent.gate["open"] is False
+    assert mock_agent.gate["batch_open"] is True
     assert hass.states.get(ALLOWED).state == "off"
     assert hass.states.get(PLAN).state == "deadline"
     attributes = hass.states.get(PLAN).attributes
@@ -143,71 +143,71 @@ async def test_a_deadline_the_sun_cannot_meet_leases_the_gate_for_batch_work_onl
 
 
 async def test_a_deadline_far_away_waits_for_its_latest_start(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Waiting costs no deadline and no sunshine: nothing runs before the latest start."""
-    await night_with_a_batch(hass, agent, gate, day, due_in=timedelta(hours=20))
-    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "no_surplus"}
+    await night_with_a_batch(hass, mock_agent, gate, day, due_in=timedelta(hours=20))
+    assert mock_agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "no_surplus"}
     assert hass.states.get(PLAN).state == "waiting"
     latest = day + timedelta(hours=42) - timedelta(seconds=300 * 30 * 1.1 + 30 + 10)
     assert datetime.fromisoformat(hass.states.get(PLAN).attributes["latest_start"]) == latest
 
 
 async def test_the_thermal_limit_wins_over_a_deadline(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
-    agent.status["thermal"] = {"zones": {"gpu-thermal": 81.0}, "max_c": 81.0}
-    await night_with_a_batch(hass, agent, gate, day)
-    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "too_hot"}
+    mock_agent.status["thermal"] = {"zones": {"gpu-thermal": 81.0}, "max_c": 81.0}
+    await night_with_a_batch(hass, mock_agent, gate, day)
+    assert mock_agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "too_hot"}
     assert hass.states.get(PLAN).state == "too_hot"
 
 
 async def test_a_batch_that_lets_itself_expire_gets_no_deadline_run(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     await night_with_a_batch(
-        hass, agent, gate, day, metadata={"joulegate_when_sun_fails": "expire"}
+        hass, mock_agent, gate, day, metadata={"joulegate_when_sun_fails": "expire"}
     )
-    assert agent.gate_puts[-1]["open"] is False
+    assert mock_agent.gate_puts[-1]["open"] is False
     assert hass.states.get(PLAN).state == "expire"
 
 
 @pytest.mark.parametrize("options", [GATE_OPTIONS | {"batch_when_sun_fails": "expire"}])
 async def test_the_options_default_is_for_batches_that_do_not_choose(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
-    await night_with_a_batch(hass, agent, gate, day)
-    assert agent.gate_puts[-1]["open"] is False
-    agent.batches[0]["metadata"] = {"joulegate_when_sun_fails": "grid"}
-    agent.add_batch("batch_18", deadline=day + timedelta(days=5))  # the list is read again
-    await gate.coordinator.async_refresh()
+    await night_with_a_batch(hass, mock_agent, gate, day)
+    assert mock_agent.gate_puts[-1]["open"] is False
+    mock_agent.batches[0]["metadata"] = {"joulegate_when_sun_fails": "grid"}
+    mock_agent.add_batch("batch_18", deadline=day + timedelta(days=5))  # the list is read again
+    await gate.agent.async_refresh()
     await Day(hass, gate).run(day + timedelta(hours=22, minutes=2), 1, grid_w=300, soc=20)
-    assert agent.gate_puts[-1] == DEADLINE_LEASE
+    assert mock_agent.gate_puts[-1] == DEADLINE_LEASE
 
 
 async def test_a_gate_forced_off_runs_no_deadline_work(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     await gate.async_set_mode(GateMode.NEVER)
-    await night_with_a_batch(hass, agent, gate, day)
-    assert agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "forced_off"}
+    await night_with_a_batch(hass, mock_agent, gate, day)
+    assert mock_agent.gate_puts[-1] == {"open": False, "lease_s": 30, "reason": "forced_off"}
 
 
 BATCH_SHARE = "sensor.orin_rooftop_batch_solar_share"
 
 
 async def test_a_finished_batch_is_announced_with_its_energy_and_solar_share(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
     """Three requests on the noon sun, one at night on the grid: "batch 17: 75 % solar", in
     the event the agent's `batch` event brings about and in the batch solar share sensor."""
     events = async_capture_events(hass, EVENT_BATCH_FINISHED)
-    entry = gate.entry
-    agent.add_batch("batch_17", deadline=day + timedelta(days=1), requests=4)
+    entry = gate.config_entry
+    mock_agent.add_batch("batch_17", deadline=day + timedelta(days=1), requests=4)
     run = Day(hass, gate).run
     at = await run(day + timedelta(hours=13), 3, grid_w=-800, soc=100, pv_kwh=108)
     for n in range(3):
-        agent.finish_inference(
+        mock_agent.finish_inference(
             marginal_j=36.0,
             energy_j=45.0,
             ended_at=at - timedelta(seconds=2 * n),
@@ -216,10 +216,10 @@ async def test_a_finished_batch_is_announced_with_its_energy_and_solar_share(
         )
     await entry.runtime_data.coordinator.async_refresh()
     at = await run(day + timedelta(hours=23), 3, grid_w=300, battery_w=0, soc=20, pv_kwh=110)
-    agent.finish_inference(
+    mock_agent.finish_inference(
         marginal_j=36.0, energy_j=45.0, ended_at=at, duration=2.0, batch_id="batch_17"
     )
-    agent.finish_batch("batch_17")
+    mock_agent.finish_batch("batch_17")
     await wait_until(lambda: events)
     await hass.async_block_till_done()
     (event,) = events
@@ -235,7 +235,7 @@ async def test_a_finished_batch_is_announced_with_its_energy_and_solar_share(
 
 
 async def test_the_example_dashboard_s_batch_cards_show_entities_the_integration_makes(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator
 ) -> None:
     """The batch queue's cards (progress, plan, solar share) name entities that exist."""
     named = dashboard_entities(EXAMPLE_DASHBOARD.read_text(encoding="utf-8"))
@@ -246,16 +246,20 @@ async def test_the_example_dashboard_s_batch_cards_show_entities_the_integration
 
 @pytest.mark.parametrize("case", [(60, "deadline"), (10, "battery_low")])
 async def test_a_batch_that_may_use_the_battery_runs_for_its_deadline_above_the_reserve(
-    hass: HomeAssistant, agent: FakeAgent, gate: GateRunner, day: datetime, case: tuple[int, str]
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    gate: JoulegateGateCoordinator,
+    day: datetime,
+    case: tuple[int, str],
 ) -> None:
     soc, plan = case
     start = day + timedelta(hours=22)
-    agent.add_batch(
+    mock_agent.add_batch(
         "batch_17",
         deadline=start + timedelta(hours=1),
         metadata={"joulegate_when_sun_fails": "battery"},
     )
-    await gate.coordinator.async_refresh()
+    await gate.agent.async_refresh()
     await Day(hass, gate).run(start, 2, grid_w=0, battery_w=300, soc=soc, forecast_kwh=0)
     assert hass.states.get(PLAN).state == plan
-    assert (agent.gate_puts[-1] == DEADLINE_LEASE) is (plan == "deadline")
+    assert (mock_agent.gate_puts[-1] == DEADLINE_LEASE) is (plan == "deadline")

@@ -109,36 +109,40 @@ async def test_set_gate(client: JoulegateClient, mock_agent: FakeAgent) -> None:
     assert gate.lease_expires_at == datetime(2026, 11, 26, 13, 46, tzinfo=UTC)
 
 
-async def test_a_batch_only_lease_says_its_scope(client: JoulegateClient, agent: FakeAgent) -> None:
+async def test_a_batch_only_lease_says_its_scope(
+    client: JoulegateClient, mock_agent: FakeAgent
+) -> None:
     """A deadline run leases the gate for batch work only; interactive traffic stays out."""
     gate = await client.set_gate(open=True, lease_s=60, reason="deadline", batch_only=True)
-    assert agent.gate_puts == [
+    assert mock_agent.gate_puts == [
         {"open": True, "lease_s": 60, "reason": "deadline", "scope": "batch"}
     ]
     assert gate.open is False
 
 
 async def test_active_batches_are_read_until_all_are_found(
-    client: JoulegateClient, agent: FakeAgent
+    client: JoulegateClient, mock_agent: FakeAgent
 ) -> None:
     """The list is newest first and keeps finished batches for days: paging stops as soon as
     the batches /status counts are found."""
     deadline = datetime(2026, 12, 6, 18, tzinfo=UTC)
     for n in range(150):
-        agent.add_batch(f"batch_{n}", deadline=deadline)
-        agent.batches[0]["status"] = "completed"
-    agent.add_batch("batch_old", deadline=deadline)
-    agent.batches.append(agent.batches.pop(0))  # older than every finished one
-    agent.add_batch("batch_new", deadline=deadline, metadata={"joulegate_when_sun_fails": "grid"})
+        mock_agent.add_batch(f"batch_{n}", deadline=deadline)
+        mock_agent.batches[0]["status"] = "completed"
+    mock_agent.add_batch("batch_old", deadline=deadline)
+    mock_agent.batches.append(mock_agent.batches.pop(0))  # older than every finished one
+    mock_agent.add_batch(
+        "batch_new", deadline=deadline, metadata={"joulegate_when_sun_fails": "grid"}
+    )
     found = await client.active_batches(expected=2)
     assert [b.id for b in found] == ["batch_new", "batch_old"]
     assert found[0].metadata == {"joulegate_when_sun_fails": "grid"}
     assert found[0].joulegate is not None
     assert found[0].joulegate.deadline == deadline
-    assert [q.get("after") for q in agent.batch_queries] == [None, "batch_51"]
-    agent.batch_queries.clear()
+    assert [q.get("after") for q in mock_agent.batch_queries] == [None, "batch_51"]
+    mock_agent.batch_queries.clear()
     assert await client.active_batches(expected=0) == []
-    assert agent.batch_queries == []
+    assert mock_agent.batch_queries == []
 
 
 async def test_events(client: JoulegateClient, mock_agent: FakeAgent) -> None:
@@ -163,7 +167,7 @@ async def test_events(client: JoulegateClient, mock_agent: FakeAgent) -> None:
 
 
 async def test_a_finished_batch_arrives_as_a_batch_event(
-    client: JoulegateClient, agent: FakeAgent
+    client: JoulegateClient, mock_agent: FakeAgent
 ) -> None:
     received: list[JoulegateEvent] = []
 
@@ -171,11 +175,11 @@ async def test_a_finished_batch_arrives_as_a_batch_event(
         async for event in client.events():
             received.append(event)
 
-    agent.add_batch("batch_17", deadline=datetime(2026, 12, 6, 18, tzinfo=UTC))
+    mock_agent.add_batch("batch_17", deadline=datetime(2026, 12, 6, 18, tzinfo=UTC))
     task = asyncio.create_task(follow())
-    await agent.stream_connected.wait()
-    agent.finish_batch("batch_17")
-    agent.close_streams()
+    await mock_agent.stream_connected.wait()
+    mock_agent.finish_batch("batch_17")
+    mock_agent.close_streams()
     await asyncio.wait_for(task, 5)
     (event,) = received
     assert isinstance(event, Batch)

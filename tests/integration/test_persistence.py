@@ -366,17 +366,21 @@ async def test_the_averages_are_known_right_after_a_restart(
 
 async def test_the_averages_after_a_restart_reach_past_a_batch(
     hass: HomeAssistant,
-    agent: FakeAgent,
+    mock_agent: FakeAgent,
     mock_config_entry: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
     """A batch ran 150 requests since the last chats: the restored means are the chats', read
     from before the batch's rows, not the batch's nor none."""
     for _ in range(150):
-        agent.finish_inference(energy_j=900.0, output_tokens=2000, duration=30.0, batch_id="b")
+        mock_agent.finish_inference(energy_j=900.0, output_tokens=2000, duration=30.0, batch_id="b")
     hass_storage[LEDGER_KEY] = saved_file(
         LEDGER_KEY,
-        {"device_id": DEVICE_ID, "ledger_id": agent.ledger_id, "cursor": agent.rows[-1]["id"]},
+        {
+            "device_id": DEVICE_ID,
+            "ledger_id": mock_agent.ledger_id,
+            "cursor": mock_agent.rows[-1]["id"],
+        },
         version=2,
     )
     mock_config_entry.add_to_hass(hass)
