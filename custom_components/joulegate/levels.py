@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from .surplus import MAX_STEP_S, InputHold, Inputs, Reason, Settings, SurplusController
+from .surplus import (
+    MAX_STEP_S,
+    InputHold,
+    Inputs,
+    Reason,
+    Settings,
+    SurplusController,
+    off_time,
+)
 
 STEP_UP_AFTER_S = 60.0  # a minute of the next rung's extra power banked, as the gate opens today
 
@@ -145,6 +153,8 @@ class Rung:
     index: int | None = None  # None: the gate is closed
     banks_j: dict[int, float] = field(default_factory=dict)  # rung -> banked surplus energy
     closed_at: float = -math.inf
+    opened_at: float = -math.inf
+    last_run_s: float = 0.0  # how long the gate was open before closed_at
 
     def draw_w(self, ladder: Sequence[Level]) -> float:
         """The power above idle the rig's level may take (0 while closed)."""
@@ -154,6 +164,9 @@ class Rung:
         """Go to a rung (None: close the gate); whatever was banked starts over."""
         if index is None and self.index is not None:
             self.closed_at = now
+            self.last_run_s = now - self.opened_at
+        elif index is not None and self.index is None:
+            self.opened_at = now
         self.index = index
         self.banks_j.clear()
 
@@ -185,8 +198,8 @@ class Rung:
         """Bank surplus towards each rung above, as the gate banks towards opening today: the
         surplus beyond the rung's power, clipped to the rung's extra power either way. Climb to
         the highest rung the surplus covers now whose bank holds `after_s` of its extra power.
-        The opening is a climb from 0 W that also waits for the gate's own `open_after_wh` and
-        for the minimum off time after a closing."""
+        The opening is a climb from 0 W that waits as the on/off gate does: for its
+        `open_after_wh` and for its off time after a closing (`surplus.off_time`)."""
         draw = self.draw_w(ladder)
         first = 0 if self.index is None else self.index + 1
         if first >= len(ladder):
@@ -198,15 +211,15 @@ class Rung:
             clipped = max(-step, min(step, available_w - need))
             banked = max(0.0, self.banks_j.get(k, 0.0) + clipped * dt)
             self.banks_j[k] = banked
-            wait_j = step * after_s
-            if self.index is None:  # opening: at least what the gate banks before it opens
-                wait_j = max(wait_j, settings.open_after_wh * 3600.0)
+            # Opening waits for what the on/off gate banks before it opens, a climb for after_s
+            # of the rung's extra power.
+            wait_j = settings.open_after_wh * 3600.0 if self.index is None else step * after_s
             if available_w >= need and banked >= wait_j:
                 ready = k
         closed = self.index is None
         if available_w < ladder[first].marginal_w:
             return Reason.NO_SURPLUS if closed else LevelReason.SURPLUS_LIMITED
-        if closed and now - self.closed_at < settings.min_off_s:
+        if closed and now - self.closed_at < off_time(settings, self.last_run_s):
             return Reason.MINIMUM_OFF_TIME
         if ready is None:
             return Reason.WAITING_FOR_SURPLUS if closed else LevelReason.WAITING_TO_STEP_UP

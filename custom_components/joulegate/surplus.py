@@ -106,6 +106,14 @@ class _State:
     hot: bool = False
 
 
+def off_time(settings: Settings, run_s: float) -> float:
+    """The minimum off time after a run of run_s: short after a long run, in full after a short
+    one (the surplus flickering at its edge). One rule for the on/off gate and the levels."""
+    if run_s >= settings.long_run_s:
+        return min(settings.off_after_long_run_s, settings.min_off_s)
+    return settings.min_off_s
+
+
 @dataclass(slots=True)
 class InputHold:
     """Rides through a blip: an input's last good reading stands in for a missing one while it is
@@ -170,14 +178,6 @@ class SurplusController:
         state.open = decision.open
         return decision
 
-    def _off_time(self, run_s: float) -> float:
-        """The minimum off time after a run of run_s: short after a long run, in full after a
-        short one (the surplus flickering at its edge)."""
-        settings = self.settings
-        if run_s >= settings.long_run_s:
-            return min(settings.off_after_long_run_s, settings.min_off_s)
-        return settings.min_off_s
-
     def forced(self, inputs: Inputs) -> Decision | None:
         """The decision that holds whatever the surplus (the mode, heat, throttling), if any.
 
@@ -214,7 +214,7 @@ class SurplusController:
             state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
         if surplus < need:
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
-        if inputs.now - state.closed_at < self._off_time(state.last_run_s):
+        if inputs.now - state.closed_at < off_time(settings, state.last_run_s):
             return Decision(False, Reason.MINIMUM_OFF_TIME, surplus)
         if held:
             return Decision(False, Reason.INPUT_UNAVAILABLE, surplus)

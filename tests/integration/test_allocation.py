@@ -129,6 +129,16 @@ def test_a_rig_without_a_reading_past_the_hold_makes_the_shared_surplus_unknown(
     assert levels(result) == {"a": None, "b": None}
 
 
+def test_a_rig_closed_after_a_long_run_reopens_after_the_gates_shorter_off_time() -> None:
+    settings = Settings(min_off_s=300.0, long_run_s=600.0, off_after_long_run_s=120.0)
+    allocator = Allocator([RigConfig("a", FAST, priority=1)], settings)
+    simulate(allocator, 1800, export_w=30.0)
+    assert levels(simulate(allocator, 10, export_w=0.0, start=1800.0)[-1]) == {"a": None}
+    after = simulate(allocator, 600, export_w=30.0, start=1810.0)
+    opened = next(i for i, result in enumerate(after) if result["a"].level is not None)
+    assert 1810.0 + STEP_S * opened == 1800.0 + 120.0
+
+
 def test_rig_keys_must_be_unique() -> None:
     with pytest.raises(ValueError, match="unique"):
         Allocator([RigConfig("a", FAST), RigConfig("a", SLOW)])

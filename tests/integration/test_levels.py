@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from custom_components.joulegate.levels import (
@@ -20,6 +22,7 @@ from custom_components.joulegate.surplus import (
     Inputs,
     Reason,
     Settings,
+    SurplusController,
 )
 
 STEP_S = 10.0
@@ -64,23 +67,35 @@ def keys(decisions: list[LevelDecision]) -> list[str | None]:
     return [None if d.level is None else d.level.key for d in decisions]
 
 
-def test_a_sustained_surplus_opens_the_gate_straight_at_the_highest_level_after_a_minute() -> None:
+def test_a_sustained_surplus_opens_the_gate_straight_at_the_highest_level() -> None:
     controller = LevelController(LADDER, NO_WAIT)
     decisions = simulate(controller, 300, export_w=100.0)
     opened = next(i for i, d in enumerate(decisions) if d.open)
-    assert opened * STEP_S == 60.0
     assert decisions[opened].level == MAXN
     assert decisions[-1].reason is LevelReason.TOP_LEVEL
 
 
+@pytest.mark.parametrize("watts", [7.0, 13.0, 25.0])
+def test_a_rig_opens_at_its_top_level_exactly_when_the_on_off_gate_would(watts: float) -> None:
+    top = Level("top", watts, 20.0)
+    controller = LevelController((Level("low", 2.0, 5.0), top), NO_WAIT)
+    gate = SurplusController(replace(NO_WAIT, need_w=watts))
+    levels = simulate(controller, 300, export_w=3 * watts)
+    gate_open = [
+        gate.step(Inputs(now=i * STEP_S, grid_w=-3 * watts, rig_inference_w=0.0)).open
+        for i in range(30)
+    ]
+    assert [d.level == top for d in levels].index(True) == gate_open.index(True)
+
+
 def test_each_climb_waits_for_a_minute_of_its_extra_power_banked() -> None:
     controller = LevelController(LADDER, NO_WAIT)
-    # 20 W: 25W (8 W) banks 8 W a second and opens after the gate's 600 J; MAXN from closed would
-    # bank 8 of its 12 W only. From 25W, MAXN's 4 W extra banks in another minute.
-    decisions = simulate(controller, 300, export_w=20.0)
+    # 14 W: 25W (8 W) banks 6 W a second and opens after the gate's 600 J; MAXN from closed
+    # banks 2 W a second only. From 25W, MAXN's 4 W extra (240 J) banks 2 W a second too.
+    decisions = simulate(controller, 600, export_w=14.0)
     changes = [i for i in range(1, len(decisions)) if decisions[i].index != decisions[i - 1].index]
     assert [keys(decisions)[i] for i in changes] == ["25W", "MAXN"]
-    assert changes[1] - changes[0] >= 6
+    assert changes[1] - changes[0] == 12
 
 
 def test_a_surplus_between_two_levels_keeps_the_rig_on_the_lower_one() -> None:
@@ -178,6 +193,29 @@ def test_after_closing_the_gate_reopens_only_after_the_minimum_off_time() -> Non
     assert soon[-1].reason is Reason.MINIMUM_OFF_TIME
     later = simulate(controller, 120, export_w=20.0, start=850.0)
     assert later[-1].open
+
+
+LONG_RUN = Settings(min_off_s=300.0, long_run_s=600.0, off_after_long_run_s=120.0)
+
+
+def first_open_after(decisions: list[LevelDecision], start: float) -> float:
+    return start + STEP_S * next(i for i, d in enumerate(decisions) if d.open)
+
+
+def test_after_a_long_run_the_rig_reopens_after_the_gates_shorter_off_time() -> None:
+    controller = LevelController(LADDER, LONG_RUN)
+    simulate(controller, 1800, export_w=20.0)
+    assert not simulate(controller, 10, export_w=0.0, start=1800.0)[-1].open
+    after = simulate(controller, 600, export_w=20.0, start=1810.0)
+    assert first_open_after(after, 1810.0) == 1800.0 + 120.0
+
+
+def test_after_a_short_run_the_rig_waits_the_full_minimum_off_time() -> None:
+    controller = LevelController(LADDER, LONG_RUN)
+    simulate(controller, 300, export_w=20.0)
+    assert not simulate(controller, 10, export_w=0.0, start=300.0)[-1].open
+    after = simulate(controller, 600, export_w=20.0, start=310.0)
+    assert first_open_after(after, 310.0) == 300.0 + 300.0
 
 
 def test_too_hot_closes_the_gate_at_any_level_and_reopens_below_the_hysteresis() -> None:
