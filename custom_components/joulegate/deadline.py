@@ -19,10 +19,12 @@ the planner's latest start is the agent's. Pure Python: no Home Assistant import
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .allocation import Allotment
 from .batch_plan import Batch as PlannedBatch
 from .batch_plan import Plan, PlanInputs, PlanSettings, WhenSunFails, forecast_periods, plan
+from .levels import Level, LevelMode, LevelReason, ladder_for
 from .models import Batch
 
 WHEN_SUN_FAILS_KEY = "joulegate_when_sun_fails"
@@ -120,3 +122,17 @@ class DeadlineRule:
             self.settings,
         )
         return self.plan
+
+
+def deadline_allotment(allotment: Allotment, levels: Sequence[Level]) -> Allotment:
+    """A rig's level during a deadline run that the surplus does not pay for: its top level, the
+    speed the planner's latest start assumes (a run at the lowest level could miss it)."""
+    ladder = ladder_for(levels, LevelMode.FASTEST)
+    top = ladder[-1]
+    return replace(
+        allotment,
+        index=len(ladder) - 1,
+        level=top,
+        allotted_w=top.marginal_w,
+        reason=LevelReason.DEADLINE,
+    )

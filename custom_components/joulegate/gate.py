@@ -44,6 +44,7 @@ from .const import (
     LOGGER,
 )
 from .coordinator import JoulegateDataUpdateCoordinator
+from .deadline import deadline_allotment
 from .exceptions import JoulegateError
 from .inputs import Flows, GateConfig
 from .ledger import OUTCOME_REFUSED
@@ -365,7 +366,10 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 controller=self.controller.settings,
                 cycle_s=GATE_CYCLE.total_seconds(),
             )
-            pushed = await self._async_push(decision, batch_only=plan is not None and plan.admit)
+            batch_only = plan is not None and plan.admit
+            if allotment is not None and batch_only and not decision.open:
+                allotment = deadline_allotment(allotment, self.rig.levels())
+            pushed = await self._async_push(decision, batch_only=batch_only)
             leased = allotment is not None and await self.rig.async_lease(allotment, _lease_s())
             state = GateState(
                 open=decision.open,

@@ -44,6 +44,7 @@ class LevelReason(StrEnum):
     SURPLUS_LIMITED = "surplus_limited"  # the surplus pays for this level, not the next
     WAITING_TO_STEP_UP = "waiting_to_step_up"  # the next level fits; banking sustained surplus
     HIGHER_PRIORITY = "higher_priority"  # the rest of the surplus is allotted to other rigs
+    DEADLINE = "deadline"  # a batch's deadline run: the top level, for batch work only
 
 
 @dataclass(frozen=True, slots=True)

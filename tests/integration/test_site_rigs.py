@@ -219,3 +219,19 @@ async def test_the_options_show_what_each_level_costs_and_choose_mode_and_priori
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert (entry.options["level_mode"], entry.options["priority"]) == ("efficient", 3)
+
+
+async def test_a_deadline_run_leases_the_rigs_top_level_while_the_gate_stays_closed(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """The planner's latest start assumes a run at full speed: no surplus pays for a level, but
+    a batch past its latest start runs at the top one, for batch work only."""
+    agent = mock_agent
+    house = await start_rigs(hass, (agent, mock_config_entry))
+    agent.add_batch("batch_17", deadline=start() + timedelta(hours=1))
+    await house.run(start(), 3, export_w=0.0)
+    assert agent.gate_puts[-1]["scope"] == "batch"
+    assert agent.power_puts[-1] == {"level": "L3", "lease_s": 30, "reason": "deadline"}
+    assert hass.states.get("sensor.orin_rooftop_allotment_reason").state == "deadline"
