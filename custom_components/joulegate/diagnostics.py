@@ -46,6 +46,7 @@ def _gate_diagnostics(gate: JoulegateGateCoordinator) -> dict[str, Any]:
     """The gate's configuration, settings and latest decision (no secrets here)."""
     config = gate.config
     state = gate.data
+    site, rig = gate.site, gate.rig
     settings = {
         key: value.value if isinstance(value, GateMode | BatteryPolicy) else value
         for key, value in asdict(gate.settings).items()
@@ -74,6 +75,29 @@ def _gate_diagnostics(gate: JoulegateGateCoordinator) -> dict[str, Any]:
             "problems": dict(state.problems),
             "agent_updated": state.agent_updated,
             "last_push_error": gate.last_push_error,
+            "level": state.level,
+            "allotted_w": state.allotted_w,
+            "allotment_reason": state.allotment_reason.value if state.allotment_reason else None,
+            "batch_plan": None if state.batch_plan is None else asdict(state.batch_plan),
+        },
+        # The house's rigs behind this grid meter, and this rig's ladder as the controller sees it.
+        "site": {
+            "allocates": site.allocates,
+            "rigs": list(site.members),
+            "leader": site.leader().key if site.members else None,
+        },
+        "rig": {
+            "has_levels": rig.has_levels,
+            "mode": None if rig.options.mode is None else rig.options.mode.value,
+            "priority": rig.options.priority,
+            "levels": [
+                {
+                    "name": level.key,
+                    "w_above_idle": level.marginal_w,
+                    "tokens_per_s": level.tokens_per_s,
+                }
+                for level in rig.levels()
+            ],
         },
         "flows": None
         if gate.flows is None

@@ -16,6 +16,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY
 from custom_components.joulegate.gate import JoulegateGateCoordinator
@@ -235,3 +239,36 @@ async def test_a_deadline_run_leases_the_rigs_top_level_while_the_gate_stays_clo
     assert agent.gate_puts[-1]["scope"] == "batch"
     assert agent.power_puts[-1] == {"level": "L3", "lease_s": 30, "reason": "deadline"}
     assert hass.states.get("sensor.orin_rooftop_allotment_reason").state == "deadline"
+
+
+async def test_diagnostics_show_the_site_its_rigs_and_each_rigs_levels_and_share(
+    hass: HomeAssistant,
+    *,
+    hass_client: ClientSessionGenerator,
+    mock_agent: FakeAgent,
+    agent_b: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    entry_for: EntryFor,
+) -> None:
+    agent = mock_agent
+    entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
+    house = await start_rigs(hass, (agent, mock_config_entry), (agent_b, entry_b))
+    await house.run(start(), 90, export_w=18.0)
+    gate = (await get_diagnostics_for_config_entry(hass, hass_client, entry_b))["gate"]
+    assert gate["site"] == {
+        "allocates": True,
+        "rigs": [mock_config_entry.entry_id, entry_b.entry_id],
+        "leader": mock_config_entry.entry_id,
+    }
+    assert gate["rig"] == {
+        "has_levels": True,
+        "mode": "fastest",
+        "priority": 1,
+        "levels": [
+            {"name": "B1", "w_above_idle": 5.0, "tokens_per_s": 6.0},
+            {"name": "B2", "w_above_idle": 10.0, "tokens_per_s": 11.0},
+        ],
+    }
+    assert gate["state"]["level"] == "B1"
+    assert gate["state"]["allotted_w"] == 5.0
+    assert gate["state"]["allotment_reason"] == "higher_priority"
