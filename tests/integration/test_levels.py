@@ -198,24 +198,22 @@ def test_after_closing_the_gate_reopens_only_after_the_minimum_off_time() -> Non
 LONG_RUN = Settings(min_off_s=300.0, long_run_s=600.0, off_after_long_run_s=120.0)
 
 
-def first_open_after(decisions: list[LevelDecision], start: float) -> float:
-    return start + STEP_S * next(i for i, d in enumerate(decisions) if d.open)
+def off_time_after_a_run(run_s: float) -> float:
+    """Run the rig for `run_s`, close it with one reading of no surplus, and return how long it
+    stays closed under a steady surplus."""
+    controller = LevelController(LADDER, LONG_RUN)
+    simulate(controller, run_s, export_w=20.0)
+    assert not simulate(controller, 10, export_w=0.0, start=run_s)[-1].open
+    after = simulate(controller, 600, export_w=20.0, start=run_s + STEP_S)
+    return STEP_S + STEP_S * next(i for i, d in enumerate(after) if d.open)
 
 
 def test_after_a_long_run_the_rig_reopens_after_the_gates_shorter_off_time() -> None:
-    controller = LevelController(LADDER, LONG_RUN)
-    simulate(controller, 1800, export_w=20.0)
-    assert not simulate(controller, 10, export_w=0.0, start=1800.0)[-1].open
-    after = simulate(controller, 600, export_w=20.0, start=1810.0)
-    assert first_open_after(after, 1810.0) == 1800.0 + 120.0
+    assert off_time_after_a_run(1800.0) == 120.0
 
 
 def test_after_a_short_run_the_rig_waits_the_full_minimum_off_time() -> None:
-    controller = LevelController(LADDER, LONG_RUN)
-    simulate(controller, 300, export_w=20.0)
-    assert not simulate(controller, 10, export_w=0.0, start=300.0)[-1].open
-    after = simulate(controller, 600, export_w=20.0, start=310.0)
-    assert first_open_after(after, 310.0) == 300.0 + 300.0
+    assert off_time_after_a_run(300.0) == 300.0
 
 
 def test_too_hot_closes_the_gate_at_any_level_and_reopens_below_the_hysteresis() -> None:

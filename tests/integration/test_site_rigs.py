@@ -110,18 +110,28 @@ def start() -> datetime:
     return dt_util.start_of_local_day(dt_util.now() + timedelta(days=2)) + timedelta(hours=12)
 
 
-async def test_two_rigs_on_one_grid_meter_split_the_surplus_by_priority(
+@pytest.fixture
+async def split_site(
     hass: HomeAssistant,
     mock_agent: FakeAgent,
     agent_b: FakeAgent,
     mock_config_entry: MockConfigEntry,
     entry_for: EntryFor,
+) -> MockConfigEntry:
+    """Rig A (priority 2) and rig B (priority 1) behind one grid meter, 15 minutes of 18 W
+    exported without the rigs; returns rig B's entry."""
+    entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
+    house = await start_rigs(hass, (mock_agent, mock_config_entry), (agent_b, entry_b))
+    await house.run(start(), 90, export_w=18.0)
+    return entry_b
+
+
+@pytest.mark.usefixtures("split_site")
+async def test_two_rigs_on_one_grid_meter_split_the_surplus_by_priority(
+    hass: HomeAssistant, mock_agent: FakeAgent, agent_b: FakeAgent
 ) -> None:
     agent = mock_agent
-    entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
-    house = await start_rigs(hass, (agent, mock_config_entry), (agent_b, entry_b))
-    # 18 W exported without the rigs: A (first) takes its top 12 W, B runs on 5 W of the rest.
-    await house.run(start(), 90, export_w=18.0)
+    # 18 W: A (first) takes its top 12 W, B runs on 5 W of the rest.
     assert (agent.power or {})["current"] == "L3"
     assert (agent_b.power or {})["current"] == "B1"
     assert agent.gate_puts[-1]["open"]
@@ -243,21 +253,14 @@ async def test_a_deadline_run_leases_the_rigs_top_level_while_the_gate_stays_clo
 
 async def test_diagnostics_show_the_site_its_rigs_and_each_rigs_levels_and_share(
     hass: HomeAssistant,
-    *,
     hass_client: ClientSessionGenerator,
-    mock_agent: FakeAgent,
-    agent_b: FakeAgent,
     mock_config_entry: MockConfigEntry,
-    entry_for: EntryFor,
+    split_site: MockConfigEntry,
 ) -> None:
-    agent = mock_agent
-    entry_b = entry_for(agent_b, "rig-b", {CONF_PRIORITY: 1, CONF_LEVEL_MODE: "fastest"})
-    house = await start_rigs(hass, (agent, mock_config_entry), (agent_b, entry_b))
-    await house.run(start(), 90, export_w=18.0)
-    gate = (await get_diagnostics_for_config_entry(hass, hass_client, entry_b))["gate"]
+    gate = (await get_diagnostics_for_config_entry(hass, hass_client, split_site))["gate"]
     assert gate["site"] == {
         "allocates": True,
-        "rigs": [mock_config_entry.entry_id, entry_b.entry_id],
+        "rigs": [mock_config_entry.entry_id, split_site.entry_id],
         "leader": mock_config_entry.entry_id,
     }
     assert gate["rig"] == {
