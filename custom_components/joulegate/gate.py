@@ -103,7 +103,7 @@ class GateState:
     override: Override | None = None
     agent_updated: bool = False  # the agent took the latest lease
     # Where the site allocates (levels, or several rigs): the rig's share and why.
-    level: str | None = None  # the level leased; None: closed, or no allocation
+    level: str | None = None  # the level the agent holds after the lease (the lowest while closed)
     allotted_w: float | None = None
     allotment_reason: Reason | LevelReason | None = None
     batch_plan: Plan | None = None  # the deadline rule's (None: no batch in progress)
@@ -380,7 +380,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 problems={role: str(r.problem) for role, r in flows.problems.items()},
                 override=self.override,
                 agent_updated=pushed,
-                level=allotment.level.key if leased and allotment and allotment.level else None,
+                level=self.rig.power.current if leased and self.rig.power else None,
                 allotted_w=None if allotment is None else allotment.allotted_w,
                 allotment_reason=None if allotment is None else allotment.reason,
                 batch_plan=plan,

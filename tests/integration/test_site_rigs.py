@@ -174,6 +174,7 @@ async def test_the_gate_closes_only_below_the_lowest_level_and_leaves_it_lowest(
     await house.run(start() + 60 * CYCLE, 3, export_w=3.0)
     assert not agent.gate_puts[-1]["open"]
     assert agent.power_puts[-1]["level"] == "L1"
+    assert hass.states.get("sensor.orin_rooftop_power_level").state == "L1"
 
 
 async def test_efficiency_mode_leases_the_most_tokens_per_joule_the_surplus_pays_for(
