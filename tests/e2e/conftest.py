@@ -324,21 +324,24 @@ def entry(stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def gate(stack: Stack, entry: dict[str, Any], house: HouseFeeder) -> dict[str, str]:
-    """The solar gate on the demo house's sensors, set up through the options flow."""
+    """The solar gate on the demo house's sensors, set up through the options flow, the rig
+    following the sun with its power levels as in the demo."""
     assert stack.entry_id
     entry_id = stack.entry_id
     first = stack.ha(lambda ha: ha.options_form(entry_id))
     assert gate_setup.has_gate_options(first), first
     house.set(grid_w=500.0, battery_w=0.0, battery_soc=60.0)  # the inputs must read numbers
     result = stack.ha(
-        lambda ha: ha.options_flow(entry_id, *gate_setup.gate_answers(stale_after_s=30))
+        lambda ha: ha.options_flow(
+            entry_id, *gate_setup.gate_answers(stale_after_s=30, level_mode="fastest")
+        )
     )
     assert result["type"] == "create_entry", result
     stack.ha(lambda ha: wait_entry_loaded(ha, entry_id))
 
     def gate_entities() -> dict[str, str] | None:
         entities = stack.ha(lambda ha: joulegate_entities(ha, entry_id))
-        return entities if "gate_reason" in entities else None
+        return entities if {"gate_reason", "power_level"} <= entities.keys() else None
 
     stack.entities = wait_for(gate_entities, timeout=60, what="the gate's entities")
     return stack.entities

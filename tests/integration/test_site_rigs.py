@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.template import Template
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -23,6 +25,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.joulegate.const import CONF_LEVEL_MODE, CONF_PRIORITY
 from custom_components.joulegate.gate import JoulegateGateCoordinator
+from demo.ha_config import EXAMPLE_DASHBOARD
 
 from .common import MockAgentFactory, MockConfigEntryFactory
 from .fakes.agent import FakeAgent, power_document
@@ -276,3 +279,28 @@ async def test_diagnostics_show_the_site_its_rigs_and_each_rigs_levels_and_share
     assert gate["state"]["level"] == "B1"
     assert gate["state"]["allotted_w"] == 5.0
     assert gate["state"]["allotment_reason"] == "higher_priority"
+
+
+async def test_the_example_dashboard_shows_the_level_and_what_each_level_costs(
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    house = await start_rigs(hass, (mock_agent, mock_config_entry))
+    await house.run(start(), 60, export_w=10.0)
+    dashboard = yaml.safe_load(EXAMPLE_DASHBOARD.read_text(encoding="utf-8"))
+    sections = dashboard["views"][0]["sections"]
+    (section,) = [s for s in sections if s["cards"][0].get("heading") == "Power levels"]
+    tiles = [card["entity"] for card in section["cards"] if card["type"] == "tile"]
+    assert [hass.states.get(entity_id).state for entity_id in tiles] == [
+        "L2",
+        "8.0",
+        "surplus_limited",
+    ]
+    (markdown,) = [card["content"] for card in section["cards"] if card["type"] == "markdown"]
+    table = Template(markdown, hass).async_render(parse_result=False)
+    assert [line for line in table.splitlines() if line.strip()] == [
+        "| Level | W above idle | tokens/s | J/token |",
+        "|:--|--:|--:|--:|",
+        "| L1 | 4.0 | 8.0 | 0.5 |",
+        "| L2 | 8.0 | 20.0 | 0.4 |",
+        "| L3 | 12.0 | 22.0 | 0.545 |",
+    ]
