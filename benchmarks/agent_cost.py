@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from demo.procs import free_port  # noqa: E402
-from tests.agent import sysfs_trees  # noqa: E402 - the fake Jetson tree the tests use
+from tests.agent.fakes import sysfs_trees  # noqa: E402 - the fake Jetson tree the tests use
 
 RATES_HZ = (1.0, 10.0, 50.0)
 PROXY_SCRIPT = REPO / "benchmarks" / "proxy_overhead.py"

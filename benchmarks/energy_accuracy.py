@@ -17,6 +17,7 @@ sampler stamps each reading with the monotonic clock), the rectangle rule its no
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import sys
@@ -207,6 +208,7 @@ def run(repeats: int = REPEATS, *, ripple: bool = True) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     cells = run()
     print("| window | rate | Joulegate mean / max abs error | rectangle mean / max abs error |")
     print("|---|---|---|---|")
