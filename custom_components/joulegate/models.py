@@ -427,7 +427,7 @@ class BatchQueue(Model, what="batches"):
     requests_waiting: int = 0
     requests_running: int = 0
     batches_in_progress: int = 0
-    energy_needed_wh: float = 0.0
+    energy_needed_wh: float | None = None
     next_deadline: datetime | None
     latest_start: datetime | None
     longest_request_s: float | None

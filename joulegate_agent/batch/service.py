@@ -177,6 +177,8 @@ class BatchService:
         outlooks = [(b, self.outlook(b, now)) for b in active]
         starts = [o.latest_start for _, o in outlooks if o.latest_start is not None]
         needed = [o.energy_needed_j for _, o in outlooks if o.energy_needed_j is not None]
+        # A batch with requests left and nothing to go by would make the sum too low: unknown.
+        unknown = any(o.energy_needed_j is None and o.requests_left for _, o in outlooks)
         longest = [
             o.longest_request_s
             for _, o in outlooks
@@ -186,7 +188,7 @@ class BatchService:
             "requests_waiting": sum(o.requests_left for _, o in outlooks),
             "requests_running": self.runner.in_flight,
             "batches_in_progress": len(active),
-            "energy_needed_wh": round(sum(needed) / 3600.0, 6),
+            "energy_needed_wh": None if unknown else round(sum(needed) / 3600.0, 6),
             "next_deadline": _iso_ts(min((b.deadline for b in active), default=None)),
             "latest_start": _iso_ts(min(starts, default=None)),
             "longest_request_s": round(max(longest), 3) if longest else None,

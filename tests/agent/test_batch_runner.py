@@ -277,3 +277,21 @@ async def test_batch_requests_wait_while_the_ledger_cannot_be_written(tmp_path: 
     # "a" may have started before the disk's first refusal showed: that attempt's row was held
     # in memory and written later, and "a" ran again; each result has its row on disk.
     assert {row["custom_id"] for row in ledger if row["outcome"] == "ok"} == {None, "a", "b"}
+
+
+async def test_the_status_leaves_the_energy_needed_unknown_while_a_batch_has_nothing_to_go_by(
+    tmp_path: Path,
+) -> None:
+    """A batch of a model that has not run yet has no estimate: the queue's energy still needed
+    is unknown, not 0 Wh beside the requests waiting."""
+    async with (
+        upstream_server(SimulatedLLM(SLOW).app()) as url,
+        running_agent(proxy_config(tmp_path, url, gate_fallback_open=False)) as (agent, http),
+    ):
+        batch_id = await submit_lines(agent, http, [chat_line(f"r{n}") for n in range(3)])
+        response = await http.get(f"/v1/batches/{batch_id}", headers=auth(agent))
+        block = (await response.json())["joulegate"]
+        status = await (await http.get("/api/v1/status", headers=auth(agent))).json()
+    assert block["estimate_basis"] is None
+    assert status["batches"]["requests_waiting"] == 3
+    assert status["batches"]["energy_needed_wh"] is None

@@ -96,6 +96,19 @@ async def test_the_batch_queue_sensors_show_what_the_agent_has_left(
     assert value(hass, IN_PROGRESS) == 1
 
 
+async def test_the_energy_still_needed_is_unknown_while_a_batch_has_nothing_to_go_by(
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    """A batch of a model that has not run yet: requests waiting, no estimate of their energy."""
+    soon = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    mock_agent.add_batch("batch_17", deadline=soon, requests=12, request_s=None)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert value(hass, WAITING) == 12
+    assert hass.states.get(NEEDED).state == "unknown"
+
+
 async def test_an_agent_without_a_batch_queue_gets_no_batch_sensors(
     hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
 ) -> None:

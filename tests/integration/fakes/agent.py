@@ -193,7 +193,9 @@ class FakeAgent:
             "requests_waiting": sum(o["requests_left"] for o in outlooks),
             "requests_running": 0,
             "batches_in_progress": len(active),
-            "energy_needed_wh": sum(o["energy_needed_wh"] or 0.0 for o in outlooks),
+            "energy_needed_wh": None
+            if any(o["energy_needed_wh"] is None and o["requests_left"] for o in outlooks)
+            else sum(o["energy_needed_wh"] or 0.0 for o in outlooks),
             "next_deadline": min((o["deadline"] for o in outlooks), default=None),
             "latest_start": min(starts, default=None),
             "longest_request_s": max(longest, default=None),
