@@ -1,13 +1,14 @@
 """The Energy dashboard for the demo house: what a user sets under Settings -> Dashboards -> Energy.
 
 Grid import and export, solar production and the battery come from the house's energy meters
-(demo/ha_config.py); the rig is an individual device, its board energy, with its inference energy
-as a device inside it, so that /energy shows the rig's share of the house and inference's share
-of the rig. Saved over the websocket API, as the frontend saves it.
+(demo/ha_config.py); each rig is an individual device, its board energy, with its inference
+energy as a device inside it, so that /energy shows each rig's share of the house and inference's
+share of the rig. Saved over the websocket API, as the frontend saves it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from demo.ha_client import HomeAssistantClient
@@ -17,20 +18,25 @@ GRID_EXPORT = "sensor.demo_grid_export_energy"
 SOLAR = "sensor.demo_solar_production"
 BATTERY_OUT = "sensor.demo_battery_discharge_energy"
 BATTERY_IN = "sensor.demo_battery_charge_energy"
-RIG_NAME = "Joulegate rig"
-INFERENCE_NAME = "Inference on the rig"
 
 
-def energy_prefs(entities: dict[str, str]) -> dict[str, Any]:
-    """The Energy preferences for the demo house and the rig whose entities are given (by key)."""
-    rig = entities["energy"]
-    devices: list[dict[str, Any]] = [
-        {"stat_consumption": rig, "name": RIG_NAME, "stat_rate": entities["board_power"]}
-    ]
-    if inference := entities.get("inference_energy"):
+def energy_prefs(rigs: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """The Energy preferences for the demo house and its rigs: each rig's name (its entry's
+    title) with its entities (by key)."""
+    devices: list[dict[str, Any]] = []
+    for name, entities in rigs.items():
+        rig = entities["energy"]
         devices.append(
-            {"stat_consumption": inference, "name": INFERENCE_NAME, "included_in_stat": rig}
+            {"stat_consumption": rig, "name": name, "stat_rate": entities["board_power"]}
         )
+        if inference := entities.get("inference_energy"):
+            devices.append(
+                {
+                    "stat_consumption": inference,
+                    "name": f"Inference on {name}",
+                    "included_in_stat": rig,
+                }
+            )
     return {
         "energy_sources": [
             {
@@ -72,6 +78,6 @@ def energy_prefs(entities: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def configure(ha: HomeAssistantClient, entities: dict[str, str]) -> None:
+async def configure(ha: HomeAssistantClient, rigs: Mapping[str, Mapping[str, str]]) -> None:
     """Save the Energy preferences (replacing what the dashboard had)."""
-    await ha.ws({"type": "energy/save_prefs", **energy_prefs(entities)})
+    await ha.ws({"type": "energy/save_prefs", **energy_prefs(rigs)})

@@ -214,15 +214,15 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     await demo.driver.step(0.0)
 
     # Every rig's entry on the same house sensors: one surplus behind them all.
-    rig_entities: list[dict[str, str]] = []
+    rig_entities: dict[str, dict[str, str]] = {}
     for rig, entry in zip(rigs, await ensure_rig_entries(ha, rigs), strict=True):
         entities, note = await _configure_rig(ha, rig, entry["entry_id"])
-        rig_entities.append(entities)
+        rig_entities[rig.title] = entities
         if gate := entities.get("gate"):
             demo.gate_entities[rig.key] = gate
         _say(f"[{elapsed()}] Joulegate integration set up ({entry['title']}): {note}")
-    entities = rig_entities[0]
-    await energy_setup.configure(ha, entities)
+    entities = rig_entities[rigs[0].title]
+    await energy_setup.configure(ha, rig_entities)
 
     # The dashboard, with this agent's entity ids.
     prefix = entity_prefix(entities)

@@ -350,6 +350,6 @@ def gate(stack: Stack, entry: dict[str, Any], house: HouseFeeder) -> dict[str, s
 @pytest.fixture(scope="session")
 def energy(stack: Stack, entry: dict[str, Any]) -> dict[str, Any]:
     """The demo's Energy dashboard (demo/energy_setup.py), saved as the demo saves it."""
-    entities = dict(stack.entities)
-    stack.ha(lambda ha: energy_setup.configure(ha, entities))
-    return energy_setup.energy_prefs(entities)
+    rigs = {"Rig A": dict(stack.entities)}
+    stack.ha(lambda ha: energy_setup.configure(ha, rigs))
+    return energy_setup.energy_prefs(rigs)

@@ -55,7 +55,7 @@ async def test_the_demo_energy_preferences_are_taken_and_the_rig_validates(
         assert hass.states.get(entity_id) is not None, entity_id
     assert await async_setup_component(hass, "energy", {})
     client = await hass_ws_client(hass)
-    prefs = energy_prefs(ENTITIES)
+    prefs = energy_prefs({"Rig A": ENTITIES})
     await _ws(hass, client, {"type": "energy/save_prefs", **prefs})
 
     saved = await _ws(hass, client, {"type": "energy/get_prefs"})
@@ -87,3 +87,33 @@ async def test_the_demo_energy_preferences_are_taken_and_the_rig_validates(
     validation = await _ws(hass, client, {"type": "energy/validate"})
     assert validation["device_consumption"] == [[], []]
     assert validation["energy_sources"] == [[], [], []]
+
+
+def test_every_rig_is_a_device_of_the_house_with_its_inference_inside_it() -> None:
+    """Two rigs draw from the house: each is an individual device under its own name, its
+    inference energy a device inside it, so /energy counts neither rig as untracked house load."""
+    rig_b = {
+        key: entity_id.replace("orin_rooftop_", "orin_rooftop_b_")
+        for key, entity_id in ENTITIES.items()
+    }
+    devices = energy_prefs({"Rig A": ENTITIES, "Rig B": rig_b})["device_consumption"]
+    assert [(d["name"], d["stat_consumption"], d.get("included_in_stat")) for d in devices] == [
+        ("Rig A", "sensor.orin_rooftop_energy", None),
+        (
+            "Inference on Rig A",
+            "sensor.orin_rooftop_inference_energy",
+            "sensor.orin_rooftop_energy",
+        ),
+        ("Rig B", "sensor.orin_rooftop_b_energy", None),
+        (
+            "Inference on Rig B",
+            "sensor.orin_rooftop_b_inference_energy",
+            "sensor.orin_rooftop_b_energy",
+        ),
+    ]
+    assert [d.get("stat_rate") for d in devices] == [
+        "sensor.orin_rooftop_board_power",
+        None,
+        "sensor.orin_rooftop_b_board_power",
+        None,
+    ]
