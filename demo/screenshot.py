@@ -2,7 +2,8 @@
 
 Logs into the demo's Home Assistant (started by `./scripts/demo`, credentials from its data
 folder) in headless Chromium and saves the Joulegate dashboard, or with `--energy` the Energy
-dashboard (/energy, which the demo sets up), as a PNG.
+dashboard that the demo sets up (its *Energy* tab, /energy/electricity: the house's sources and
+the rigs as individual devices; the *Summary* tab has no devices), as a PNG.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1000)
     parser.add_argument(
-        "--energy", action="store_true", help="the Energy dashboard (/energy) instead"
+        "--energy",
+        action="store_true",
+        help="the Energy dashboard's Energy tab (/energy/electricity) instead",
     )
     args = parser.parse_args(argv)
 
@@ -45,12 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no Chromium: {how}", file=sys.stderr)
         return 1
     with chromium_page(chromium, width=args.width, height=args.height) as page:
-        path = "/energy" if args.energy else f"/{DASHBOARD_URL_PATH}/joulegate"
+        path = "/energy/electricity" if args.energy else f"/{DASHBOARD_URL_PATH}/joulegate"
         log_in(page, f"http://127.0.0.1:{args.ha_port}", path, creds.username, creds.password)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _drawn(page, energy=args.energy):
             page.wait_for_timeout(1000)
         page.wait_for_timeout(4000)  # the graphs
+        # A viewport as tall as the page: the Energy panel's date bar sticks to the viewport's
+        # bottom, and would otherwise sit across the cards in the middle of a full-page picture.
+        height = page.evaluate("document.documentElement.scrollHeight")
+        if height > args.height:
+            page.set_viewport_size({"width": args.width, "height": height})
+            page.wait_for_timeout(3000)  # the cards lay out again
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out), full_page=True)
     print(f"saved {args.out}")
