@@ -258,7 +258,7 @@ async def _setup(demo: Demo, session: aiohttp.ClientSession) -> HomeAssistantCli
     _say(f"  Joulegate demo is running ({elapsed().strip()} to start).")
     _say()
     _say(f"  Home Assistant: {ha_url}/{DASHBOARD_URL_PATH}")
-    _say(f"  Energy:         {ha_url}/energy   (hourly bars: after the first full hour)")
+    _say(f"  Energy:         {ha_url}/energy/electricity   (an hour's bar once the hour is over)")
     _say(f"  user name:      {creds.username}")
     _say(f"  password:       {creds.password}")
     _say()
