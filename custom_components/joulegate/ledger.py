@@ -83,8 +83,9 @@ class InferenceLedger:
         return new
 
     def _take(self, row: Inference) -> None:
-        if row.outcome != OUTCOME_REFUSED:
-            self._last = row
+        if row.outcome == OUTCOME_REFUSED:
+            return  # drew nothing: a night of refusals must not push the means out of the window
+        self._last = row
         if row.batch_id is None:
             self._recent.append(row)
 
@@ -123,10 +124,10 @@ class InferenceLedger:
 async def read_history(
     fetch: Callable[[int, int], Awaitable[InferencePage]], cursor: int, window: int
 ) -> tuple[list[Inference], str | None]:
-    """The rows up to `cursor` that fill a rolling window of `window` interactive rows, and the
-    ledger they are of: the last `window` rows first (the common case, one small request), then
-    further back, `HISTORY_PAGE` rows at a time, while a batch's rows crowd the chats out, but
-    never more than `HISTORY_ROWS` back. `fetch(after, limit)` reads one page."""
+    """The rows up to `cursor` that fill a rolling window of `window` interactive rows that ran,
+    and the ledger they are of: the last `window` rows first (the common case, one small request),
+    then further back, `HISTORY_PAGE` rows at a time, while a batch's rows or refusals crowd the
+    chats out, but never more than `HISTORY_ROWS` back. `fetch(after, limit)` reads one page."""
     rows: list[Inference] = []
     ledger_id: str | None = None
     stop, size = cursor, window
@@ -137,7 +138,7 @@ async def read_history(
             break  # the ledger started over meanwhile: what is read so far is of the old one
         ledger_id = page.ledger_id
         rows.extend(row for row in page.items if row.id <= stop)
-        if sum(1 for row in rows if row.batch_id is None) >= window:
+        if sum(1 for row in rows if _counts(row)) >= window:
             break
         stop, size = start, HISTORY_PAGE
     return rows, ledger_id
@@ -145,3 +146,8 @@ async def read_history(
 
 def _row_id(row: Inference) -> int:
     return row.id
+
+
+def _counts(row: Inference) -> bool:
+    """Whether a row takes a place in the rolling window: an interactive inference that ran."""
+    return row.batch_id is None and row.outcome != OUTCOME_REFUSED

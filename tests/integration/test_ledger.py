@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.joulegate.ledger import InferenceLedger
-from custom_components.joulegate.models import Inference
+from custom_components.joulegate.ledger import InferenceLedger, read_history
+from custom_components.joulegate.models import Inference, InferencePage
 
 
 def _row(row_id: int, **fields: Any) -> Inference:
@@ -120,3 +120,31 @@ def test_reset() -> None:
     ledger.reset()
     assert ledger.cursor == 0
     assert ledger.recent == ()
+
+
+def test_refused_requests_leave_the_rolling_means_to_the_inferences_that_ran() -> None:
+    """A closed gate refuses request after request all night: the means stay those of the last
+    inferences that ran, not unknown once the refusals fill the window."""
+    ledger = InferenceLedger(window=3, cursor=0)
+    ledger.add([_row(1, energy_j=36.0), _row(2, energy_j=72.0)])
+    ledger.add([_row(n, energy_j=0.0, output_tokens=0, outcome="refused") for n in range(3, 30)])
+    summary = ledger.summary()
+    assert summary.rows == 2
+    assert summary.energy_per_inference_wh == pytest.approx((36.0 + 72.0) / 2 / 3600)
+    assert summary.tokens_per_second == pytest.approx(50.0)
+
+
+async def test_the_history_read_at_start_reaches_past_refused_requests() -> None:
+    """After a night of refusals, a restart still finds the last inferences that ran."""
+    rows = [_row(1), _row(2)] + [
+        _row(n, energy_j=0.0, output_tokens=0, outcome="refused") for n in range(3, 300)
+    ]
+
+    async def fetch(after: int, limit: int) -> InferencePage:
+        items = tuple(row for row in rows if after < row.id <= after + limit)
+        return InferencePage(items=items, cursor=items[-1].id if items else after)
+
+    history, _ = await read_history(fetch, cursor=299, window=3)
+    ledger = InferenceLedger(window=3)
+    ledger.seed(history, cursor=299)
+    assert ledger.summary().rows == 2
