@@ -25,6 +25,7 @@ from .surplus import (
     Settings,
     SurplusController,
     off_time,
+    opening_clip_w,
 )
 
 STEP_UP_AFTER_S = 60.0  # a minute of the next rung's extra power banked, as the gate opens today
@@ -197,7 +198,8 @@ class Rung:
         after_s: float,
     ) -> Reason | LevelReason:
         """Bank surplus towards each rung above, as the gate banks towards opening today: the
-        surplus beyond the rung's power, clipped to the rung's extra power either way. Climb to
+        surplus beyond the rung's power, clipped to the rung's extra power either way (from closed,
+        to the gate's opening clip). Climb to
         the highest rung the surplus covers now whose bank holds `after_s` of its extra power.
         The opening is a climb from 0 W that waits as the on/off gate does: for its
         `open_after_wh` and for its off time after a closing (`surplus.off_time`)."""
@@ -206,18 +208,19 @@ class Rung:
         if first >= len(ladder):
             return LevelReason.TOP_LEVEL
         ready = None
+        closed = self.index is None
         for k in range(first, len(ladder)):
             need = ladder[k].marginal_w
             step = need - draw
-            clipped = max(-step, min(step, available_w - need))
+            # Opening banks and waits as the on/off gate does (its clip, its open_after_wh), a
+            # climb for after_s of the rung's extra power.
+            clip = opening_clip_w(need) if closed else step
+            clipped = max(-clip, min(clip, available_w - need))
             banked = max(0.0, self.banks_j.get(k, 0.0) + clipped * dt)
             self.banks_j[k] = banked
-            # Opening waits for what the on/off gate banks before it opens, a climb for after_s
-            # of the rung's extra power.
-            wait_j = settings.open_after_wh * 3600.0 if self.index is None else step * after_s
+            wait_j = settings.open_after_wh * 3600.0 if closed else step * after_s
             if available_w >= need and banked >= wait_j:
                 ready = k
-        closed = self.index is None
         if available_w < ladder[first].marginal_w:
             return Reason.NO_SURPLUS if closed else LevelReason.SURPLUS_LIMITED
         if closed and now - self.closed_at < off_time(settings, self.last_run_s):

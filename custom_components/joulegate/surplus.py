@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 MAX_STEP_S = 60.0
+OPENING_CLIP_W = 10.0  # the rig `open_after_wh` is sized for: a minute of its surplus
 # The readings that ride through a blip: the last good one stands in for hold_s.
 HELD_INPUTS = ("grid_w", "rig_inference_w", "battery_w", "battery_soc", "forecast_remaining_wh")
 
@@ -53,7 +54,7 @@ class Settings:
     policy: BatteryPolicy = BatteryPolicy.BATTERY_FIRST
     need_w: float = 10.0  # what inference adds above idle; the integration measures it
     margin_w: float = 0.0  # subtracted from the surplus; the banked-energy wait is the real margin
-    open_after_wh: float = 10.0 * 60 / 3600  # a minute of full-need surplus in hand
+    open_after_wh: float = OPENING_CLIP_W * 60 / 3600  # a minute of a 10 W rig's surplus
     min_off_s: float = 300.0
     # A close after a run of long_run_s or more is an isolated event (a cloud, a kettle) rather
     # than flicker at the edge of the surplus: the gate may reopen after this shorter off time
@@ -112,6 +113,14 @@ def off_time(settings: Settings, run_s: float) -> float:
     if run_s >= settings.long_run_s:
         return min(settings.off_after_long_run_s, settings.min_off_s)
     return settings.min_off_s
+
+
+def opening_clip_w(need_w: float) -> float:
+    """How much surplus a closed gate banks per second at most (and loses on a deficit): the
+    rig's need, but never less than `OPENING_CLIP_W`. Clipped to its need alone, a rig (or level)
+    drawing 0.4 W would bank the gate's 600 J in 25 minutes and hardly ever open. One rule for
+    the on/off gate and the levels."""
+    return max(need_w, OPENING_CLIP_W)
 
 
 @dataclass(slots=True)
@@ -210,7 +219,8 @@ class SurplusController:
                 return Decision(True, Reason.SURPLUS, surplus)
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)
         if not held:  # a closed gate banks, and opens, on fresh readings only
-            clipped = max(-need, min(need, surplus - need))
+            clip = opening_clip_w(need)
+            clipped = max(-clip, min(clip, surplus - need))
             state.banked_wh = max(0.0, state.banked_wh + clipped * dt / 3600.0)
         if surplus < need:
             return Decision(False, blocked or Reason.NO_SURPLUS, surplus)

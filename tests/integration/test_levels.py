@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -90,12 +91,12 @@ def test_a_rig_opens_at_its_top_level_exactly_when_the_on_off_gate_would(watts: 
 
 def test_each_climb_waits_for_a_minute_of_its_extra_power_banked() -> None:
     controller = LevelController(LADDER, NO_WAIT)
-    # 14 W: 25W (8 W) banks 6 W a second and opens after the gate's 600 J; MAXN from closed
-    # banks 2 W a second only. From 25W, MAXN's 4 W extra (240 J) banks 2 W a second too.
+    # 14 W: 7W opens after the gate's minute (its 10 W opening clip banks 600 J); 25W's 4 W above
+    # 7W (240 J) banks 4 W a second, a minute; MAXN's 4 W above 25W banks only the 2 W left.
     decisions = simulate(controller, 600, export_w=14.0)
     changes = [i for i in range(1, len(decisions)) if decisions[i].index != decisions[i - 1].index]
-    assert [keys(decisions)[i] for i in changes] == ["25W", "MAXN"]
-    assert changes[1] - changes[0] == 12
+    assert [keys(decisions)[i] for i in changes] == ["7W", "25W", "MAXN"]
+    assert [b - a for a, b in itertools.pairwise(changes)] == [6, 12]
 
 
 def test_a_surplus_between_two_levels_keeps_the_rig_on_the_lower_one() -> None:
@@ -129,6 +130,16 @@ def test_opening_at_a_low_level_waits_for_as_much_banked_energy_as_the_gate_does
     opened = next(i for i, d in enumerate(decisions) if d.open)
     assert opened * STEP_S == 600.0
     assert decisions[opened - 1].reason is Reason.WAITING_FOR_SURPLUS
+
+
+def test_a_lowest_level_that_draws_little_opens_after_a_minute_of_ample_surplus() -> None:
+    # A 0.4 W level banking at its own rate would need 25 minutes for the gate's 600 J, and any
+    # dip on the way would empty the bank: the rig would hardly ever open.
+    controller = LevelController((Level("low", 0.4, 1.0), Level("top", 10.0, 20.0)), NO_WAIT)
+    decisions = simulate(controller, 600, export_w=12.0)
+    opened = next(i for i, d in enumerate(decisions) if d.open)
+    assert opened * STEP_S == 60.0
+    assert keys(decisions)[opened] == "low"
 
 
 def test_a_brief_surplus_does_not_step_the_rig_up() -> None:

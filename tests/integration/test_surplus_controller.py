@@ -76,6 +76,15 @@ def test_constant_surplus_of_1_2_times_the_rig_opens_the_gate_and_keeps_it_open(
     assert first_open * STEP_S <= 600
 
 
+def test_a_rig_that_draws_little_opens_after_a_minute_of_ample_surplus() -> None:
+    # 600 J banked at the 2 W rig's own rate would take five minutes; the opening counts the
+    # surplus up to 10 W, the rig the gate's 1/6 Wh is a minute of.
+    controller = SurplusController(Settings(need_w=2.0))
+    decisions = run(controller, export_only(600, 50.0))
+    opened = next(i for i, d in enumerate(decisions) if d.open)
+    assert opened * STEP_S == 60.0
+
+
 def test_without_the_add_back_the_rigs_own_draw_would_erase_the_surplus() -> None:
     controller = SurplusController(Settings(need_w=NEED_W))
     decisions = simulate(controller, 3600, 1.2 * NEED_W)
