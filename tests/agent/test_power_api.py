@@ -6,6 +6,7 @@ import asyncio
 import gc
 import warnings
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -243,13 +244,26 @@ def _row(  # noqa: PLR0917 - one row of a table of rows
     idle: float | None,
     outcome: str = "ok",
 ) -> InferenceRow:
-    from datetime import datetime, timezone
+    start = datetime(2026, 6, 1, 12, n, 0, tzinfo=timezone.utc)  # a minute apart: no overlap
+    return _at(n, level, model, tokens, joules, marginal, idle, outcome, start, seconds)
 
-    moment = datetime(2026, 6, 1, 12, 0, n, tzinfo=timezone.utc)
+
+def _at(  # noqa: PLR0917 - one row of a table of rows
+    n: int,
+    level: str | None,
+    model: str,
+    tokens: int,
+    joules: float,
+    marginal: float | None,
+    idle: float | None,
+    outcome: str,
+    start: datetime,
+    seconds: float,
+) -> InferenceRow:
     return InferenceRow(
         window_id=f"w{n}",
-        started_at=moment,
-        ended_at=moment,
+        started_at=start,
+        ended_at=start + timedelta(seconds=seconds),
         duration_s=seconds,
         energy_j=joules,
         marginal_j=marginal,
@@ -297,6 +311,23 @@ async def test_the_cost_table_learns_each_level_per_model_from_the_ledger(agent:
     assert model_b["marginal_j_per_token"] == 0.2
     assert table["15W"] == {"level": "15W", "measured": False, "inferences": 0, "models": []}
     assert table["25W"]["measured"] is False
+
+
+async def test_requests_queued_together_do_not_divide_a_levels_power_and_speed(
+    agent: Agent,
+) -> None:
+    # Five requests sent at once to a one-slot server run one after another: their windows
+    # overlap while they wait, and the 2.1 W and 11 tokens/s the box runs at are spread over
+    # five windows' time. The box's figures count the time inference ran, not the sum of waits.
+    start = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+    agent.inference.ledger.record_many(
+        [_at(n, "7W", "a", 110, 49.0, 21.0, 3.9, "ok", start, 10.0 * (n + 1)) for n in range(5)]
+    )
+    (level,) = [e for e in cost_table(agent.store, SIMULATED_LEVELS) if e["level"] == "7W"]
+    (model,) = level["models"]
+    assert model["avg_w_above_idle"] == 2.1
+    assert model["tokens_per_s"] == 11.0
+    assert model["marginal_j_per_token"] == round(21.0 / 110, 4)
 
 
 def jetson_config(tmp_path: Path) -> AgentConfig:
