@@ -370,7 +370,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             if allotment is not None and batch_only and not decision.open:
                 allotment = deadline_allotment(allotment, self.rig.levels())
             pushed = await self._async_push(decision, batch_only=batch_only)
-            leased = allotment is not None and await self.rig.async_lease(allotment, _lease_s())
+            held = None if allotment is None else await self.rig.async_lease(allotment, _lease_s())
             state = GateState(
                 open=decision.open,
                 reason=decision.reason,
@@ -380,7 +380,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 problems={role: str(r.problem) for role, r in flows.problems.items()},
                 override=self.override,
                 agent_updated=pushed,
-                level=self.rig.power.current if leased and self.rig.power else None,
+                level=held,
                 allotted_w=None if allotment is None else allotment.allotted_w,
                 allotment_reason=None if allotment is None else allotment.reason,
                 batch_plan=plan,

@@ -146,27 +146,40 @@ class RigPower:
         except JoulegateError as err:
             self._warn("read", err)
 
-    async def async_lease(self, allotment: Allotment, lease_s: int) -> bool:
-        """Lease the level the allotment pays for (the lowest while closed); whether the agent
-        holds it. A change refused for the agent's dwell time is tried again next cycle."""
+    async def async_lease(self, allotment: Allotment, lease_s: int) -> str | None:
+        """Lease the level the allotment pays for (the lowest while closed); the level the agent
+        holds under the lease (None: not known). A change refused for the agent's dwell time is
+        tried again next cycle, and the level the agent holds meanwhile is renewed: its lease
+        would otherwise run out and the box fall back to its own settings until the dwell time
+        has passed."""
         if not self.has_levels or self.power is None:
-            return False
+            return None
         level = allotment.level.key if allotment.level else self.power.levels[0].name
+        held = self.power.current
+        reason = str(allotment.reason)
         try:
-            self.power = await self._client.set_power(
-                level=level, lease_s=lease_s, reason=str(allotment.reason)
-            )
+            self.power = await self._client.set_power(level=level, lease_s=lease_s, reason=reason)
         except JoulegateResponseError as err:
+            if err.code == "dwell" and held is not None and held != level:
+                return await self._renew(held, lease_s, reason)
             if err.code != "dwell":
                 self._warn("set", err)
-            return False
+            return None
         except JoulegateError as err:
             self._warn("set", err)
-            return False
+            return None
         if self._last_error is not None:
             LOGGER.info("The power level of Joulegate agent %s is set again", self._title)
             self._last_error = None
-        return True
+        return self.power.current
+
+    async def _renew(self, level: str, lease_s: int, reason: str) -> str | None:
+        try:
+            self.power = await self._client.set_power(level=level, lease_s=lease_s, reason=reason)
+        except JoulegateError as err:
+            self._warn("renew", err)
+            return None
+        return self.power.current
 
     def _warn(self, what: str, err: JoulegateError) -> None:
         if self._last_error is None:

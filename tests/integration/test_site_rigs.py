@@ -180,6 +180,25 @@ async def test_the_gate_closes_only_below_the_lowest_level_and_leaves_it_lowest(
     assert hass.states.get("sensor.orin_rooftop_power_level").state == "L1"
 
 
+async def test_a_change_refused_for_the_dwell_time_renews_the_level_the_agent_holds(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    # Unrenewed, the agent's lease on L1 would run out and the box fall back to its own settings
+    # (the demo's 25W mode, the rig's Power level unknown) until the dwell time had passed.
+    agent = mock_agent
+    house = await start_rigs(hass, (agent, mock_config_entry))
+    await house.run(start(), 60, export_w=5.0)
+    assert (agent.power or {})["current"] == "L1"
+    agent.in_dwell = True
+    agent.power_puts.clear()
+    await house.run(start() + 60 * CYCLE, 30, export_w=50.0)
+    assert {put["level"] for put in agent.power_puts} == {"L1", "L3"}
+    assert agent.power_puts[-1]["level"] == "L1"
+    assert hass.states.get("sensor.orin_rooftop_power_level").state == "L1"
+
+
 async def test_efficiency_mode_leases_the_most_tokens_per_joule_the_surplus_pays_for(
     hass: HomeAssistant, mock_agent: FakeAgent, entry_for: EntryFor
 ) -> None:

@@ -61,6 +61,7 @@ class FakeAgent:
         self.health_override: Callable[[], web.Response] | None = None
         self.events_enabled = True
         self.max_page = 1000
+        self.in_dwell = False  # PUT /power refuses a change of level (409 dwell), renews the same
         # Observations.
         self.inference_queries: list[tuple[int, int]] = []
         self.batch_queries: list[dict[str, str]] = []
@@ -325,6 +326,8 @@ class FakeAgent:
             return _error(404, "not_found", "No such route")
         body = await request.json()
         self.power_puts.append(body)
+        if self.in_dwell and body["level"] != self.power["current"]:
+            return _error(409, "dwell", "the level changed less than the dwell time ago")
         self.power.update(current=body["level"], source="lease", reason=body["reason"])
         return web.json_response(self.power)
 
