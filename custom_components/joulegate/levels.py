@@ -55,6 +55,7 @@ class Level:
     key: str
     marginal_w: float
     tokens_per_s: float | None = None  # None: not measured yet
+    measured: bool = True  # False: marginal_w is assumed (ladder_from_costs)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.marginal_w) and self.marginal_w > 0):
@@ -111,7 +112,7 @@ def ladder_from_costs(costs: Sequence[LevelCost], assumed_w: float) -> tuple[Lev
         watts = cost.w_above_idle if measured and cost.w_above_idle else max(assumed_w, floor)
         floor = max(floor, watts)
         speed = cost.tokens_per_s if cost.tokens_per_s and cost.tokens_per_s > 0 else None
-        levels.append(Level(cost.name, watts, speed))
+        levels.append(Level(cost.name, watts, speed, measured=bool(measured)))
     return tuple(levels)
 
 

@@ -408,12 +408,14 @@ def _energy_total(
 
 
 def _levels_table(gate: JoulegateGateCoordinator) -> Mapping[str, Any]:
-    """What each level costs (W above idle, tokens/s, J/token; None: not measured yet)."""
+    """What each level costs (W above idle, tokens/s, J/token; None: not measured yet); W above
+    idle of a level not measured is the controller's assumption (`measured` false)."""
     return {
         "levels": [
             {
                 "name": level.key,
                 "w_above_idle": round(level.marginal_w, 2),
+                "measured": level.measured,
                 "tokens_per_s": None
                 if level.tokens_per_s is None
                 else round(level.tokens_per_s, 1),

@@ -294,9 +294,9 @@ def test_an_unmeasured_level_counts_as_the_gates_inference_power_or_more() -> No
     # Assumed high, not low: a level that draws more than assumed would take power from the grid.
     costs = [LevelCost("L1", None, None), LevelCost("L2", 12.0, 20.0), LevelCost("L3", None, None)]
     assert ladder_from_costs(costs, assumed_w=10.0) == (
-        Level("L1", 10.0),
+        Level("L1", 10.0, measured=False),
         Level("L2", 12.0, 20.0),
-        Level("L3", 12.0),
+        Level("L3", 12.0, measured=False),
     )
 
 

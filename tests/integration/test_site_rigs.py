@@ -109,6 +109,22 @@ async def start_rigs(hass: HomeAssistant, *rigs: tuple[FakeAgent, MockConfigEntr
     return House(hass, list(rigs))
 
 
+def power_levels_section() -> dict[str, Any]:
+    """The example dashboard's Power levels section."""
+    dashboard = yaml.safe_load(EXAMPLE_DASHBOARD.read_text(encoding="utf-8"))
+    sections = dashboard["views"][0]["sections"]
+    (section,) = [s for s in sections if s["cards"][0].get("heading") == "Power levels"]
+    return dict(section)
+
+
+def power_levels_table(hass: HomeAssistant) -> list[str]:
+    """The lines of the section's cost table, rendered as Home Assistant renders it."""
+    cards = power_levels_section()["cards"]
+    (markdown,) = [card["content"] for card in cards if card["type"] == "markdown"]
+    table = Template(markdown, hass).async_render(parse_result=False)
+    return [line for line in table.splitlines() if line.strip()]
+
+
 def start() -> datetime:
     return dt_util.start_of_local_day(dt_util.now() + timedelta(days=2)) + timedelta(hours=12)
 
@@ -159,6 +175,7 @@ async def test_a_lone_rig_with_levels_runs_the_level_the_surplus_pays_for(
     assert levels[1] == {
         "name": "L2",
         "w_above_idle": 8.0,
+        "measured": True,
         "tokens_per_s": 20.0,
         "j_per_token": 0.4,
     }
@@ -258,6 +275,22 @@ async def test_the_options_show_what_each_level_costs_and_choose_mode_and_priori
     assert (entry.options["level_mode"], entry.options["priority"]) == ("efficient", 3)
 
 
+async def test_a_level_not_measured_yet_shows_its_power_as_assumed(
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry
+) -> None:
+    # The controller counts L3 at the gate's inference power, never less than L2's 8 W; the
+    # table must not pass that off as a measurement.
+    mock_agent.power = power_document([("L1", 4.0, 8.0), ("L2", 8.0, 20.0), ("L3", None, None)])
+    await start_rigs(hass, (mock_agent, mock_config_entry))
+    levels = hass.states.get("sensor.orin_rooftop_power_level").attributes["levels"]
+    assert [(level["name"], level["measured"]) for level in levels] == [
+        ("L1", True),
+        ("L2", True),
+        ("L3", False),
+    ]
+    assert power_levels_table(hass)[-1] == "| L3 | 8.0 (assumed) | not measured | - |"
+
+
 async def test_a_deadline_run_leases_the_rigs_top_level_while_the_gate_stays_closed(
     hass: HomeAssistant,
     mock_agent: FakeAgent,
@@ -305,18 +338,13 @@ async def test_the_example_dashboard_shows_the_level_and_what_each_level_costs(
 ) -> None:
     house = await start_rigs(hass, (mock_agent, mock_config_entry))
     await house.run(start(), 60, export_w=10.0)
-    dashboard = yaml.safe_load(EXAMPLE_DASHBOARD.read_text(encoding="utf-8"))
-    sections = dashboard["views"][0]["sections"]
-    (section,) = [s for s in sections if s["cards"][0].get("heading") == "Power levels"]
-    tiles = [card["entity"] for card in section["cards"] if card["type"] == "tile"]
+    tiles = [card["entity"] for card in power_levels_section()["cards"] if card["type"] == "tile"]
     assert [hass.states.get(entity_id).state for entity_id in tiles] == [
         "L2",
         "8.0",
         "surplus_limited",
     ]
-    (markdown,) = [card["content"] for card in section["cards"] if card["type"] == "markdown"]
-    table = Template(markdown, hass).async_render(parse_result=False)
-    assert [line for line in table.splitlines() if line.strip()] == [
+    assert power_levels_table(hass) == [
         "| Level | W above idle | tokens/s | J/token |",
         "|:--|--:|--:|--:|",
         "| L1 | 4.0 | 8.0 | 0.5 |",
