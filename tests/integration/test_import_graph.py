@@ -21,6 +21,8 @@ HOME_ASSISTANT_FREE = (
     "levels",
     "allocation",
     "batch_plan",
+    "forecast",
+    "deadline",
     "accounting",
     "ledger",
     "exceptions",

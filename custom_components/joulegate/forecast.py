@@ -1,0 +1,113 @@
+"""The deadline planner's forecast inputs, from what forecast integrations and statistics give.
+
+Forecast integrations put their detail in a sensor's attributes, each in its own shape:
+
+- Solcast (`solcast_solar`): `detailedForecast`, half-hourly, and `detailedHourly`, hourly; rows of
+  `period_start` (a datetime, or ISO text once restored) and `pv_estimate`, the period's average
+  power in kW.
+- Open-Meteo Solar Forecast, as Forecast.Solar: `wh_period`, `{ISO start: Wh in the period}`,
+  hourly or quarter-hourly.
+
+These are read into the planner's `Period`s; an entry that cannot be read is skipped (the cycle
+must not fail on another integration's attributes). The house's load profile is the mean of each
+local hour of the day, from the recorder's hourly means. Pure Python: no Home Assistant imports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+from .batch_plan import HOUR_S, LoadProfile, Period
+
+# Solcast's attributes and their periods' length, the finer first.
+SOLCAST_DETAIL = (("detailedForecast", HOUR_S / 2), ("detailedHourly", HOUR_S))
+WH_PERIOD = "wh_period"
+
+
+def forecast_detail(*attributes: Mapping[str, Any]) -> tuple[Period, ...]:
+    """The forecast detail that entities' attributes give, in order of time; where two entities
+    cover the same time, the first one's counts (an hour is never counted twice)."""
+    kept: list[Period] = []
+    for entity in attributes:
+        for period in _entity_detail(entity):
+            if not any(p.start < period.end and p.end > period.start for p in kept):
+                kept.append(period)
+    return tuple(sorted(kept, key=lambda p: p.start))
+
+
+def load_profile(samples: Iterable[tuple[int, float]], utc_offset_s: float) -> LoadProfile | None:
+    """The mean W of each local hour of the day from (local hour, mean W) samples; an hour
+    without samples takes the mean of them all. None without any sample."""
+    sums = [0.0] * 24
+    counts = [0] * 24
+    for hour, watts in samples:
+        if 0 <= hour < 24 and math.isfinite(watts) and watts >= 0:
+            sums[hour] += watts
+            counts[hour] += 1
+    if not any(counts):
+        return None
+    mean = sum(sums) / sum(counts)
+    hourly = (s / n if n else mean for s, n in zip(sums, counts, strict=True))
+    return LoadProfile(tuple(hourly), utc_offset_s)
+
+
+def _entity_detail(attributes: Mapping[str, Any]) -> list[Period]:
+    for key, step_s in SOLCAST_DETAIL:
+        rows = attributes.get(key)
+        if isinstance(rows, list | tuple):
+            kilowatts: dict[float, float] = {}
+            for row in rows:
+                if not isinstance(row, Mapping):
+                    continue
+                start, kw = _moment(row.get("period_start")), _amount(row.get("pv_estimate"))
+                if start is not None and kw is not None:
+                    kilowatts.setdefault(start, kw)
+            if kilowatts:
+                return _periods(kilowatts, step_s, lambda kw, s: kw * 1000.0 * (s / HOUR_S))
+    values = attributes.get(WH_PERIOD)
+    if not isinstance(values, Mapping):
+        return []
+    energy: dict[float, float] = {}
+    for key, value in values.items():
+        start, wh = _moment(key), _amount(value)
+        if start is not None and wh is not None:
+            energy.setdefault(start, wh)
+    starts = sorted(energy)
+    step_s = min((b - a for a, b in pairwise(starts)), default=HOUR_S)
+    return _periods(energy, step_s, lambda wh, _: wh)
+
+
+def _periods(
+    values: Mapping[float, float], step_s: float, energy: Callable[[float, float], float]
+) -> list[Period]:
+    """A period from each start to the next (at most `step_s`); `energy(value, seconds)`: Wh."""
+    starts = sorted(values)
+    periods = []
+    for start, following in zip(starts, [*starts[1:], math.inf], strict=False):
+        end = min(start + step_s, following)
+        periods.append(Period(start, end, energy(values[start], end - start)))
+    return periods
+
+
+def _moment(value: object) -> float | None:
+    """Epoch s of an aware datetime or ISO text; None for anything else (a naive time too: its
+    zone is not known)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        return None
+    return value.timestamp()
+
+
+def _amount(value: object) -> float | None:
+    """A finite number >= 0, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

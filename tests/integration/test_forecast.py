@@ -1,0 +1,160 @@
+"""The planner's forecast inputs from what forecast integrations and statistics give (pure Python,
+no Home Assistant): hourly detail from a forecast entity's attributes, the house's load profile
+from hourly means."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from custom_components.joulegate.batch_plan import LoadProfile, Period
+from custom_components.joulegate.forecast import forecast_detail, load_profile
+
+BRISBANE = timezone(timedelta(hours=10))
+NOON = datetime(2026, 6, 22, 12, 0, tzinfo=BRISBANE)
+H = 3600.0
+
+
+def at(hour: float) -> float:
+    return (NOON + timedelta(hours=hour - 12)).timestamp()
+
+
+def solcast(hours: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """Solcast's detail as its sensor holds it: period_start a datetime in the local zone."""
+    return [
+        {
+            "period_start": NOON + timedelta(hours=start - 12),
+            "pv_estimate": kw,
+            "pv_estimate10": kw * 0.6,
+            "pv_estimate90": kw * 1.2,
+        }
+        for start, kw in hours
+    ]
+
+
+def test_solcast_s_hourly_detail_is_average_kilowatts_for_each_hour() -> None:
+    attributes = {"detailedHourly": solcast([(11, 2.5), (12, 3.0)])}
+    assert forecast_detail(attributes) == (
+        Period(at(11), at(12), 2500.0),
+        Period(at(12), at(13), 3000.0),
+    )
+
+
+def test_solcast_s_half_hourly_detail_counts_half_an_hour_each() -> None:
+    attributes = {"detailedForecast": solcast([(12, 3.0), (12.5, 2.0)])}
+    assert forecast_detail(attributes) == (
+        Period(at(12), at(12.5), 1500.0),
+        Period(at(12.5), at(13), 1000.0),
+    )
+
+
+def test_solcast_s_detail_read_back_as_text_is_the_same() -> None:
+    """Attributes restored or passed through a template hold ISO strings, not datetimes."""
+    rows = [{"period_start": "2026-06-22T12:00:00+10:00", "pv_estimate": 1.2}]
+    assert forecast_detail({"detailedHourly": rows}) == (Period(at(12), at(13), 1200.0),)
+
+
+def test_open_meteo_s_wh_period_is_energy_in_the_period_starting_then() -> None:
+    """Open-Meteo Solar Forecast (as Forecast.Solar) keys Wh by the period's start, ISO text."""
+    attributes = {
+        "watts": {"2026-06-22T12:00:00+10:00": 3100},
+        "wh_period": {
+            "2026-06-22T12:00:00+10:00": 2900,
+            "2026-06-22T13:00:00+10:00": 2500,
+            "2026-06-22T11:00:00+10:00": 2700,
+        },
+    }
+    assert forecast_detail(attributes) == (
+        Period(at(11), at(12), 2700.0),
+        Period(at(12), at(13), 2900.0),
+        Period(at(13), at(14), 2500.0),
+    )
+
+
+def test_a_wh_period_of_quarter_hours_keeps_its_step() -> None:
+    attributes = {
+        "wh_period": {
+            "2026-06-22T12:00:00+10:00": 700,
+            "2026-06-22T12:15:00+10:00": 650,
+        }
+    }
+    assert forecast_detail(attributes) == (
+        Period(at(12), at(12.25), 700.0),
+        Period(at(12.25), at(12.5), 650.0),
+    )
+
+
+def test_bad_entries_are_skipped_and_the_rest_kept() -> None:
+    rows: list[Any] = [
+        "not a row",
+        {"period_start": "yesterday", "pv_estimate": 1.0},
+        {"period_start": "2026-06-22T12:00:00", "pv_estimate": 1.0},  # no zone
+        {"period_start": NOON, "pv_estimate": "lots"},
+        {"period_start": NOON, "pv_estimate": -1.0},
+        {"period_start": NOON, "pv_estimate": float("nan")},
+        {"period_start": NOON, "pv_estimate": True},
+        {"pv_estimate": 1.0},
+        {"period_start": NOON + timedelta(hours=1), "pv_estimate": 0.8},
+    ]
+    assert forecast_detail({"detailedHourly": rows}) == (Period(at(13), at(14), 800.0),)
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"detailedHourly": "soon"},
+        {"detailedHourly": []},
+        {"wh_period": ["2026-06-22T12:00:00+10:00"]},
+        {"wh_period": {"noon": 100}},
+        {"friendly_name": "Forecast remaining today", "unit_of_measurement": "kWh"},
+    ],
+)
+def test_an_entity_without_usable_detail_gives_none(attributes: dict[str, Any]) -> None:
+    assert forecast_detail(attributes) == ()
+
+
+def test_two_entities_detail_is_joined_and_an_hour_both_give_counts_once() -> None:
+    """Today's and tomorrow's entities; where both cover an hour, the first one's is kept."""
+    today = {"detailedHourly": solcast([(12, 3.0), (13, 2.0)])}
+    tomorrow = {"wh_period": {(NOON + timedelta(hours=1)).isoformat(): 9999, "x": 1}}
+    later = {"detailedHourly": solcast([(36, 1.0)])}
+    assert forecast_detail(today, tomorrow, later) == (
+        Period(at(12), at(13), 3000.0),
+        Period(at(13), at(14), 2000.0),
+        Period(at(36), at(37), 1000.0),
+    )
+
+
+def test_the_load_profile_is_the_mean_of_each_local_hour() -> None:
+    samples = [(hour, 300.0) for hour in range(24)] + [(hour, 500.0) for hour in range(24)]
+    samples += [(19, 1400.0)]
+    profile = load_profile(samples, utc_offset_s=10 * H)
+    assert profile is not None
+    assert profile.utc_offset_s == 10 * H
+    assert profile.hourly_w[3] == 400.0
+    assert profile.hourly_w[19] == pytest.approx((300 + 500 + 1400) / 3)
+
+
+def test_an_hour_without_statistics_takes_the_mean_of_all_hours() -> None:
+    samples = [(hour, 400.0) for hour in range(23)] + [(7, 1550.0)]
+    profile = load_profile(samples, utc_offset_s=0.0)
+    assert profile is not None
+    assert profile.hourly_w[23] == pytest.approx((23 * 400 + 1550) / 24)
+
+
+def test_no_statistics_no_load_profile() -> None:
+    assert load_profile([], utc_offset_s=0.0) is None
+
+
+def test_the_load_profile_skips_means_that_are_no_power() -> None:
+    samples = [(hour, 250.0) for hour in range(24)] + [(2, float("nan")), (2, -30.0), (25, 9.0)]
+    assert load_profile(samples, utc_offset_s=0.0) == LoadProfile((250.0,) * 24, 0.0)
+
+
+def test_the_load_profile_is_read_in_local_time() -> None:
+    profile = load_profile([(hour, float(hour)) for hour in range(24)], utc_offset_s=10 * H)
+    assert profile is not None
+    assert profile.watts(datetime(2026, 6, 22, 9, 30, tzinfo=UTC).timestamp()) == 19.0
