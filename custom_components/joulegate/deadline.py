@@ -3,8 +3,10 @@
 Each cycle the surplus controller decides the gate for all work. Where it keeps the gate closed,
 this rule asks the batch planner (`batch_plan.plan`) with what the gate already has: the agent's
 batches still to run (their deadlines and the agent's estimates of the energy and run time they
-still need), the PV forecast still to come today (the entity the gate reads), the battery's state
-of charge, the thermal limit and whether the PV covers the house and the rig right now. When the
+still need), the PV forecast (what is left of today, tomorrow's where an entity gives it, hourly
+detail where a forecast integration gives it, less the house's expected load where the recorder
+has its statistics), the battery's state of charge, the thermal limit and whether the PV covers
+the house and the rig right now. When the
 planner says a deadline needs it, the gate is leased for batch work only (scope `batch`, reason
 `deadline`): interactive traffic still waits for the sun, and the thermal limit still wins.
 
@@ -23,7 +25,16 @@ from dataclasses import dataclass, replace
 
 from .allocation import Allotment
 from .batch_plan import Batch as PlannedBatch
-from .batch_plan import Plan, PlanInputs, PlanSettings, WhenSunFails, forecast_periods, plan
+from .batch_plan import (
+    LoadProfile,
+    Period,
+    Plan,
+    PlanInputs,
+    PlanSettings,
+    WhenSunFails,
+    forecast_periods,
+    plan,
+)
 from .levels import Level, LevelMode, LevelReason, ladder_for
 from .models import Batch
 
@@ -93,6 +104,10 @@ class World:
     battery_soc: float | None
     too_hot: bool  # the controller closed the gate for the thermal limit (or throttling)
     sun_now: bool  # PV covers the house and the rig now
+    tomorrow_wh: float | None = None  # the PV forecast for tomorrow (None: not known)
+    tomorrow_end: float | None = None  # epoch s of the local midnight after today_end
+    hourly: tuple[Period, ...] = ()  # forecast detail, where a forecast integration gives it
+    load: LoadProfile | None = None  # the house's expected load (None: not known)
 
 
 class DeadlineRule:
@@ -107,13 +122,19 @@ class DeadlineRule:
     def step(self, world: World, queue: Queue) -> Plan:
         """Plan this cycle: whether batch work is admitted beyond the surplus gate, and why."""
         forecast = forecast_periods(
-            world.now, remaining_today_wh=world.forecast_remaining_wh, today_end=world.today_end
+            world.now,
+            remaining_today_wh=world.forecast_remaining_wh,
+            today_end=world.today_end,
+            tomorrow_wh=world.tomorrow_wh,
+            tomorrow_end=world.tomorrow_end,
+            hourly=world.hourly,
         )
         self.plan = plan(
             PlanInputs(
                 now=world.now,
                 batches=queue.batches,
                 forecast=forecast,
+                load=world.load,
                 battery_soc=world.battery_soc,
                 too_hot=world.too_hot,
                 sun_now=world.sun_now,

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from custom_components.joulegate.batch_plan import PlanReason, PlanSettings, WhenSunFails
+from custom_components.joulegate.batch_plan import (
+    LoadProfile,
+    Period,
+    PlanReason,
+    PlanSettings,
+    WhenSunFails,
+)
 from custom_components.joulegate.deadline import (
     UNMEASURED_REQUEST_S,
     DeadlineRule,
@@ -150,3 +156,45 @@ def test_forecast_sunshine_before_the_deadline_keeps_the_rule_waiting() -> None:
     queue = queue_of([agent_batch(deadline=NOW.replace(hour=23))], concurrency=1, rig_w=10.0)
     outcome = rule.step(world(morning, forecast_remaining_wh=20_000.0), queue)
     assert (outcome.admit, outcome.reason) == (False, PlanReason.ON_SUN)
+
+
+TOMORROW = NOW.replace(hour=0) + timedelta(days=1)
+
+
+def tomorrow_at(hour: float) -> datetime:
+    return TOMORROW + timedelta(hours=hour)
+
+
+def test_tomorrow_s_forecast_sunshine_keeps_the_rule_waiting_overnight() -> None:
+    """Nothing left today, a sunny day tomorrow before the deadline: the sun will run it."""
+    rule = DeadlineRule(SETTINGS)
+    queue = queue_of([agent_batch(deadline=tomorrow_at(18))], concurrency=1, rig_w=10.0)
+    sunny = world(NOW, tomorrow_wh=20_000.0, tomorrow_end=tomorrow_at(24).timestamp())
+    assert rule.step(sunny, queue).reason is PlanReason.ON_SUN
+
+
+def test_hourly_detail_says_when_tomorrow_s_sunshine_comes() -> None:
+    """Tomorrow's figure spread over the day would cover a batch due at 10:00; the hourly detail
+    puts the sun after it."""
+    rule = DeadlineRule(SETTINGS)
+    queue = queue_of([agent_batch(deadline=tomorrow_at(10))], concurrency=1, rig_w=10.0)
+    day = {"tomorrow_wh": 20_000.0, "tomorrow_end": tomorrow_at(24).timestamp()}
+    assert rule.step(world(NOW, **day), queue).reason is PlanReason.ON_SUN
+    afternoon = tuple(
+        Period(tomorrow_at(h).timestamp(), tomorrow_at(h + 1).timestamp(), 5000.0)
+        for h in range(11, 15)
+    )
+    assert rule.step(world(NOW, **day, hourly=afternoon), queue).reason is PlanReason.WAITING
+
+
+def test_the_house_s_load_comes_off_the_forecast_sunshine() -> None:
+    """A dull morning of 500 Wh an hour: enough for the rig alone, nothing over a 600-W house."""
+    rule = DeadlineRule(SETTINGS)
+    queue = queue_of([agent_batch(deadline=tomorrow_at(14))], concurrency=1, rig_w=10.0)
+    dull = tuple(
+        Period(tomorrow_at(h).timestamp(), tomorrow_at(h + 1).timestamp(), 500.0)
+        for h in range(6, 14)
+    )
+    assert rule.step(world(NOW, hourly=dull), queue).reason is PlanReason.ON_SUN
+    house = LoadProfile((600.0,) * 24)
+    assert rule.step(world(NOW, hourly=dull, load=house), queue).reason is PlanReason.WAITING
