@@ -48,6 +48,7 @@ class BatchGate:
         *,
         now: float,
         today_end: float,
+        tomorrow_end: float,
         flows: Flows,
         decision: Decision,
         rig_now_w: float | None,
@@ -55,7 +56,8 @@ class BatchGate:
         cycle_s: float,
     ) -> Plan | None:
         """This cycle's plan; None while the agent has no batch in progress (or no queue), and
-        while the gate is forced off. `rig_now_w`: the rig's power above idle now."""
+        while the gate is forced off. `rig_now_w`: the rig's power above idle now; `today_end`
+        and `tomorrow_end`: the coming two local midnights."""
         if queue is None or queue.batches_in_progress == 0 or decision.reason is Reason.FORCED_OFF:
             self.batches, self._read_count, self.rule.plan = [], 0, None
             return None
@@ -73,6 +75,9 @@ class BatchGate:
             battery_soc=flows.battery_soc,
             too_hot=decision.reason in (Reason.TOO_HOT, Reason.THROTTLING),
             sun_now=surplus is not None and surplus >= need_w,
+            tomorrow_wh=flows.forecast_tomorrow_wh,
+            tomorrow_end=tomorrow_end,
+            hourly=flows.forecast_detail,
         )
         self.rule.settings = replace(
             self.rule.settings,

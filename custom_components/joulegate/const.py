@@ -129,6 +129,7 @@ BATTERY_FLOW: Final = TwoWayFlow(
 
 # Optional inputs.
 CONF_PV_FORECAST: Final = "pv_forecast"  # energy the PV still makes today
+CONF_PV_FORECAST_TOMORROW: Final = "pv_forecast_tomorrow"  # energy the PV makes tomorrow
 CONF_PV_ENERGY: Final = "pv_energy"  # PV energy meter, for today's yield
 CONF_CARBON_INTENSITY: Final = "carbon_intensity"  # gCO2e/kWh of grid power
 
@@ -168,6 +169,7 @@ GATE_OPTION_KEYS: Final = (
     CONF_BATTERY_SOC,
     CONF_BATTERY_CAPACITY,
     CONF_PV_FORECAST,
+    CONF_PV_FORECAST_TOMORROW,
     CONF_PV_ENERGY,
     CONF_CARBON_INTENSITY,
     CONF_STALE_AFTER,

@@ -354,12 +354,12 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 decision = self.controller.step(inputs)
             self._record(now, flows, rig_w)
             self._on_readings(flows, now)
+            today = dt_util.as_local(now).date()
             plan = await self.batch_gate.async_plan(
                 status.batches if status else None,
                 now=now.timestamp(),
-                today_end=dt_util.start_of_local_day(
-                    dt_util.as_local(now) + timedelta(days=1)
-                ).timestamp(),
+                today_end=dt_util.start_of_local_day(today + timedelta(days=1)).timestamp(),
+                tomorrow_end=dt_util.start_of_local_day(today + timedelta(days=2)).timestamp(),
                 flows=flows,
                 decision=decision,
                 rig_now_w=rig_w,

@@ -28,6 +28,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant
 from homeassistant.util.unit_conversion import EnergyConverter, PowerConverter
 
+from .batch_plan import Period
 from .const import (
     BATTERY_SOURCE_CHARGE_DISCHARGE,
     BATTERY_SOURCE_SIGNED,
@@ -49,6 +50,7 @@ from .const import (
     CONF_LOAD_POWER,
     CONF_PV_ENERGY,
     CONF_PV_FORECAST,
+    CONF_PV_FORECAST_TOMORROW,
     CONF_PV_POWER,
     CONF_STALE_AFTER,
     DEFAULT_INFERENCE_POWER,
@@ -59,6 +61,7 @@ from .const import (
     SIGN_CHARGE_POSITIVE,
     SIGN_EXPORT_POSITIVE,
 )
+from .forecast import forecast_detail
 
 
 class Kind(StrEnum):
@@ -190,6 +193,7 @@ ROLE_KINDS: Mapping[str, Kind] = {
     CONF_BATTERY_DISCHARGE: Kind.POWER,
     CONF_BATTERY_SOC: Kind.PERCENT,
     CONF_PV_FORECAST: Kind.ENERGY,
+    CONF_PV_FORECAST_TOMORROW: Kind.ENERGY,
     CONF_PV_ENERGY: Kind.ENERGY,
     CONF_CARBON_INTENSITY: Kind.CARBON,
 }
@@ -206,6 +210,8 @@ class Flows:
     pv_energy_wh: float | None
     carbon_g_per_kwh: float | None
     readings: Mapping[str, Reading] = field(default_factory=dict)
+    forecast_tomorrow_wh: float | None = None
+    forecast_detail: tuple[Period, ...] = ()  # from the forecast entities' attributes
 
     @property
     def problems(self) -> dict[str, Reading]:
@@ -220,7 +226,14 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return a - b
 
 
-OPTIONAL_ROLES = (CONF_PV_FORECAST, CONF_PV_ENERGY, CONF_CARBON_INTENSITY)
+OPTIONAL_ROLES = (
+    CONF_PV_FORECAST,
+    CONF_PV_FORECAST_TOMORROW,
+    CONF_PV_ENERGY,
+    CONF_CARBON_INTENSITY,
+)
+# The forecast entities whose attributes may hold the forecast's detail (`forecast`).
+FORECAST_ROLES = (CONF_PV_FORECAST, CONF_PV_FORECAST_TOMORROW)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -332,4 +345,13 @@ class GateConfig:
             pv_energy_wh=value(CONF_PV_ENERGY),
             carbon_g_per_kwh=value(CONF_CARBON_INTENSITY),
             readings=readings,
+            forecast_tomorrow_wh=value(CONF_PV_FORECAST_TOMORROW),
+            forecast_detail=forecast_detail(
+                *(
+                    state.attributes
+                    for role in FORECAST_ROLES
+                    if role in self.entities
+                    and (state := hass.states.get(self.entities[role])) is not None
+                )
+            ),
         )

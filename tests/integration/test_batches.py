@@ -10,14 +10,14 @@ import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.joulegate.const import EVENT_BATCH_FINISHED
+from custom_components.joulegate.const import CONF_PV_FORECAST_TOMORROW, EVENT_BATCH_FINISHED
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 from custom_components.joulegate.surplus import GateMode
 from demo.ha_config import EXAMPLE_DASHBOARD, dashboard_entities
 
 from .common import wait_until
 from .fakes.agent import FakeAgent
-from .fakes.home import GATE_OPTIONS
+from .fakes.home import FORECAST_TOMORROW, GATE_OPTIONS, set_state
 from .test_gate import ALLOWED, CARBON, GRID_WH, SHARE, Day, infer, value
 
 WAITING = "sensor.orin_rooftop_batch_requests_waiting"
@@ -276,3 +276,33 @@ async def test_a_batch_that_may_use_the_battery_runs_for_its_deadline_above_the_
     await Day(hass, gate).run(start, 2, grid_w=0, battery_w=300, soc=soc, forecast_kwh=0)
     assert hass.states.get(PLAN).state == plan
     assert (mock_agent.gate_puts[-1] == DEADLINE_LEASE) is (plan == "deadline")
+
+
+TOMORROW_OPTIONS = GATE_OPTIONS | {CONF_PV_FORECAST_TOMORROW: FORECAST_TOMORROW}
+
+
+@pytest.mark.parametrize("options", [TOMORROW_OPTIONS])
+async def test_tomorrow_s_forecast_keeps_a_batch_due_tomorrow_waiting_for_the_sun(
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+) -> None:
+    """Nothing more today, a sunny day tomorrow before the deadline (18:00): the surplus gate
+    will run it, so the plan is `on_sun` (without tomorrow's forecast it is `waiting`)."""
+    set_state(hass, FORECAST_TOMORROW, 40.0, None)
+    await night_with_a_batch(hass, mock_agent, gate, day, due_in=timedelta(hours=20))
+    assert hass.states.get(PLAN).state == "on_sun"
+
+
+@pytest.mark.parametrize("options", [TOMORROW_OPTIONS])
+async def test_the_forecast_entity_s_hourly_detail_says_when_tomorrow_s_sun_comes(
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+) -> None:
+    """Due tomorrow at 10:00: tomorrow's 40 kWh spread over the day would cover it, but the
+    entity's detail (Open-Meteo's `wh_period`) puts the sun from 11:00 to 15:00."""
+    tomorrow = day + timedelta(days=1)
+    afternoon = {(tomorrow + timedelta(hours=h)).isoformat(): 10_000 for h in range(11, 15)}
+    set_state(hass, FORECAST_TOMORROW, 40.0, None, wh_period=afternoon)
+    await night_with_a_batch(hass, mock_agent, gate, day, due_in=timedelta(hours=12))
+    assert hass.states.get(PLAN).state == "waiting"
+    set_state(hass, FORECAST_TOMORROW, 40.0, None)
+    await Day(hass, gate).run(day + timedelta(hours=22, minutes=1), 1, grid_w=300, soc=20)
+    assert hass.states.get(PLAN).state == "on_sun"

@@ -8,6 +8,7 @@ import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
+from custom_components.joulegate.batch_plan import Period
 from custom_components.joulegate.const import (
     CONF_BATTERY_CHARGE,
     CONF_BATTERY_DISCHARGE,
@@ -21,6 +22,8 @@ from custom_components.joulegate.const import (
     CONF_GRID_SIGN,
     CONF_GRID_SOURCE,
     CONF_LOAD_POWER,
+    CONF_PV_FORECAST,
+    CONF_PV_FORECAST_TOMORROW,
     CONF_PV_POWER,
 )
 from custom_components.joulegate.inputs import (
@@ -32,7 +35,7 @@ from custom_components.joulegate.inputs import (
     read_entity,
 )
 
-from .fakes.home import set_state
+from .fakes.home import FORECAST, FORECAST_TOMORROW, set_state
 
 
 @pytest.mark.parametrize(
@@ -215,3 +218,38 @@ async def test_flows_from_each_kind_of_home(
     assert flows.grid_w == grid_w
     assert flows.battery_w == battery_w
     assert set(flows.readings) == set(config.entities)
+
+
+FORECASTS = {
+    CONF_GRID_SOURCE: "signed",
+    CONF_GRID_POWER: "sensor.grid",
+    CONF_PV_FORECAST: FORECAST,
+    CONF_PV_FORECAST_TOMORROW: FORECAST_TOMORROW,
+}
+
+
+async def test_tomorrow_s_forecast_is_read_in_wh(hass: HomeAssistant) -> None:
+    now = dt_util.utcnow()
+    set_state(hass, FORECAST_TOMORROW, 0.0214, now, unit_of_measurement="MWh")
+    config = GateConfig.from_options(FORECASTS)
+    assert config is not None
+    assert config.read(hass, now).forecast_tomorrow_wh == pytest.approx(21_400.0)
+
+
+async def test_the_forecast_entities_attributes_give_the_forecast_s_detail(
+    hass: HomeAssistant,
+) -> None:
+    """Today's entity from Solcast (hourly kW), tomorrow's from Open-Meteo (Wh a period)."""
+    now = dt_util.utcnow()
+    noon = dt_util.start_of_local_day() + timedelta(hours=12)
+    solcast = [{"period_start": noon, "pv_estimate": 2.4}]
+    set_state(hass, FORECAST, 9.5, now, detailedHourly=solcast)
+    tomorrow = (noon + timedelta(days=1)).isoformat()
+    set_state(hass, FORECAST_TOMORROW, 21.4, now, wh_period={tomorrow: 3100})
+    config = GateConfig.from_options(FORECASTS)
+    assert config is not None
+    start = noon.timestamp()
+    assert config.read(hass, now).forecast_detail == (
+        Period(start, start + 3600, 2400.0),
+        Period(start + 86400, start + 86400 + 3600, 3100.0),
+    )

@@ -30,6 +30,7 @@ GRID = "sensor.grid_power"
 BATTERY = "sensor.battery_power"
 SOC = "sensor.battery_soc"
 FORECAST = "sensor.pv_remaining_today"
+FORECAST_TOMORROW = "sensor.pv_tomorrow"
 PV_ENERGY = "sensor.pv_energy"
 CARBON = "sensor.grid_carbon_intensity"
 
@@ -57,6 +58,7 @@ UNITS = {
     BATTERY: ("kW", "power"),  # kW on purpose: converted
     SOC: ("%", "battery"),
     FORECAST: ("kWh", "energy"),
+    FORECAST_TOMORROW: ("kWh", "energy"),
     PV_ENERGY: ("kWh", "energy"),
     CARBON: ("gCO2eq/kWh", None),
 }
