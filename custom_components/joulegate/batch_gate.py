@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .batch_plan import Plan, PlanSettings, WhenSunFails
+from .batch_plan import LoadProfile, Plan, PlanSettings, WhenSunFails
 from .client import JoulegateClient
 from .const import LOGGER
 from .deadline import DeadlineRule, World, queue_of
@@ -54,10 +54,11 @@ class BatchGate:
         rig_now_w: float | None,
         controller: Settings,
         cycle_s: float,
+        load: LoadProfile | None = None,
     ) -> Plan | None:
         """This cycle's plan; None while the agent has no batch in progress (or no queue), and
         while the gate is forced off. `rig_now_w`: the rig's power above idle now; `today_end`
-        and `tomorrow_end`: the coming two local midnights."""
+        and `tomorrow_end`: the coming two local midnights; `load`: the house's load profile."""
         if queue is None or queue.batches_in_progress == 0 or decision.reason is Reason.FORCED_OFF:
             self.batches, self._read_count, self.rule.plan = [], 0, None
             return None
@@ -78,6 +79,7 @@ class BatchGate:
             tomorrow_wh=flows.forecast_tomorrow_wh,
             tomorrow_end=tomorrow_end,
             hourly=flows.forecast_detail,
+            load=load,
         )
         self.rule.settings = replace(
             self.rule.settings,

@@ -33,6 +33,7 @@ from .allocation import Allotment, RigReading
 from .batch_gate import BatchGate
 from .batch_plan import Plan, PlanReason, WhenSunFails
 from .const import (
+    CONF_LOAD_POWER,
     CONF_PV_FORECAST,
     CONF_WHEN_SUN_FAILS,
     DOMAIN,
@@ -46,6 +47,7 @@ from .const import (
 from .coordinator import JoulegateDataUpdateCoordinator
 from .deadline import deadline_allotment
 from .exceptions import JoulegateError
+from .house_load import HouseLoad
 from .inputs import Flows, GateConfig
 from .ledger import OUTCOME_REFUSED
 from .levels import LevelReason
@@ -168,6 +170,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             title=entry.title,
         )
         self.site = site_for(hass.data.setdefault(DOMAIN, {}), config.meter_key)
+        self.house_load = HouseLoad(hass, config.entities.get(CONF_LOAD_POWER), entry.title)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         entry.async_create_task(
             self.hass, self.async_run_cycle(), f"Joulegate {entry.title} first gate cycle"
         )
+        self.house_load.async_start(entry)
 
     @callback
     def _leave_site(self) -> None:
@@ -365,6 +369,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 rig_now_w=rig_w,
                 controller=self.controller.settings,
                 cycle_s=GATE_CYCLE.total_seconds(),
+                load=self.house_load.profile,
             )
             batch_only = plan is not None and plan.admit
             if allotment is not None and batch_only and not decision.open:

@@ -51,6 +51,8 @@ def test_manifest() -> None:
     assert manifest["config_flow"] is True
     assert "_joulegate._tcp.local." in manifest["zeroconf"]
     assert manifest["requirements"] == []
+    # The house's load profile reads the recorder's statistics where it is set up.
+    assert manifest["after_dependencies"] == ["recorder"]
     assert not (INTEGRATION / "strings.json").exists()
 
 

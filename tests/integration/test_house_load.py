@@ -1,0 +1,190 @@
+"""The house's expected load for batch deadlines, from the recorder's long-term statistics of the
+house consumption entity: read at setup and once an hour, never each cycle."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.components.recorder.models import (
+    StatisticData,
+    StatisticMeanType,
+    StatisticMetaData,
+)
+from homeassistant.components.recorder.statistics import async_import_statistics
+from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
+from sqlalchemy.exc import OperationalError
+
+from custom_components.joulegate.const import (
+    CONF_BATTERY_SOURCE,
+    CONF_FAIL_OPEN,
+    CONF_GRID_SOURCE,
+    CONF_INFERENCE_POWER,
+    CONF_LOAD_POWER,
+    CONF_PV_FORECAST,
+    CONF_PV_FORECAST_TOMORROW,
+    CONF_PV_POWER,
+    CONF_STALE_AFTER,
+)
+from custom_components.joulegate.gate import JoulegateGateCoordinator
+
+from .fakes.agent import FakeAgent
+from .fakes.home import FORECAST, FORECAST_TOMORROW, set_state
+
+PV = "sensor.pv_power"
+LOAD = "sensor.house_consumption"
+PLAN = "sensor.orin_rooftop_batch_plan"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(recorder_mock: Any, enable_custom_integrations: None) -> None:
+    """The recorder is set up before Home Assistant (and so before the integration)."""
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    """No grid meter: PV and the house's consumption; today's and tomorrow's forecasts."""
+    return {
+        CONF_GRID_SOURCE: "pv_load",
+        CONF_PV_POWER: PV,
+        CONF_LOAD_POWER: LOAD,
+        CONF_BATTERY_SOURCE: "none",
+        CONF_PV_FORECAST: FORECAST,
+        CONF_PV_FORECAST_TOMORROW: FORECAST_TOMORROW,
+        CONF_STALE_AFTER: 300,
+        CONF_FAIL_OPEN: False,
+        CONF_INFERENCE_POWER: 10.0,
+    }
+
+
+@pytest.fixture
+def mock_agent(mock_agent: FakeAgent) -> FakeAgent:
+    """An agent with a batch queue, empty."""
+    mock_agent.count_batches()
+    return mock_agent
+
+
+async def record_house_load(hass: HomeAssistant, watts: float) -> None:
+    """A week of hourly means of the house's consumption, as the recorder keeps them."""
+    metadata = StatisticMetaData(
+        mean_type=StatisticMeanType.ARITHMETIC,
+        has_sum=False,
+        name=None,
+        source="recorder",
+        statistic_id=LOAD,
+        unit_class="power",
+        unit_of_measurement="kW",
+    )
+    hour = dt_util.utcnow().replace(minute=0, second=0, microsecond=0)
+    async_import_statistics(
+        hass,
+        metadata,
+        [
+            StatisticData(start=hour - timedelta(hours=h), mean=watts / 1000)
+            for h in range(1, 7 * 24)
+        ],
+    )
+    await async_wait_recording_done(hass)
+
+
+async def add_batch(mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime) -> None:
+    """A batch of 2.5 h due tomorrow at 14:00."""
+    mock_agent.add_batch("batch_17", deadline=day + timedelta(days=1, hours=14))
+    await gate.agent.async_refresh()
+
+
+async def dull_night(
+    hass: HomeAssistant, gate: JoulegateGateCoordinator, day: datetime, minute: int = 0
+) -> None:
+    """A cycle at 22:00 (and `minute`); tomorrow's detail a dull morning of 500 Wh an hour:
+    enough for the rig alone, nothing over a house that draws 600 W."""
+    at = day + timedelta(hours=22, minutes=minute)
+    tomorrow = day + timedelta(days=1)
+    morning = {(tomorrow + timedelta(hours=h)).isoformat(): 500 for h in range(6, 14)}
+    set_state(hass, PV, 0, at, unit_of_measurement="W")
+    set_state(hass, LOAD, 600, at, unit_of_measurement="W")
+    set_state(hass, FORECAST, 0, at)
+    set_state(hass, FORECAST_TOMORROW, 4.0, at, wh_period=morning)
+    await gate.async_run_cycle(at)
+    await hass.async_block_till_done()
+
+
+@pytest.mark.usefixtures("no_gate_timer")
+async def test_the_house_s_load_from_the_recorder_comes_off_the_forecast(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    day: datetime,
+) -> None:
+    """A week of 600 W in the statistics, read at setup: the dull morning leaves the rig no
+    sunshine, so the plan waits for the latest start instead of counting on the sun."""
+    await record_house_load(hass, 600.0)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    gate = mock_config_entry.runtime_data.gate
+    assert gate is not None
+    await add_batch(mock_agent, gate, day)
+    await dull_night(hass, gate, day)
+    assert hass.states.get(PLAN).state == "waiting"
+
+
+async def test_without_statistics_the_forecast_is_taken_as_surplus(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    gate: JoulegateGateCoordinator,
+    day: datetime,
+) -> None:
+    await add_batch(mock_agent, gate, day)
+    await dull_night(hass, gate, day)
+    assert hass.states.get(PLAN).state == "on_sun"
+
+
+async def test_the_house_s_load_is_read_again_each_hour(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    gate: JoulegateGateCoordinator,
+    day: datetime,
+) -> None:
+    """Statistics that come after setup count from the next hourly read, not each cycle."""
+    await record_house_load(hass, 600.0)
+    await add_batch(mock_agent, gate, day)
+    await dull_night(hass, gate, day)
+    assert hass.states.get(PLAN).state == "on_sun"
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=1, seconds=1))
+    await hass.async_block_till_done()
+    await dull_night(hass, gate, day, minute=1)
+    assert hass.states.get(PLAN).state == "waiting"
+
+
+@pytest.mark.usefixtures("no_gate_timer")
+async def test_a_failing_statistics_query_leaves_the_load_unknown(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    day: datetime,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database fails: the forecast is taken as surplus as it is, and nothing is raised."""
+    await record_house_load(hass, 600.0)
+    mock_config_entry.add_to_hass(hass)
+    with patch(
+        "custom_components.joulegate.house_load.statistics_during_period",
+        side_effect=OperationalError("SELECT", {}, Exception("database is locked")),
+    ):
+        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+    gate = mock_config_entry.runtime_data.gate
+    assert gate is not None
+    await add_batch(mock_agent, gate, day)
+    await dull_night(hass, gate, day)
+    assert hass.states.get(PLAN).state == "on_sun"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
