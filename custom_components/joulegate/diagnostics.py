@@ -8,6 +8,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_TOKEN
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
 from .data import JoulegateConfigEntry
 from .gate import JoulegateGateCoordinator
@@ -47,6 +48,7 @@ def _gate_diagnostics(gate: JoulegateGateCoordinator) -> dict[str, Any]:
     config = gate.config
     state = gate.data
     site, rig = gate.site, gate.rig
+    load = gate.house_load.profile
     settings = {
         key: value.value if isinstance(value, GateMode | BatteryPolicy) else value
         for key, value in asdict(gate.settings).items()
@@ -106,10 +108,22 @@ def _gate_diagnostics(gate: JoulegateGateCoordinator) -> dict[str, Any]:
             "battery_w": gate.flows.battery_w,
             "battery_soc": gate.flows.battery_soc,
             "forecast_remaining_wh": gate.flows.forecast_remaining_wh,
+            "forecast_tomorrow_wh": gate.flows.forecast_tomorrow_wh,
+            # The forecast's detail from the forecast entities' attributes, as the planner has it.
+            "forecast_detail": [
+                {"start": _moment(p.start), "end": _moment(p.end), "wh": p.wh}
+                for p in gate.flows.forecast_detail
+            ],
             "pv_energy_wh": gate.flows.pv_energy_wh,
             "carbon_g_per_kwh": gate.flows.carbon_g_per_kwh,
         },
+        # The house's expected load by local hour, from the recorder (None: not known).
+        "house_load": None if load is None else asdict(load),
         "flow_samples": len(gate.history),
         "accounting": gate.accounting.as_dict(),
         "saved_totals": asdict(gate.agent.saved_totals),
     }
+
+
+def _moment(epoch: float) -> str:
+    return dt_util.as_local(dt_util.utc_from_timestamp(epoch)).isoformat()

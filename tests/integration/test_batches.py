@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.joulegate.const import CONF_PV_FORECAST_TOMORROW, EVENT_BATCH_FINISHED
 from custom_components.joulegate.gate import JoulegateGateCoordinator
@@ -306,3 +310,27 @@ async def test_the_forecast_entity_s_hourly_detail_says_when_tomorrow_s_sun_come
     set_state(hass, FORECAST_TOMORROW, 40.0, None)
     await Day(hass, gate).run(day + timedelta(hours=22, minutes=1), 1, grid_w=300, soc=20)
     assert hass.states.get(PLAN).state == "on_sun"
+
+
+@pytest.mark.parametrize("options", [TOMORROW_OPTIONS])
+async def test_diagnostics_show_the_planner_s_forecast_inputs(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    gate: JoulegateGateCoordinator,
+    day: datetime,
+) -> None:
+    """Tomorrow's figure, the forecast's detail as periods, and the house's load (none here)."""
+    noon = day + timedelta(days=1, hours=12)
+    set_state(hass, FORECAST_TOMORROW, 40.0, None, wh_period={noon.isoformat(): 4200})
+    await Day(hass, gate).run(day + timedelta(hours=22), 1, grid_w=300, soc=20)
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, gate.config_entry)
+    flows = diagnostics["gate"]["flows"]
+    assert flows["forecast_tomorrow_wh"] == 40_000.0
+    assert flows["forecast_detail"] == [
+        {
+            "start": noon.isoformat(),
+            "end": (noon + timedelta(hours=1)).isoformat(),
+            "wh": 4200.0,
+        }
+    ]
+    assert diagnostics["gate"]["house_load"] is None

@@ -18,9 +18,13 @@ from homeassistant.components.recorder.statistics import async_import_statistics
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from sqlalchemy.exc import OperationalError
 
 from custom_components.joulegate.const import (
@@ -188,3 +192,18 @@ async def test_a_failing_statistics_query_leaves_the_load_unknown(
     await dull_night(hass, gate, day)
     assert hass.states.get(PLAN).state == "on_sun"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_diagnostics_show_the_house_s_load_profile(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    await record_house_load(hass, 600.0)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
+    load = diagnostics["gate"]["house_load"]
+    assert load["hourly_w"] == [pytest.approx(600.0)] * 24
+    assert load["utc_offset_s"] == dt_util.now().utcoffset().total_seconds()
