@@ -99,10 +99,24 @@ async def record_house_load(hass: HomeAssistant, watts: float) -> None:
     await async_wait_recording_done(hass)
 
 
-async def add_batch(mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime) -> None:
-    """A batch of 2.5 h due tomorrow at 14:00."""
+async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> JoulegateGateCoordinator:
+    """Set the entry up: the statistics recorded by then are read at setup."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    gate = entry.runtime_data.gate
+    assert gate is not None
+    return gate
+
+
+async def plan_tonight(
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+) -> str:
+    """A batch of 2.5 h due tomorrow at 14:00, planned in a dull night's cycle: the plan."""
     mock_agent.add_batch("batch_17", deadline=day + timedelta(days=1, hours=14))
     await gate.agent.async_refresh()
+    await dull_night(hass, gate, day)
+    return str(hass.states.get(PLAN).state)
 
 
 async def dull_night(
@@ -131,14 +145,8 @@ async def test_the_house_s_load_from_the_recorder_comes_off_the_forecast(
     """A week of 600 W in the statistics, read at setup: the dull morning leaves the rig no
     sunshine, so the plan waits for the latest start instead of counting on the sun."""
     await record_house_load(hass, 600.0)
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
-    gate = mock_config_entry.runtime_data.gate
-    assert gate is not None
-    await add_batch(mock_agent, gate, day)
-    await dull_night(hass, gate, day)
-    assert hass.states.get(PLAN).state == "waiting"
+    gate = await set_up(hass, mock_config_entry)
+    assert await plan_tonight(hass, mock_agent, gate, day) == "waiting"
 
 
 async def test_without_statistics_the_forecast_is_taken_as_surplus(
@@ -147,9 +155,7 @@ async def test_without_statistics_the_forecast_is_taken_as_surplus(
     gate: JoulegateGateCoordinator,
     day: datetime,
 ) -> None:
-    await add_batch(mock_agent, gate, day)
-    await dull_night(hass, gate, day)
-    assert hass.states.get(PLAN).state == "on_sun"
+    assert await plan_tonight(hass, mock_agent, gate, day) == "on_sun"
 
 
 async def test_the_house_s_load_is_read_again_each_hour(
@@ -160,9 +166,7 @@ async def test_the_house_s_load_is_read_again_each_hour(
 ) -> None:
     """Statistics that come after setup count from the next hourly read, not each cycle."""
     await record_house_load(hass, 600.0)
-    await add_batch(mock_agent, gate, day)
-    await dull_night(hass, gate, day)
-    assert hass.states.get(PLAN).state == "on_sun"
+    assert await plan_tonight(hass, mock_agent, gate, day) == "on_sun"
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=1, seconds=1))
     await hass.async_block_till_done()
     await dull_night(hass, gate, day, minute=1)
@@ -179,18 +183,12 @@ async def test_a_failing_statistics_query_leaves_the_load_unknown(
 ) -> None:
     """The database fails: the forecast is taken as surplus as it is, and nothing is raised."""
     await record_house_load(hass, 600.0)
-    mock_config_entry.add_to_hass(hass)
     with patch(
         "custom_components.joulegate.house_load.statistics_during_period",
         side_effect=OperationalError("SELECT", {}, Exception("database is locked")),
     ):
-        assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-        await hass.async_block_till_done()
-    gate = mock_config_entry.runtime_data.gate
-    assert gate is not None
-    await add_batch(mock_agent, gate, day)
-    await dull_night(hass, gate, day)
-    assert hass.states.get(PLAN).state == "on_sun"
+        gate = await set_up(hass, mock_config_entry)
+    assert await plan_tonight(hass, mock_agent, gate, day) == "on_sun"
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -200,9 +198,7 @@ async def test_diagnostics_show_the_house_s_load_profile(
     mock_config_entry: MockConfigEntry,
 ) -> None:
     await record_house_load(hass, 600.0)
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up(hass, mock_config_entry)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
     load = diagnostics["gate"]["house_load"]
     assert load["hourly_w"] == [pytest.approx(600.0)] * 24

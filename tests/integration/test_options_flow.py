@@ -242,11 +242,10 @@ async def test_what_batches_may_use_when_the_sun_fails_is_an_option(
 async def test_tomorrow_s_forecast_is_chosen_next_to_today_s(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
-    """An energy sensor, offered right after the remaining-today forecast; a power sensor is
-    refused."""
+    """An energy sensor (checked as today's is), offered right after the remaining-today
+    forecast."""
     set_home(hass, None, grid_w=-300, battery_w=0)
     set_state(hass, FORECAST_TOMORROW, 21.4, None)
-    set_state(hass, "sensor.pv_power", 2000, None, unit_of_measurement="W")
     result = await open_gate_branch(hass, init_integration)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"grid_source": "signed", "battery_source": "signed"}
@@ -254,18 +253,10 @@ async def test_tomorrow_s_forecast_is_chosen_next_to_today_s(
     result = await hass.config_entries.options.async_configure(result["flow_id"], SIGNED_SENSORS)
     fields = [str(key) for key in result["data_schema"].schema]
     assert fields[fields.index("pv_forecast") + 1] == "pv_forecast_tomorrow"
-    extras = {
-        "pv_forecast": FORECAST,
-        "pv_forecast_tomorrow": "sensor.pv_power",
-        "stale_after": 300,
-        "inference_power": 10,
-        "fail_open": False,
-    }
-    result = await hass.config_entries.options.async_configure(result["flow_id"], extras)
-    assert result["errors"] == {"pv_forecast_tomorrow": "unit_energy"}
-    extras["pv_forecast_tomorrow"] = FORECAST_TOMORROW
-    result = await hass.config_entries.options.async_configure(result["flow_id"], extras)
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    extras = {"pv_forecast_tomorrow": FORECAST_TOMORROW, "stale_after": 300, "fail_open": False}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], extras | {"inference_power": 10}
+    )
     assert init_integration.options["pv_forecast_tomorrow"] == FORECAST_TOMORROW
 
 
