@@ -301,23 +301,11 @@ class GateConfig:
         """Whether the home has a battery the gate accounts for."""
         return self.battery_source is not None
 
-    def read(self, hass: HomeAssistant, now: datetime) -> Flows:
-        """Read every configured input and combine them into signed flows."""
-        readings = {
-            role: read_entity(
-                hass,
-                entity_id,
-                ROLE_KINDS[role],
-                now=now,
-                stale_after=self.stale_after if ROLE_KINDS[role] is Kind.POWER else None,
-            )
-            for role, entity_id in self.entities.items()
-        }
-
-        def value(role: str) -> float | None:
-            reading = readings.get(role)
-            return None if reading is None else reading.value
-
+    def signed_flows(self, values: Mapping[str, float]) -> tuple[float | None, float | None]:
+        """Grid (+ import, - export) and battery (+ discharge, - charge) W from the roles' values
+        in W, in the configured sources and signs: the live readings, or an hour's statistics.
+        None where a value they need is missing."""
+        value = values.get
         battery_w: float | None = None
         if self.battery_source == BATTERY_SOURCE_SIGNED:
             power = value(CONF_BATTERY_POWER)
@@ -336,16 +324,31 @@ class GateConfig:
             grid_w = _sub(value(CONF_LOAD_POWER), value(CONF_PV_POWER))
             if grid_w is not None and self.has_battery:
                 grid_w = _sub(grid_w, battery_w)
+        return grid_w, battery_w
 
+    def read(self, hass: HomeAssistant, now: datetime) -> Flows:
+        """Read every configured input and combine them into signed flows."""
+        readings = {
+            role: read_entity(
+                hass,
+                entity_id,
+                ROLE_KINDS[role],
+                now=now,
+                stale_after=self.stale_after if ROLE_KINDS[role] is Kind.POWER else None,
+            )
+            for role, entity_id in self.entities.items()
+        }
+        values = {role: r.value for role, r in readings.items() if r.value is not None}
+        grid_w, battery_w = self.signed_flows(values)
         return Flows(
             grid_w=grid_w,
             battery_w=battery_w,
-            battery_soc=value(CONF_BATTERY_SOC),
-            forecast_remaining_wh=value(CONF_PV_FORECAST),
-            pv_energy_wh=value(CONF_PV_ENERGY),
-            carbon_g_per_kwh=value(CONF_CARBON_INTENSITY),
+            battery_soc=values.get(CONF_BATTERY_SOC),
+            forecast_remaining_wh=values.get(CONF_PV_FORECAST),
+            pv_energy_wh=values.get(CONF_PV_ENERGY),
+            carbon_g_per_kwh=values.get(CONF_CARBON_INTENSITY),
             readings=readings,
-            forecast_tomorrow_wh=value(CONF_PV_FORECAST_TOMORROW),
+            forecast_tomorrow_wh=values.get(CONF_PV_FORECAST_TOMORROW),
             forecast_detail=forecast_detail(
                 *(
                     state.attributes
