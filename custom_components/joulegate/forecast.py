@@ -10,7 +10,9 @@ Forecast integrations put their detail in a sensor's attributes, each in its own
 
 These are read into the planner's `Period`s; an entry that cannot be read is skipped (the cycle
 must not fail on another integration's attributes). The house's load profile is the mean of each
-local hour of the day, from the recorder's hourly means. Pure Python: no Home Assistant imports.
+local hour of the day, from the recorder's hourly means: of the house's consumption, or, in a home
+with a grid meter, derived from the PV, grid and battery meters' (`derived_load`). Pure Python: no
+Home Assistant imports.
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ def load_profile(samples: Iterable[tuple[int, float]], utc_offset_s: float) -> L
     mean = sum(sums) / sum(counts)
     hourly = (s / n if n else mean for s, n in zip(sums, counts, strict=True))
     return LoadProfile(tuple(hourly), utc_offset_s)
+
+
+def derived_load(
+    pv_wh: Mapping[float, float],
+    grid_w: Mapping[float, float],
+    battery_w: Mapping[float, float] | None,
+) -> list[tuple[float, float]]:
+    """The house's mean W in each hour, by hour start, from what a grid meter's home measures:
+    the PV's energy in the hour (Wh in one hour: its mean W), plus the grid's (+ import), plus the
+    battery's (+ discharge; None: no battery). An hour that one of them misses gives nothing; a
+    negative load (meters that disagree) counts as none."""
+    return [
+        (start, max(0.0, pv + grid_w[start] + (0.0 if battery_w is None else battery_w[start])))
+        for start, pv in sorted(pv_wh.items())
+        if start in grid_w and (battery_w is None or start in battery_w)
+    ]
 
 
 def _entity_detail(attributes: Mapping[str, Any]) -> list[Period]:

@@ -33,7 +33,6 @@ from .allocation import Allotment, RigReading
 from .batch_gate import BatchGate
 from .batch_plan import Plan, PlanReason, WhenSunFails
 from .const import (
-    CONF_LOAD_POWER,
     CONF_PV_FORECAST,
     CONF_WHEN_SUN_FAILS,
     DOMAIN,
@@ -170,7 +169,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
             title=entry.title,
         )
         self.site = site_for(hass.data.setdefault(DOMAIN, {}), config.meter_key)
-        self.house_load = HouseLoad(hass, config.entities.get(CONF_LOAD_POWER), entry.title)
+        self.house_load = HouseLoad(hass, config, entry.title)
 
     # -- lifecycle -------------------------------------------------------------
 

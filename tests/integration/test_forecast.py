@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from custom_components.joulegate.batch_plan import LoadProfile, Period
-from custom_components.joulegate.forecast import forecast_detail, load_profile
+from custom_components.joulegate.forecast import derived_load, forecast_detail, load_profile
 
 BRISBANE = timezone(timedelta(hours=10))
 NOON = datetime(2026, 6, 22, 12, 0, tzinfo=BRISBANE)
@@ -158,3 +158,24 @@ def test_the_load_profile_is_read_in_local_time() -> None:
     profile = load_profile([(hour, float(hour)) for hour in range(24)], utc_offset_s=10 * H)
     assert profile is not None
     assert profile.watts(datetime(2026, 6, 22, 9, 30, tzinfo=UTC).timestamp()) == 19.0
+
+
+def test_the_house_s_load_is_pv_plus_grid_import_plus_battery_discharge() -> None:
+    """1000 Wh of PV in the hour, 400 W exported, 200 W into the battery: the house drew 400 W."""
+    assert derived_load({at(10): 1000.0}, {at(10): -400.0}, {at(10): -200.0}) == [(at(10), 400.0)]
+
+
+def test_without_a_battery_the_house_s_load_is_pv_plus_grid_import() -> None:
+    assert derived_load({at(10): 300.0}, {at(10): 250.0}, None) == [(at(10), 550.0)]
+
+
+def test_an_hour_that_a_meter_misses_gives_no_load() -> None:
+    pv = {at(9): 100.0, at(10): 200.0, at(11): 300.0}
+    grid = {at(9): 50.0, at(10): 50.0}
+    battery = {at(10): 0.0, at(11): 0.0}
+    assert derived_load(pv, grid, battery) == [(at(10), 250.0)]
+
+
+def test_meters_that_disagree_give_no_negative_load() -> None:
+    """More exported than the PV made (meters that read at other moments): no load, not less."""
+    assert derived_load({at(10): 100.0}, {at(10): -300.0}, None) == [(at(10), 0.0)]

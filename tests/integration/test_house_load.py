@@ -1,5 +1,6 @@
 """The house's expected load for batch deadlines, from the recorder's long-term statistics of the
-house consumption entity: read at setup and once an hour, never each cycle."""
+house consumption entity, or of the PV energy meter, grid meter and battery: read at setup and
+once an hour, never each cycle."""
 
 from __future__ import annotations
 
@@ -27,12 +28,20 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from sqlalchemy.exc import OperationalError
 
+from custom_components.joulegate.batch_plan import LoadProfile
 from custom_components.joulegate.const import (
+    CONF_BATTERY_CHARGE,
+    CONF_BATTERY_DISCHARGE,
+    CONF_BATTERY_SIGN,
     CONF_BATTERY_SOURCE,
     CONF_FAIL_OPEN,
+    CONF_GRID_EXPORT,
+    CONF_GRID_IMPORT,
+    CONF_GRID_SIGN,
     CONF_GRID_SOURCE,
     CONF_INFERENCE_POWER,
     CONF_LOAD_POWER,
+    CONF_PV_ENERGY,
     CONF_PV_FORECAST,
     CONF_PV_FORECAST_TOMORROW,
     CONF_PV_POWER,
@@ -41,11 +50,38 @@ from custom_components.joulegate.const import (
 from custom_components.joulegate.gate import JoulegateGateCoordinator
 
 from .fakes.agent import FakeAgent
-from .fakes.home import FORECAST, FORECAST_TOMORROW, set_state
+from .fakes.home import (
+    BATTERY,
+    FORECAST,
+    FORECAST_TOMORROW,
+    GATE_OPTIONS,
+    GRID,
+    PV_ENERGY,
+    set_state,
+)
 
 PV = "sensor.pv_power"
 LOAD = "sensor.house_consumption"
 PLAN = "sensor.orin_rooftop_batch_plan"
+# A grid meter that reads export as positive and a battery that reads charge as positive.
+GRID_HOME = GATE_OPTIONS | {
+    CONF_GRID_SIGN: "export_positive",
+    CONF_BATTERY_SIGN: "charge_positive",
+    CONF_PV_FORECAST_TOMORROW: FORECAST_TOMORROW,
+}
+GRID_IMPORT = "sensor.grid_import_power"
+GRID_EXPORT = "sensor.grid_export_power"
+CHARGE = "sensor.battery_charge_power"
+DISCHARGE = "sensor.battery_discharge_power"
+# A grid meter and a battery that each give two powers, never negative.
+IMPORT_EXPORT_HOME = GATE_OPTIONS | {
+    CONF_GRID_SOURCE: "import_export",
+    CONF_GRID_IMPORT: GRID_IMPORT,
+    CONF_GRID_EXPORT: GRID_EXPORT,
+    CONF_BATTERY_SOURCE: "charge_discharge",
+    CONF_BATTERY_CHARGE: CHARGE,
+    CONF_BATTERY_DISCHARGE: DISCHARGE,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -76,26 +112,44 @@ def mock_agent(mock_agent: FakeAgent) -> FakeAgent:
     return mock_agent
 
 
-async def record_house_load(hass: HomeAssistant, watts: float) -> None:
-    """A week of hourly means of the house's consumption, as the recorder keeps them."""
+def hours_back() -> list[datetime]:
+    """The starts of a week of hours, up to the last full one."""
+    hour = dt_util.utcnow().replace(minute=0, second=0, microsecond=0)
+    return [hour - timedelta(hours=h) for h in range(1, 7 * 24 + 1)]
+
+
+async def record_power(hass: HomeAssistant, entity_id: str, watts: float) -> None:
+    """A week of hourly means of a power entity (in kW), as the recorder keeps them."""
     metadata = StatisticMetaData(
         mean_type=StatisticMeanType.ARITHMETIC,
         has_sum=False,
         name=None,
         source="recorder",
-        statistic_id=LOAD,
+        statistic_id=entity_id,
         unit_class="power",
         unit_of_measurement="kW",
     )
-    hour = dt_util.utcnow().replace(minute=0, second=0, microsecond=0)
-    async_import_statistics(
-        hass,
-        metadata,
-        [
-            StatisticData(start=hour - timedelta(hours=h), mean=watts / 1000)
-            for h in range(1, 7 * 24)
-        ],
+    rows = [StatisticData(start=start, mean=watts / 1000) for start in hours_back()]
+    async_import_statistics(hass, metadata, rows)
+    await async_wait_recording_done(hass)
+
+
+async def record_energy(hass: HomeAssistant, entity_id: str, wh_an_hour: float) -> None:
+    """A week of hourly sums of an energy meter (in kWh) that grows `wh_an_hour` each hour."""
+    metadata = StatisticMetaData(
+        mean_type=StatisticMeanType.NONE,
+        has_sum=True,
+        name=None,
+        source="recorder",
+        statistic_id=entity_id,
+        unit_class="energy",
+        unit_of_measurement="kWh",
     )
+    rows = [
+        StatisticData(start=start, state=n * wh_an_hour / 1000, sum=n * wh_an_hour / 1000)
+        for n, start in enumerate(reversed(hours_back()), start=1)
+    ]
+    async_import_statistics(hass, metadata, rows)
     await async_wait_recording_done(hass)
 
 
@@ -144,7 +198,7 @@ async def test_the_house_s_load_from_the_recorder_comes_off_the_forecast(
 ) -> None:
     """A week of 600 W in the statistics, read at setup: the dull morning leaves the rig no
     sunshine, so the plan waits for the latest start instead of counting on the sun."""
-    await record_house_load(hass, 600.0)
+    await record_power(hass, LOAD, 600.0)
     gate = await set_up(hass, mock_config_entry)
     assert await plan_tonight(hass, mock_agent, gate, day) == "waiting"
 
@@ -165,7 +219,7 @@ async def test_the_house_s_load_is_read_again_each_hour(
     day: datetime,
 ) -> None:
     """Statistics that come after setup count from the next hourly read, not each cycle."""
-    await record_house_load(hass, 600.0)
+    await record_power(hass, LOAD, 600.0)
     assert await plan_tonight(hass, mock_agent, gate, day) == "on_sun"
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(hours=1, seconds=1))
     await hass.async_block_till_done()
@@ -182,7 +236,7 @@ async def test_a_failing_statistics_query_leaves_the_load_unknown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The database fails: the forecast is taken as surplus as it is, and nothing is raised."""
-    await record_house_load(hass, 600.0)
+    await record_power(hass, LOAD, 600.0)
     with patch(
         "custom_components.joulegate.house_load.statistics_during_period",
         side_effect=OperationalError("SELECT", {}, Exception("database is locked")),
@@ -197,9 +251,48 @@ async def test_diagnostics_show_the_house_s_load_profile(
     hass_client: ClientSessionGenerator,
     mock_config_entry: MockConfigEntry,
 ) -> None:
-    await record_house_load(hass, 600.0)
+    await record_power(hass, LOAD, 600.0)
     await set_up(hass, mock_config_entry)
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
     load = diagnostics["gate"]["house_load"]
     assert load["hourly_w"] == [pytest.approx(600.0)] * 24
     assert load["utc_offset_s"] == dt_util.now().utcoffset().total_seconds()
+
+
+@pytest.mark.parametrize(
+    ("options", "power_w"),
+    [
+        (GRID_HOME, {GRID: 400.0, BATTERY: 200.0}),
+        (
+            IMPORT_EXPORT_HOME,
+            {GRID_IMPORT: 100.0, GRID_EXPORT: 500.0, CHARGE: 200.0, DISCHARGE: 0.0},
+        ),
+    ],
+    ids=["signed", "import_export"],
+)
+async def test_with_a_grid_meter_the_house_s_load_is_pv_plus_import_plus_discharge(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, power_w: dict[str, float]
+) -> None:
+    """1000 Wh of PV an hour, 400 W exported and 200 W into the battery (each as its sensors
+    report it): the house drew 400 W."""
+    await record_energy(hass, PV_ENERGY, 1000.0)
+    for entity_id, watts in power_w.items():
+        await record_power(hass, entity_id, watts)
+    gate = await set_up(hass, mock_config_entry)
+    offset = dt_util.now().utcoffset()
+    assert gate.house_load.profile == LoadProfile(
+        (pytest.approx(400.0),) * 24, offset.total_seconds() if offset else 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    "options", [{key: value for key, value in GRID_HOME.items() if key != CONF_PV_ENERGY}]
+)
+async def test_a_grid_meter_without_a_pv_energy_meter_gives_no_load(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """The grid meter sees PV and load only as their difference: no profile."""
+    await record_power(hass, GRID, 400.0)
+    await record_power(hass, BATTERY, 200.0)
+    gate = await set_up(hass, mock_config_entry)
+    assert gate.house_load.profile is None
