@@ -118,39 +118,37 @@ def hours_back() -> list[datetime]:
     return [hour - timedelta(hours=h) for h in range(1, 7 * 24 + 1)]
 
 
-async def record_power(hass: HomeAssistant, entity_id: str, watts: float) -> None:
-    """A week of hourly means of a power entity (in kW), as the recorder keeps them."""
+async def record(
+    hass: HomeAssistant, entity_id: str, rows: list[StatisticData], *, kwh: bool
+) -> None:
+    """Hourly statistics as the recorder keeps them: means of a power in kW, or (`kwh`) sums of an
+    energy meter in kWh."""
     metadata = StatisticMetaData(
-        mean_type=StatisticMeanType.ARITHMETIC,
-        has_sum=False,
+        mean_type=StatisticMeanType.NONE if kwh else StatisticMeanType.ARITHMETIC,
+        has_sum=kwh,
         name=None,
         source="recorder",
         statistic_id=entity_id,
-        unit_class="power",
-        unit_of_measurement="kW",
+        unit_class="energy" if kwh else "power",
+        unit_of_measurement="kWh" if kwh else "kW",
     )
-    rows = [StatisticData(start=start, mean=watts / 1000) for start in hours_back()]
     async_import_statistics(hass, metadata, rows)
     await async_wait_recording_done(hass)
 
 
+async def record_power(hass: HomeAssistant, entity_id: str, watts: float) -> None:
+    """A week of hourly means of a power entity."""
+    rows = [StatisticData(start=start, mean=watts / 1000) for start in hours_back()]
+    await record(hass, entity_id, rows, kwh=False)
+
+
 async def record_energy(hass: HomeAssistant, entity_id: str, wh_an_hour: float) -> None:
-    """A week of hourly sums of an energy meter (in kWh) that grows `wh_an_hour` each hour."""
-    metadata = StatisticMetaData(
-        mean_type=StatisticMeanType.NONE,
-        has_sum=True,
-        name=None,
-        source="recorder",
-        statistic_id=entity_id,
-        unit_class="energy",
-        unit_of_measurement="kWh",
-    )
+    """A week of hourly sums of an energy meter that grows `wh_an_hour` each hour."""
     rows = [
         StatisticData(start=start, state=n * wh_an_hour / 1000, sum=n * wh_an_hour / 1000)
         for n, start in enumerate(reversed(hours_back()), start=1)
     ]
-    async_import_statistics(hass, metadata, rows)
-    await async_wait_recording_done(hass)
+    await record(hass, entity_id, rows, kwh=True)
 
 
 async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> JoulegateGateCoordinator:
