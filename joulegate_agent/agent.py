@@ -22,6 +22,7 @@ from joulegate_agent.metering.sources import CalibratedSource, detect_sources
 from joulegate_agent.metering.sources.base import PowerSource
 from joulegate_agent.metering.thermal import ThermalReader, ThermalReading
 from joulegate_agent.power.agent_power import build_power
+from joulegate_agent.power.costs import CostTables
 from joulegate_agent.power.ladder import Level
 from joulegate_agent.simulation.board import SimulatedOrinNano
 from joulegate_agent.storage.atomic_file import make_private_dir
@@ -90,6 +91,7 @@ class Agent:
         measured = self.source.source if isinstance(self.source, CalibratedSource) else self.source
         simulated = measured if isinstance(measured, SimulatedOrinNano) else None
         self.power = build_power(config, self.inference, simulated, self._power_changed)
+        self.cost_tables = CostTables(self.store)
         self.thermal_reader = ThermalReader(config.root, simulated=simulated)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from typing import Any
@@ -20,7 +21,6 @@ from joulegate_agent.power.controller import (
     ReadOnlyError,
     UnknownLevelError,
 )
-from joulegate_agent.power.costs import cost_table
 from joulegate_agent.power.knobs import KnobError
 
 DEFAULT_LEASE_S = 60.0
@@ -40,17 +40,19 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-async def power_payload(agent: Agent) -> dict[str, Any]:
-    """The GET answer: the controller's state and the learned cost table."""
+async def power_payload(agent: Agent, *, fresh: bool) -> dict[str, Any]:
+    """The controller's state and the learned cost table (`fresh`: read from the ledger now;
+    else as read at most a minute ago, for the lease answers every 10 s)."""
     controller = agent.power
     names = [level.name for level in controller.levels]
     loop = asyncio.get_running_loop()
-    table = await loop.run_in_executor(None, cost_table, agent.store, names)
+    read = functools.partial(agent.cost_tables.read, names, fresh=fresh)
+    table = await loop.run_in_executor(None, read)
     return {**controller.to_json(), "table": table}
 
 
 async def get_power(request: web.Request) -> web.Response:
-    return web.json_response(await power_payload(request.app[AGENT_KEY]))
+    return web.json_response(await power_payload(request.app[AGENT_KEY], fresh=True))
 
 
 async def put_power(request: web.Request) -> web.Response:
@@ -95,4 +97,4 @@ async def put_power(request: web.Request) -> web.Response:
         raise ApiError(403, "read_only", str(err)) from None
     except KnobError as err:
         raise ApiError(403, "cannot_set", f"{err}; the box keeps its own settings.") from None
-    return web.json_response(await power_payload(agent))
+    return web.json_response(await power_payload(agent, fresh=False))

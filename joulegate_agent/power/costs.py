@@ -11,12 +11,20 @@ window still being metered then, or one run before the new idle is known, has no
 W above idle and tokens/s are the box's: energy and tokens over the time its windows ran (their
 union), not over the sum of their durations. Requests sent together to a one-slot server wait
 in overlapping windows; summed, five of them made a 2.1 W level look like 0.4 W, and the
-controller would run it on a fifth of the surplus it needs.
+controller would run it on a fifth of the surplus it needs. A window's span ends at its time on
+the ledger's retention clock where it has one, which carries on across boots: a Jetson without an
+RTC battery boots offline at its image's date, and two boots' rows carry the same wall times.
+
+A lease's answer carries the table as read at most a minute before (`CostTables`): Home Assistant
+leases each 10 s, and a year of rows takes a second to read on a small board. `GET` reads it
+afresh.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from joulegate_agent.storage.store import Store
@@ -28,11 +36,14 @@ _TOTALS = (
     " AVG(idle_w) FROM inferences WHERE outcome = 'ok' AND power_level IS NOT NULL"
     " AND output_tokens > 0 AND duration_s > 0 GROUP BY power_level, model"
 )
-# The same rows' spans: each ends at its end on the wall clock and lasts its (monotonic) duration.
+# The same rows' spans: each ends at its end on the retention clock (else the wall clock) and
+# lasts its (monotonic) duration.
 _SPANS = (
-    "SELECT power_level, model, ended_ts - duration_s, ended_ts, marginal_j IS NOT NULL"
+    "SELECT power_level, model, COALESCE(retention_ts, ended_ts) - duration_s,"
+    " COALESCE(retention_ts, ended_ts), marginal_j IS NOT NULL"
     " FROM inferences WHERE outcome = 'ok' AND power_level IS NOT NULL"
-    " AND output_tokens > 0 AND duration_s > 0 ORDER BY power_level, model, ended_ts - duration_s"
+    " AND output_tokens > 0 AND duration_s > 0"
+    " ORDER BY power_level, model, COALESCE(retention_ts, ended_ts) - duration_s"
 )
 
 
@@ -92,3 +103,31 @@ def cost_table(store: Store, levels: Sequence[str]) -> list[dict[str, Any]]:
         }
         for name in levels
     ]
+
+
+class CostTables:
+    """The cost table as last read, read again once it is `max_age_s` old."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_age_s: float = 60.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._read: tuple[float, tuple[str, ...], list[dict[str, Any]]] | None = None
+
+    def read(self, levels: Sequence[str], *, fresh: bool = False) -> list[dict[str, Any]]:
+        """The table for `levels`, read again if `fresh`; blocking (run it in an executor)."""
+        names = tuple(levels)
+        with self._lock:
+            now = self._clock()
+            last = self._read
+            if fresh or last is None or last[1] != names or now - last[0] >= self._max_age_s:
+                last = (now, names, cost_table(self._store, names))
+                self._read = last
+            return last[2]

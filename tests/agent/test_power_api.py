@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from joulegate_agent.agent import Agent
 from joulegate_agent.api.app import build_app
 from joulegate_agent.config import AgentConfig, ConfigError
-from joulegate_agent.power.costs import cost_table
+from joulegate_agent.power.costs import CostTables, cost_table
 from joulegate_agent.power.simulated import MODE_FILE
 from joulegate_agent.simulation.board import MODES
 from joulegate_agent.storage.ledger import InferenceRow
@@ -328,6 +328,44 @@ async def test_requests_queued_together_do_not_divide_a_levels_power_and_speed(
     assert model["avg_w_above_idle"] == 2.1
     assert model["tokens_per_s"] == 11.0
     assert model["marginal_j_per_token"] == round(21.0 / 110, 4)
+
+
+def test_the_cost_table_is_read_from_the_ledger_at_most_once_a_minute(agent: Agent) -> None:
+    # Home Assistant leases a level every 10 s and each answer carries the table: reading a
+    # year of rows each time would hold the ledger's lock for seconds on a Jetson.
+    start = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = [1000.0]
+    tables = CostTables(agent.store, clock=lambda: now[0])
+    agent.inference.ledger.record_many([_at(1, "7W", "a", 110, 49.0, 21.0, 3.9, "ok", start, 10.0)])
+    assert _inferences(tables.read(SIMULATED_LEVELS), "7W") == 1
+    later = start + timedelta(minutes=5)
+    agent.inference.ledger.record_many([_at(2, "7W", "a", 110, 49.0, 21.0, 3.9, "ok", later, 10.0)])
+    now[0] += 59.0
+    assert _inferences(tables.read(SIMULATED_LEVELS), "7W") == 1
+    now[0] += 1.0
+    assert _inferences(tables.read(SIMULATED_LEVELS), "7W") == 2
+
+
+def _inferences(table: list[dict[str, Any]], level: str) -> int:
+    (entry,) = [e for e in table if e["level"] == level]
+    return int(entry["inferences"])
+
+
+def test_windows_from_two_boots_with_the_same_wall_times_are_not_merged(agent: Agent) -> None:
+    # A Jetson without an RTC battery boots offline at its image's date: two boots' rows carry
+    # the same wall times, but the ledger's retention clock carried on from the first boot.
+    start = datetime(2026, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+    rows = [
+        replace(
+            _at(n, "7W", "a", 110, 49.0, 21.0, 3.9, "ok", start, 10.0),
+            clock_synced=False,
+            retention_ts=start.timestamp() + 10.0 + 3600.0 * n,
+        )
+        for n in range(2)
+    ]
+    agent.inference.ledger.record_many(rows)
+    (level,) = [e for e in cost_table(agent.store, SIMULATED_LEVELS) if e["level"] == "7W"]
+    assert level["models"][0]["avg_w_above_idle"] == 2.1
 
 
 def jetson_config(tmp_path: Path) -> AgentConfig:
