@@ -10,6 +10,7 @@ whose agent has none it may set, is a rig of one level: its measured inference p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,8 @@ class RigPower:
         self.gate_mode = GateMode.SOLAR
         self._cycles = 0
         self._last_error: str | None = None
+        self._held: str | None = None  # the level of Home Assistant's lease, until _held_until
+        self._held_until = 0.0  # monotonic
 
     # -- the site's view (site.Member) ------------------------------------------------
 
@@ -155,31 +158,39 @@ class RigPower:
         if not self.has_levels or self.power is None:
             return None
         level = allotment.level.key if allotment.level else self.power.levels[0].name
-        held = self.power.current
         reason = str(allotment.reason)
+        held = self._held if time.monotonic() < self._held_until else None
         try:
-            self.power = await self._client.set_power(level=level, lease_s=lease_s, reason=reason)
+            return await self._lease(level, lease_s, reason)
         except JoulegateResponseError as err:
-            if err.code == "dwell" and held is not None and held != level:
-                return await self._renew(held, lease_s, reason)
             if err.code != "dwell":
                 self._warn("set", err)
-            return None
+            elif held is not None and held != level:
+                return await self._renew(held, lease_s, reason)
         except JoulegateError as err:
             self._warn("set", err)
-            return None
+        return None
+
+    async def _lease(self, level: str, lease_s: int, reason: str) -> str | None:
+        until = time.monotonic() + lease_s  # the agent's lease starts once it has the request
+        self.power = await self._client.set_power(level=level, lease_s=lease_s, reason=reason)
+        self._held, self._held_until = self.power.current, until
         if self._last_error is not None:
             LOGGER.info("The power level of Joulegate agent %s is set again", self._title)
             self._last_error = None
-        return self.power.current
+        return self._held
 
     async def _renew(self, level: str, lease_s: int, reason: str) -> str | None:
+        """Renew the lease Home Assistant holds. Refused for the dwell time, the agent holds
+        another level (set on the box, or its lease ran out): nothing to renew, no failure."""
         try:
-            self.power = await self._client.set_power(level=level, lease_s=lease_s, reason=reason)
+            return await self._lease(level, lease_s, reason)
+        except JoulegateResponseError as err:
+            if err.code != "dwell":
+                self._warn("renew", err)
         except JoulegateError as err:
             self._warn("renew", err)
-            return None
-        return self.power.current
+        return None
 
     def _warn(self, what: str, err: JoulegateError) -> None:
         if self._last_error is None:

@@ -216,6 +216,25 @@ async def test_a_change_refused_for_the_dwell_time_renews_the_level_the_agent_ho
     assert hass.states.get("sensor.orin_rooftop_power_level").state == "L1"
 
 
+async def test_a_renewal_refused_for_the_dwell_time_is_not_a_failure(
+    hass: HomeAssistant,
+    mock_agent: FakeAgent,
+    mock_config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Someone set L2 on the box (joulegate-agent power set) behind Home Assistant's back: the
+    # renewal of L1 is then a change too, refused until the dwell time has passed.
+    agent = mock_agent
+    house = await start_rigs(hass, (agent, mock_config_entry))
+    await house.run(start(), 60, export_w=5.0)
+    (agent.power or {})["current"] = "L2"
+    agent.in_dwell = True
+    await house.run(start() + 60 * CYCLE, 12, export_w=50.0)
+    assert {"L1", "L3"} <= {put["level"] for put in agent.power_puts[-6:]}
+    assert "Could not" not in caplog.text
+    assert hass.states.get("sensor.orin_rooftop_power_level").state == "unknown"
+
+
 async def test_efficiency_mode_leases_the_most_tokens_per_joule_the_surplus_pays_for(
     hass: HomeAssistant, mock_agent: FakeAgent, entry_for: EntryFor
 ) -> None:
