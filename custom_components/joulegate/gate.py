@@ -48,7 +48,7 @@ from .deadline import deadline_allotment
 from .exceptions import JoulegateError
 from .house_load import HouseLoad
 from .inputs import Flows, GateConfig
-from .ledger import OUTCOME_REFUSED
+from .ledger import OUTCOME_REFUSED, ran_s
 from .levels import LevelReason
 from .models import Inference, Info
 from .rig import RigOptions, RigPower
@@ -414,7 +414,7 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         """Average power above idle while inference runs, and energy above idle per inference."""
         rows = [r for r in self.agent.ledger.recent if r.outcome != OUTCOME_REFUSED]
         timed = [r for r in rows if r.marginal_j is not None and r.duration_s > 0]
-        seconds = sum(r.duration_s for r in timed)
+        seconds = ran_s(timed)
         joules = sum(r.marginal_j or 0.0 for r in timed)
         need_w = joules / seconds if seconds > 0 and joules > 0 else self.config.inference_power_w
         per_inference = sum(_marginal_j(r) for r in rows) / len(rows) / 3600 if rows else None

@@ -11,6 +11,7 @@ what a chat costs. Pure Python: no Home Assistant imports.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -142,6 +143,29 @@ async def read_history(
             break
         stop, size = start, HISTORY_PAGE
     return rows, ledger_id
+
+
+def ran_s(rows: Iterable[Inference]) -> float:
+    """How long the rows' windows ran, overlapping windows counted once: requests queued together
+    at a one-slot server wait in overlapping windows, and their summed durations would make the
+    rig's power above idle look several times smaller. A row without its end time counts its
+    duration alone."""
+    spans = []
+    busy = 0.0
+    for row in rows:
+        if row.ended_at is None:
+            busy += row.duration_s
+        else:
+            end = row.ended_at.timestamp()
+            spans.append((end - row.duration_s, end, row.duration_s))
+    reach = -math.inf
+    for start, end, duration in sorted(spans):
+        if start >= reach:  # alone: its own duration, exactly
+            busy += duration
+        elif end > reach:
+            busy += end - reach
+        reach = max(reach, end)
+    return busy
 
 
 def _row_id(row: Inference) -> int:

@@ -550,6 +550,26 @@ async def test_diagnostics_include_the_gate(
     assert gate_part["override"] is None
 
 
+@pytest.mark.usefixtures("no_gate_timer")
+async def test_requests_queued_together_do_not_divide_the_rigs_measured_need(
+    hass: HomeAssistant, mock_agent: FakeAgent, mock_config_entry: MockConfigEntry, day: datetime
+) -> None:
+    # Five requests sent at once to a one-slot server: their windows overlap while they wait,
+    # and 105 J above idle over the 50 s the rig ran is 2.1 W, not 105 J over the 150 s summed.
+    mock_agent.rows = []
+    for n in range(5):
+        seconds = 10.0 * (n + 1)
+        mock_agent.finish_inference(
+            marginal_j=21.0, ended_at=day + timedelta(seconds=seconds), duration=seconds
+        )
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    gate = mock_config_entry.runtime_data.gate
+    set_home(hass, day, grid_w=-500, battery_w=0, soc=100)
+    await gate.async_run_cycle(day + timedelta(minutes=1))
+    assert gate.data.need_w == pytest.approx(2.1)
+
+
 async def test_gate_entities(
     hass: HomeAssistant,
     snapshot: SnapshotAssertion,
