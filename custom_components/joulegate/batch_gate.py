@@ -55,10 +55,14 @@ class BatchGate:
         controller: Settings,
         cycle_s: float,
         load: LoadProfile | None = None,
+        today_daylight: tuple[float, float] | None = None,
+        tomorrow_daylight: tuple[float, float] | None = None,
     ) -> Plan | None:
         """This cycle's plan; None while the agent has no batch in progress (or no queue), and
         while the gate is forced off. `rig_now_w`: the rig's power above idle now; `today_end`
-        and `tomorrow_end`: the coming two local midnights; `load`: the house's load profile."""
+        and `tomorrow_end`: the coming two local midnights; `load`: the house's load profile;
+        `today_daylight` and `tomorrow_daylight`: those days' sunrise and sunset (None: not
+        known, the sun does not set or rise)."""
         if queue is None or queue.batches_in_progress == 0 or decision.reason is Reason.FORCED_OFF:
             self.batches, self._read_count, self.rule.plan = [], 0, None
             return None
@@ -80,6 +84,8 @@ class BatchGate:
             tomorrow_end=tomorrow_end,
             hourly=flows.forecast_detail,
             load=load,
+            today_daylight=today_daylight,
+            tomorrow_daylight=tomorrow_daylight,
         )
         self.rule.settings = replace(
             self.rule.settings,

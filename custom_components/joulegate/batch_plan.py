@@ -147,15 +147,21 @@ def forecast_periods(
     tomorrow_wh: float | None = None,
     tomorrow_end: float | None = None,
     hourly: Sequence[Period] = (),
+    today_daylight: tuple[float, float] | None = None,
+    tomorrow_daylight: tuple[float, float] | None = None,
 ) -> list[Period]:
     """The forecast as periods: hourly detail where a forecast integration gives it, else each
-    day's figure spread evenly over what is left of that day (today: from now)."""
+    day's figure spread evenly over its daylight, sunrise to sunset (today: from now; nothing once
+    the sun has set), for the PV gives nothing at night. A day without a sunrise or a sunset
+    (polar day or night: `None`) spreads its figure over the whole of it."""
     periods = [p for p in hourly if p.end > now]
-    days = [(now, today_end, remaining_today_wh)]
+    days = [(now, today_end, remaining_today_wh, today_daylight)]
     if tomorrow_end is not None:
-        days.append((today_end, tomorrow_end, tomorrow_wh))
-    for start, end, wh in days:
-        covered = any(p.start < end and p.end > start for p in periods)
+        days.append((today_end, tomorrow_end, tomorrow_wh, tomorrow_daylight))
+    for day_start, day_end, wh, daylight in days:
+        covered = any(p.start < day_end and p.end > day_start for p in periods)
+        start, end = (day_start, day_end) if daylight is None else daylight
+        start = max(start, now)
         if wh is not None and wh > 0 and end > start and not covered:
             periods.append(Period(start, end, wh))
     return sorted(periods, key=lambda p: p.start)

@@ -108,6 +108,8 @@ class World:
     tomorrow_end: float | None = None  # epoch s of the local midnight after today_end
     hourly: tuple[Period, ...] = ()  # forecast detail, where a forecast integration gives it
     load: LoadProfile | None = None  # the house's expected load (None: not known)
+    today_daylight: tuple[float, float] | None = None  # sunrise, sunset (None: polar, not known)
+    tomorrow_daylight: tuple[float, float] | None = None  # tomorrow's sunrise, sunset
 
 
 class DeadlineRule:
@@ -128,6 +130,8 @@ class DeadlineRule:
             tomorrow_wh=world.tomorrow_wh,
             tomorrow_end=world.tomorrow_end,
             hourly=world.hourly,
+            today_daylight=world.today_daylight,
+            tomorrow_daylight=world.tomorrow_daylight,
         )
         self.plan = plan(
             PlanInputs(

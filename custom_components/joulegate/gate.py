@@ -18,13 +18,15 @@ import asyncio
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import SUN_EVENT_SUNRISE, SUN_EVENT_SUNSET
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
+from homeassistant.helpers.sun import get_astral_event_date
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -363,6 +365,8 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
                 now=now.timestamp(),
                 today_end=dt_util.start_of_local_day(today + timedelta(days=1)).timestamp(),
                 tomorrow_end=dt_util.start_of_local_day(today + timedelta(days=2)).timestamp(),
+                today_daylight=_daylight(self.hass, today),
+                tomorrow_daylight=_daylight(self.hass, today + timedelta(days=1)),
                 flows=flows,
                 decision=decision,
                 rig_now_w=rig_w,
@@ -485,6 +489,16 @@ class JoulegateGateCoordinator(DataUpdateCoordinator[GateState]):
         if self._summary is None:
             self._summary = self.accounting.summary()
         return self._summary
+
+
+def _daylight(hass: HomeAssistant, day: date) -> tuple[float, float] | None:
+    """A local day's sunrise and sunset (epoch s), over which a day's PV forecast figure is
+    spread; None where the sun does not rise or set that day (polar day or night)."""
+    sunrise = get_astral_event_date(hass, SUN_EVENT_SUNRISE, day)
+    sunset = get_astral_event_date(hass, SUN_EVENT_SUNSET, day)
+    if sunrise is None or sunset is None:
+        return None
+    return sunrise.timestamp(), sunset.timestamp()
 
 
 def _lease_s() -> int:

@@ -260,6 +260,40 @@ def test_a_days_total_is_spread_over_what_is_left_of_it() -> None:
     assert periods == [Period(9 * H, 24 * H, 5000.0), Period(24 * H, 48 * H, 12000.0)]
 
 
+def test_a_days_total_is_spread_over_its_daylight() -> None:
+    periods = forecast_periods(
+        9 * H,
+        remaining_today_wh=5000.0,
+        today_end=24 * H,
+        tomorrow_wh=12000.0,
+        tomorrow_end=48 * H,
+        today_daylight=(5 * H, 21 * H),
+        tomorrow_daylight=(29 * H, 45 * H),
+    )
+    assert periods == [Period(9 * H, 21 * H, 5000.0), Period(29 * H, 45 * H, 12000.0)]
+
+
+def test_today_s_figure_after_sunset_gives_no_sun() -> None:
+    periods = forecast_periods(
+        22 * H, remaining_today_wh=300.0, today_end=24 * H, today_daylight=(5 * H, 21 * H)
+    )
+    assert periods == []
+
+
+def test_without_a_sunrise_or_sunset_a_day_s_total_is_spread_over_the_whole_day() -> None:
+    """Polar day or night: no daylight window is known, the day as a whole counts."""
+    periods = forecast_periods(
+        9 * H,
+        remaining_today_wh=5000.0,
+        today_end=24 * H,
+        tomorrow_wh=12000.0,
+        tomorrow_end=48 * H,
+        today_daylight=None,
+        tomorrow_daylight=None,
+    )
+    assert periods == [Period(9 * H, 24 * H, 5000.0), Period(24 * H, 48 * H, 12000.0)]
+
+
 def test_bad_input_is_refused_with_the_field_it_concerns() -> None:
     with pytest.raises(ValueError, match="run_s"):
         Batch(deadline=0.0, energy_wh=1.0, run_s=float("nan"), longest_s=1.0)

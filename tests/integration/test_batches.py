@@ -297,15 +297,30 @@ async def test_tomorrow_s_forecast_keeps_a_batch_due_tomorrow_waiting_for_the_su
 
 
 @pytest.mark.parametrize("options", [TOMORROW_OPTIONS])
+async def test_tomorrow_s_figure_brings_no_sun_before_sunrise(
+    hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
+) -> None:
+    """Due tomorrow at 05:00, before the sun rises at the home (the tests' San Diego, any time of
+    year): tomorrow's 40 kWh come after the deadline, so the plan waits for its latest start
+    (the battery full: none of it would go there)."""
+    set_state(hass, FORECAST_TOMORROW, 40.0, None)
+    start = day + timedelta(hours=22)
+    mock_agent.add_batch("batch_17", deadline=start + timedelta(hours=7))
+    await gate.agent.async_refresh()
+    await Day(hass, gate).run(start, 2, grid_w=300, soc=98, forecast_kwh=0)
+    assert hass.states.get(PLAN).state == "waiting"
+
+
+@pytest.mark.parametrize("options", [TOMORROW_OPTIONS])
 async def test_the_forecast_entity_s_hourly_detail_says_when_tomorrow_s_sun_comes(
     hass: HomeAssistant, mock_agent: FakeAgent, gate: JoulegateGateCoordinator, day: datetime
 ) -> None:
-    """Due tomorrow at 10:00: tomorrow's 40 kWh spread over the day would cover it, but the
-    entity's detail (Open-Meteo's `wh_period`) puts the sun from 11:00 to 15:00."""
+    """Due tomorrow at 14:00: tomorrow's 40 kWh spread over its daylight would cover it, but the
+    entity's detail (Open-Meteo's `wh_period`) puts the sun from 15:00 to 19:00."""
     tomorrow = day + timedelta(days=1)
-    afternoon = {(tomorrow + timedelta(hours=h)).isoformat(): 10_000 for h in range(11, 15)}
+    afternoon = {(tomorrow + timedelta(hours=h)).isoformat(): 10_000 for h in range(15, 19)}
     set_state(hass, FORECAST_TOMORROW, 40.0, None, wh_period=afternoon)
-    await night_with_a_batch(hass, mock_agent, gate, day, due_in=timedelta(hours=12))
+    await night_with_a_batch(hass, mock_agent, gate, day, due_in=timedelta(hours=16))
     assert hass.states.get(PLAN).state == "waiting"
     set_state(hass, FORECAST_TOMORROW, 40.0, None)
     await Day(hass, gate).run(day + timedelta(hours=22, minutes=1), 1, grid_w=300, soc=20)

@@ -198,3 +198,42 @@ def test_the_house_s_load_comes_off_the_forecast_sunshine() -> None:
     assert rule.step(world(NOW, hourly=dull), queue).reason is PlanReason.ON_SUN
     house = LoadProfile((600.0,) * 24)
     assert rule.step(world(NOW, hourly=dull, load=house), queue).reason is PlanReason.WAITING
+
+
+def test_tomorrow_s_figure_counts_from_sunrise() -> None:
+    """Berlin, 14:00 (12:00 UTC) on 21 June: 3 kWh left today, 20 kWh tomorrow (sun 05:00-21:30
+    local), battery first with a 10-kWh battery at 50 %, the PV covering the house and the rig
+    now. A batch due tomorrow at 09:00: the sun before then mostly fills the battery, so batch
+    work takes the sunshine now rather than count on the night."""
+    settings = PlanSettings(policy=BatteryPolicy.BATTERY_FIRST, battery_capacity_wh=10_000.0)
+    rule = DeadlineRule(settings)
+    berlin = timedelta(hours=2)
+    midnight = datetime(2026, 6, 22, tzinfo=UTC) - berlin
+    queue = queue_of(
+        [agent_batch(deadline=midnight + timedelta(hours=9), run_s=7200.0, energy_wh=20.0)],
+        concurrency=1,
+        rig_w=10.0,
+    )
+    now = datetime(2026, 6, 21, 12, tzinfo=UTC)
+    outcome = rule.step(
+        World(
+            now=now.timestamp(),
+            today_end=midnight.timestamp(),
+            forecast_remaining_wh=3000.0,
+            battery_soc=50.0,
+            too_hot=False,
+            sun_now=True,
+            tomorrow_wh=20_000.0,
+            tomorrow_end=(midnight + timedelta(days=1)).timestamp(),
+            today_daylight=(
+                (midnight - timedelta(hours=19)).timestamp(),
+                (midnight - timedelta(hours=2.5)).timestamp(),
+            ),
+            tomorrow_daylight=(
+                (midnight + timedelta(hours=5)).timestamp(),
+                (midnight + timedelta(hours=21.5)).timestamp(),
+            ),
+        ),
+        queue,
+    )
+    assert (outcome.admit, outcome.reason) == (True, PlanReason.DEADLINE)
