@@ -125,6 +125,7 @@ class PlanInputs:
     too_hot: bool = False  # the surplus controller's thermal limit holds the gate closed
     sun_now: bool = False  # PV covers the house and the rig now (export + battery charge >= need)
     admitted: bool = False  # the previous plan admitted a deadline run
+    today_end: float = math.inf  # the coming local midnight: balanced weighs the forecast before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,13 +282,20 @@ def _battery_can_cover(inputs: PlanInputs, settings: PlanSettings) -> bool:
 
 
 def _battery_room_wh(inputs: PlanInputs, settings: PlanSettings) -> float:
-    """Surplus the battery takes before the rig gets any, under the battery policy."""
+    """Surplus the battery takes before the rig gets any, under the battery policy. Balanced
+    weighs what is left of today's forecast alone, as the surplus controller's rule does."""
     capacity = settings.battery_capacity_wh
     if not capacity or settings.policy is BatteryPolicy.INFERENCE_FIRST:
         return 0.0
     soc = inputs.battery_soc if inputs.battery_soc is not None else 0.0
     gap = max(0.0, settings.full_soc - soc) / 100.0 * capacity
     if settings.policy is BatteryPolicy.BALANCED:
-        coming = sum(p.wh for p in inputs.forecast if p.end > inputs.now)
+        coming = sum(_share_wh(p, inputs.now, inputs.today_end) for p in inputs.forecast)
         return 0.0 if coming >= gap * settings.balanced_factor else gap
     return gap
+
+
+def _share_wh(period: Period, start: float, end: float) -> float:
+    """The part of a period's energy that falls in [start, end)."""
+    overlap = min(period.end, end) - max(period.start, start)
+    return period.wh * overlap / (period.end - period.start) if overlap > 0 else 0.0

@@ -143,6 +143,7 @@ class DeadlineRule:
                 too_hot=world.too_hot,
                 sun_now=world.sun_now,
                 admitted=self.plan is not None and self.plan.admit,
+                today_end=world.today_end,
             ),
             self.settings,
         )

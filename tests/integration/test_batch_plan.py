@@ -243,6 +243,22 @@ def test_a_shortfall_is_not_taken_from_the_sun_when_the_gate_is_expected_to_cove
     assert plan(inputs, BATTERY_FIRST).reason is PlanReason.ON_SUN
 
 
+def test_balanced_fills_the_battery_first_unless_today_s_forecast_alone_covers_it() -> None:
+    """As the surplus controller's balanced rule: 4 kWh left today do not cover the battery's
+    4.8-kWh gap 1.2 times, so the battery takes them first, however sunny tomorrow is."""
+    balanced = PlanSettings(
+        policy=BatteryPolicy.BALANCED, battery_capacity_wh=10_000.0, forecast_factor=0.7
+    )
+    inputs = PlanInputs(
+        now=12 * H,
+        batches=[batch(23 * H, 2.0)],
+        forecast=[sunny(14, 18, 1000.0), sunny(32, 40)],
+        battery_soc=50.0,
+        today_end=24 * H,
+    )
+    assert plan(inputs, balanced).reason is PlanReason.WAITING
+
+
 def test_hourly_detail_is_preferred_to_a_days_total() -> None:
     hourly = [Period(10 * H, 11 * H, 500.0), Period(11 * H, 12 * H, 800.0)]
     periods = forecast_periods(9 * H, remaining_today_wh=5000.0, today_end=24 * H, hourly=hourly)
