@@ -6,7 +6,8 @@ Forecast integrations put their detail in a sensor's attributes, each in its own
   `period_start` (a datetime, or ISO text once restored) and `pv_estimate`, the period's average
   power in kW.
 - Open-Meteo Solar Forecast, as Forecast.Solar: `wh_period`, `{ISO start: Wh in the period}`,
-  hourly or quarter-hourly.
+  hourly or quarter-hourly, the first key often at sunrise off the hour: a period runs to the
+  next key (at most an hour).
 
 These are read into the planner's `Period`s; an entry that cannot be read is skipped (the cycle
 must not fail on another integration's attributes). The house's load profile is the mean of each
@@ -18,9 +19,8 @@ Home Assistant imports.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from .batch_plan import HOUR_S, LoadProfile, Period
@@ -85,7 +85,7 @@ def _entity_detail(attributes: Mapping[str, Any]) -> list[Period]:
                 if start is not None and kw is not None:
                     kilowatts.setdefault(start, kw)
             if kilowatts:
-                return _periods(kilowatts, step_s, lambda kw, s: kw * 1000.0 * (s / HOUR_S))
+                return _kw_periods(kilowatts, step_s)
     values = attributes.get(WH_PERIOD)
     if not isinstance(values, Mapping):
         return []
@@ -94,20 +94,30 @@ def _entity_detail(attributes: Mapping[str, Any]) -> list[Period]:
         start, wh = _moment(key), _amount(value)
         if start is not None and wh is not None:
             energy.setdefault(start, wh)
+    return _wh_periods(energy)
+
+
+def _wh_periods(energy: Mapping[float, float]) -> list[Period]:
+    """Each key's Wh from it to the next key, the last as long as the gap before it: a key at
+    sunrise two minutes before the hour squeezes no hour. At most an hour each (no forecast gives
+    coarser detail), so that the last key before a night spreads its energy over no night."""
     starts = sorted(energy)
-    step_s = min((b - a for a, b in pairwise(starts)), default=HOUR_S)
-    return _periods(energy, step_s, lambda wh, _: wh)
+    if not starts:
+        return []
+    ends = [*starts[1:], starts[-1] + (starts[-1] - starts[-2] if len(starts) > 1 else HOUR_S)]
+    return [
+        Period(start, min(end, start + HOUR_S), energy[start])
+        for start, end in zip(starts, ends, strict=True)
+    ]
 
 
-def _periods(
-    values: Mapping[float, float], step_s: float, energy: Callable[[float, float], float]
-) -> list[Period]:
-    """A period from each start to the next (at most `step_s`); `energy(value, seconds)`: Wh."""
-    starts = sorted(values)
+def _kw_periods(kilowatts: Mapping[float, float], step_s: float) -> list[Period]:
+    """A period of average kW from each start to the next (at most `step_s`)."""
+    starts = sorted(kilowatts)
     periods = []
     for start, following in zip(starts, [*starts[1:], math.inf], strict=False):
         end = min(start + step_s, following)
-        periods.append(Period(start, end, energy(values[start], end - start)))
+        periods.append(Period(start, end, kilowatts[start] * 1000.0 * (end - start) / HOUR_S))
     return periods
 
 

@@ -86,6 +86,40 @@ def test_a_wh_period_of_quarter_hours_keeps_its_step() -> None:
     )
 
 
+def test_a_wh_period_starting_off_the_hour_keeps_its_hours() -> None:
+    """Forecast.Solar-style keys: the first at sunrise, two minutes before the hour; each period
+    runs to the next key, the hours stay hours."""
+    attributes = {
+        "wh_period": {
+            "2026-06-22T05:58:00+10:00": 10,
+            "2026-06-22T06:00:00+10:00": 400,
+            "2026-06-22T07:00:00+10:00": 900,
+        }
+    }
+    assert forecast_detail(attributes) == (
+        Period(at(5 + 58 / 60), at(6), 10.0),
+        Period(at(6), at(7), 400.0),
+        Period(at(7), at(8), 900.0),
+    )
+
+
+def test_a_wh_period_over_two_days_does_not_spread_an_evening_over_the_night() -> None:
+    attributes = {
+        "wh_period": {
+            "2026-06-22T17:00:00+10:00": 300,
+            "2026-06-22T18:00:00+10:00": 100,
+            "2026-06-23T06:00:00+10:00": 200,
+            "2026-06-23T07:00:00+10:00": 800,
+        }
+    }
+    assert forecast_detail(attributes) == (
+        Period(at(17), at(18), 300.0),
+        Period(at(18), at(19), 100.0),
+        Period(at(30), at(31), 200.0),
+        Period(at(31), at(32), 800.0),
+    )
+
+
 def test_bad_entries_are_skipped_and_the_rest_kept() -> None:
     rows: list[Any] = [
         "not a row",
