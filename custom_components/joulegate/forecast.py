@@ -112,12 +112,15 @@ def _wh_periods(energy: Mapping[float, float]) -> list[Period]:
 
 
 def _kw_periods(kilowatts: Mapping[float, float], step_s: float) -> list[Period]:
-    """A period of average kW from each start to the next (at most `step_s`)."""
+    """A period of average kW from each start to the next (at most `step_s`); one whose energy
+    is too large for a float is skipped."""
     starts = sorted(kilowatts)
     periods = []
     for start, following in zip(starts, [*starts[1:], math.inf], strict=False):
         end = min(start + step_s, following)
-        periods.append(Period(start, end, kilowatts[start] * 1000.0 * (end - start) / HOUR_S))
+        wh = kilowatts[start] * 1000.0 * (end - start) / HOUR_S
+        if math.isfinite(wh):
+            periods.append(Period(start, end, wh))
     return periods
 
 
@@ -135,7 +138,11 @@ def _moment(value: object) -> float | None:
 
 
 def _amount(value: object) -> float | None:
-    """A finite number >= 0, else None."""
+    """A finite number >= 0, else None (an integer too large for a float too)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    try:
+        amount = float(value)
+    except OverflowError:
+        return None
+    return amount if math.isfinite(amount) and amount >= 0 else None

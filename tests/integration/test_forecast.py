@@ -138,6 +138,18 @@ def test_bad_entries_are_skipped_and_the_rest_kept() -> None:
 @pytest.mark.parametrize(
     "attributes",
     [
+        {"detailedHourly": [{"period_start": NOON, "pv_estimate": 10**400}]},
+        {"detailedHourly": [{"period_start": NOON, "pv_estimate": 1e306}]},  # inf Wh
+        {"wh_period": {NOON.isoformat(): 10**400}},
+    ],
+)
+def test_numbers_too_large_to_be_energy_are_skipped(attributes: dict[str, Any]) -> None:
+    assert forecast_detail(attributes) == ()
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
         {},
         {"detailedHourly": "soon"},
         {"detailedHourly": []},
