@@ -10,10 +10,10 @@ Forecast integrations put their detail in a sensor's attributes, each in its own
   next key (at most an hour).
 
 These are read into the planner's `Period`s; an entry that cannot be read is skipped (the cycle
-must not fail on another integration's attributes). The house's load profile is the mean of each
-local hour of the day, from the recorder's hourly means: of the house's consumption, or, in a home
-with a grid meter, derived from the PV, grid and battery meters' (`derived_load`). Pure Python: no
-Home Assistant imports.
+must not fail on another integration's attributes). The house's load profile is the median of
+each local hour of the day, from the recorder's hourly means: of the house's consumption, or, in
+a home with a grid meter, derived from the PV, grid and battery meters' (`derived_load`). Pure
+Python: no Home Assistant imports.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from statistics import median
 from typing import Any
 
 from .batch_plan import HOUR_S, LoadProfile, Period
@@ -42,19 +43,20 @@ def forecast_detail(*attributes: Mapping[str, Any]) -> tuple[Period, ...]:
 
 
 def load_profile(samples: Iterable[tuple[int, float]], utc_offset_s: float) -> LoadProfile | None:
-    """The mean W of each local hour of the day from (local hour, mean W) samples; an hour
-    without samples takes the mean of them all. None without any sample."""
-    sums = [0.0] * 24
-    counts = [0] * 24
+    """The median W of each local hour of the day from (local hour, mean W) samples, so that one
+    day's outlier (a meter's reset counted as a lifetime's energy in an hour) moves nothing; an
+    hour without samples takes the median of them all. None without any sample."""
+    hours: list[list[float]] = [[] for _ in range(24)]
     for hour, watts in samples:
         if 0 <= hour < 24 and math.isfinite(watts) and watts >= 0:
-            sums[hour] += watts
-            counts[hour] += 1
-    if not any(counts):
+            hours[hour].append(watts)
+    every = [watts for values in hours for watts in values]
+    if not every:
         return None
-    mean = sum(sums) / sum(counts)
-    hourly = (s / n if n else mean for s, n in zip(sums, counts, strict=True))
-    return LoadProfile(tuple(hourly), utc_offset_s)
+    overall = median(every)
+    return LoadProfile(
+        tuple(median(values) if values else overall for values in hours), utc_offset_s
+    )
 
 
 def derived_load(
@@ -64,13 +66,15 @@ def derived_load(
 ) -> list[tuple[float, float]]:
     """The house's mean W in each hour, by hour start, from what a grid meter's home measures:
     the PV's energy in the hour (Wh in one hour: its mean W), plus the grid's (+ import), plus the
-    battery's (+ discharge; None: no battery). An hour that one of them misses gives nothing; a
-    negative load (meters that disagree) counts as none."""
-    return [
-        (start, max(0.0, pv + grid_w[start] + (0.0 if battery_w is None else battery_w[start])))
+    battery's (+ discharge; None: no battery). An hour that one of them misses gives nothing, and
+    so does one whose load comes out negative: its meters disagree, it tells nothing of the
+    house."""
+    loads = (
+        (start, pv + grid_w[start] + (0.0 if battery_w is None else battery_w[start]))
         for start, pv in sorted(pv_wh.items())
         if start in grid_w and (battery_w is None or start in battery_w)
-    ]
+    )
+    return [(start, watts) for start, watts in loads if watts >= 0]
 
 
 def _entity_detail(attributes: Mapping[str, Any]) -> list[Period]:

@@ -1,6 +1,6 @@
 """The house's expected load for the deadline planner, from the recorder's long-term statistics.
 
-The mean of each local hour of the day over the last week, from the hourly statistics the
+The median of each local hour of the day over the last week, from the hourly statistics the
 recorder keeps: in a home without a grid meter, the means of the house consumption entity (the
 options' *House consumption*); in a home with one, PV + grid import + battery discharge, from the
 PV energy meter's hourly change and the grid and battery power entities' hourly means (the grid

@@ -174,21 +174,31 @@ def test_two_entities_detail_is_joined_and_an_hour_both_give_counts_once() -> No
     )
 
 
-def test_the_load_profile_is_the_mean_of_each_local_hour() -> None:
+def test_the_load_profile_is_the_median_of_each_local_hour() -> None:
     samples = [(hour, 300.0) for hour in range(24)] + [(hour, 500.0) for hour in range(24)]
     samples += [(19, 1400.0)]
     profile = load_profile(samples, utc_offset_s=10 * H)
     assert profile is not None
     assert profile.utc_offset_s == 10 * H
     assert profile.hourly_w[3] == 400.0
-    assert profile.hourly_w[19] == pytest.approx((300 + 500 + 1400) / 3)
+    assert profile.hourly_w[19] == 500.0
 
 
-def test_an_hour_without_statistics_takes_the_mean_of_all_hours() -> None:
+def test_one_day_s_outlier_does_not_move_the_load_profile() -> None:
+    """A lifetime PV meter that read 0 for a moment: the recorder counts a reset, and that hour's
+    change is the whole lifetime total, 12 MWh. The other six days' 600 W stand."""
+    samples = [(13, 600.0)] * 6 + [(13, 12_000_000.0)]
+    profile = load_profile(samples, utc_offset_s=0.0)
+    assert profile is not None
+    assert profile.hourly_w[13] == 600.0
+    assert profile.hourly_w[14] == 600.0
+
+
+def test_an_hour_without_statistics_takes_the_median_of_all_hours() -> None:
     samples = [(hour, 400.0) for hour in range(23)] + [(7, 1550.0)]
     profile = load_profile(samples, utc_offset_s=0.0)
     assert profile is not None
-    assert profile.hourly_w[23] == pytest.approx((23 * 400 + 1550) / 24)
+    assert profile.hourly_w[23] == 400.0
 
 
 def test_no_statistics_no_load_profile() -> None:
@@ -222,6 +232,9 @@ def test_an_hour_that_a_meter_misses_gives_no_load() -> None:
     assert derived_load(pv, grid, battery) == [(at(10), 250.0)]
 
 
-def test_meters_that_disagree_give_no_negative_load() -> None:
-    """More exported than the PV made (meters that read at other moments): no load, not less."""
-    assert derived_load({at(10): 100.0}, {at(10): -300.0}, None) == [(at(10), 0.0)]
+def test_an_hour_whose_meters_disagree_gives_no_load() -> None:
+    """More exported than the PV made (meters that read at other moments): the hour tells
+    nothing about the house, not that it drew none."""
+    pv = {at(10): 100.0, at(11): 500.0}
+    grid = {at(10): -300.0, at(11): -300.0}
+    assert derived_load(pv, grid, None) == [(at(11), 200.0)]
