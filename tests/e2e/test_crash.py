@@ -123,7 +123,10 @@ def test_a_killed_home_assistant_counts_each_row_once_in_the_statistics(
     feeder: HouseFeeder | None = None
     try:
         llm_port, agent_port, ha_port = free_port(), free_port(), free_port()
-        services.append(llm_service(llm_port, logs, tokens_per_s=200.0).start())
+        # 16 tokens at 8 tokens/s: two seconds a request, so each row's energy above idle stands
+        # well clear of the simulated board's noise (at 200 tokens/s a request took 0.08 s, and
+        # the two rows run while Home Assistant was down could carry none at all).
+        services.append(llm_service(llm_port, logs, tokens_per_s=8.0).start())
         services.append(agent_service(agent_port, root / "agent", llm_port, logs).start())
         wait_http(f"http://127.0.0.1:{llm_port}/health", timeout=60, service=services[0])
         agent_url = f"http://127.0.0.1:{agent_port}"
