@@ -29,7 +29,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .surplus import BatteryPolicy
 
@@ -88,17 +90,23 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class LoadProfile:
-    """The house's expected load: mean W for each local hour of the day (from statistics)."""
+    """The house's expected load: W for each local hour of the day (from statistics). The hour
+    is looked up in the home's time zone at each moment, not with one UTC offset, so that a
+    horizon across a daylight saving change keeps the evening peak in the evening."""
 
     hourly_w: tuple[float, ...]
-    utc_offset_s: float = 0.0
+    time_zone: str = "UTC"  # an IANA name, as Home Assistant's configuration holds it
 
     def __post_init__(self) -> None:
         if len(self.hourly_w) != 24:
             raise ValueError(f"a load profile has 24 hourly values, got {len(self.hourly_w)}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {self.time_zone!r} for a load profile") from err
 
     def watts(self, at: float) -> float:
-        return self.hourly_w[int((at + self.utc_offset_s) // HOUR_S) % 24]
+        return self.hourly_w[datetime.fromtimestamp(at, ZoneInfo(self.time_zone)).hour]
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ def forecast_detail(*attributes: Mapping[str, Any]) -> tuple[Period, ...]:
     return tuple(sorted(kept, key=lambda p: p.start))
 
 
-def load_profile(samples: Iterable[tuple[int, float]], utc_offset_s: float) -> LoadProfile | None:
+def load_profile(samples: Iterable[tuple[int, float]], time_zone: str) -> LoadProfile | None:
     """The median W of each local hour of the day from (local hour, mean W) samples, so that one
     day's outlier (a meter's reset counted as a lifetime's energy in an hour) moves nothing; an
     hour without samples takes the median of them all. None without any sample."""
@@ -54,9 +54,7 @@ def load_profile(samples: Iterable[tuple[int, float]], utc_offset_s: float) -> L
     if not every:
         return None
     overall = median(every)
-    return LoadProfile(
-        tuple(median(values) if values else overall for values in hours), utc_offset_s
-    )
+    return LoadProfile(tuple(median(values) if values else overall for values in hours), time_zone)
 
 
 def derived_load(

@@ -95,8 +95,7 @@ class HouseLoad:
             (dt_util.as_local(dt_util.utc_from_timestamp(start)).hour, watts)
             for start, watts in self._load_w(stats)
         )
-        offset = dt_util.as_local(now).utcoffset()
-        return load_profile(samples, utc_offset_s=offset.total_seconds() if offset else 0.0)
+        return load_profile(samples, time_zone=self.hass.config.time_zone)
 
     def _load_w(self, stats: Mapping[str, list[StatisticsRow]]) -> list[tuple[float, float]]:
         """(hour start, the house's mean W) from the entities' hourly statistics."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -190,9 +192,22 @@ def test_the_houses_expected_load_comes_off_the_forecast_hour_by_hour() -> None:
 
 
 def test_the_load_profile_follows_local_time() -> None:
-    profile = LoadProfile(hourly_w=tuple(float(h) for h in range(24)), utc_offset_s=2 * H)
+    profile = LoadProfile(hourly_w=tuple(float(h) for h in range(24)), time_zone="Etc/GMT-2")
     assert profile.watts(0.0) == 2.0
     assert profile.watts(23 * H) == 1.0
+
+
+def test_the_load_profile_follows_a_daylight_saving_change_within_the_horizon() -> None:
+    """Amsterdam leaves summer time on 25 October 2026: noon UTC is 14:00 local before, 13:00
+    after, and the profile gives each day its own local hour."""
+    profile = LoadProfile(hourly_w=tuple(float(h) for h in range(24)), time_zone="Europe/Amsterdam")
+    assert profile.watts(datetime(2026, 10, 24, 12, tzinfo=UTC).timestamp()) == 14.0
+    assert profile.watts(datetime(2026, 10, 26, 12, tzinfo=UTC).timestamp()) == 13.0
+
+
+def test_a_load_profile_needs_a_known_time_zone() -> None:
+    with pytest.raises(ValueError, match="Mars/Olympus"):
+        LoadProfile(hourly_w=(1.0,) * 24, time_zone="Mars/Olympus")
 
 
 BATTERY_FIRST = PlanSettings(

@@ -177,9 +177,9 @@ def test_two_entities_detail_is_joined_and_an_hour_both_give_counts_once() -> No
 def test_the_load_profile_is_the_median_of_each_local_hour() -> None:
     samples = [(hour, 300.0) for hour in range(24)] + [(hour, 500.0) for hour in range(24)]
     samples += [(19, 1400.0)]
-    profile = load_profile(samples, utc_offset_s=10 * H)
+    profile = load_profile(samples, time_zone="Australia/Brisbane")
     assert profile is not None
-    assert profile.utc_offset_s == 10 * H
+    assert profile.time_zone == "Australia/Brisbane"
     assert profile.hourly_w[3] == 400.0
     assert profile.hourly_w[19] == 500.0
 
@@ -188,7 +188,7 @@ def test_one_day_s_outlier_does_not_move_the_load_profile() -> None:
     """A lifetime PV meter that read 0 for a moment: the recorder counts a reset, and that hour's
     change is the whole lifetime total, 12 MWh. The other six days' 600 W stand."""
     samples = [(13, 600.0)] * 6 + [(13, 12_000_000.0)]
-    profile = load_profile(samples, utc_offset_s=0.0)
+    profile = load_profile(samples, time_zone="UTC")
     assert profile is not None
     assert profile.hourly_w[13] == 600.0
     assert profile.hourly_w[14] == 600.0
@@ -196,22 +196,22 @@ def test_one_day_s_outlier_does_not_move_the_load_profile() -> None:
 
 def test_an_hour_without_statistics_takes_the_median_of_all_hours() -> None:
     samples = [(hour, 400.0) for hour in range(23)] + [(7, 1550.0)]
-    profile = load_profile(samples, utc_offset_s=0.0)
+    profile = load_profile(samples, time_zone="UTC")
     assert profile is not None
     assert profile.hourly_w[23] == 400.0
 
 
 def test_no_statistics_no_load_profile() -> None:
-    assert load_profile([], utc_offset_s=0.0) is None
+    assert load_profile([], time_zone="UTC") is None
 
 
 def test_the_load_profile_skips_means_that_are_no_power() -> None:
     samples = [(hour, 250.0) for hour in range(24)] + [(2, float("nan")), (2, -30.0), (25, 9.0)]
-    assert load_profile(samples, utc_offset_s=0.0) == LoadProfile((250.0,) * 24, 0.0)
+    assert load_profile(samples, time_zone="UTC") == LoadProfile((250.0,) * 24, "UTC")
 
 
 def test_the_load_profile_is_read_in_local_time() -> None:
-    profile = load_profile([(hour, float(hour)) for hour in range(24)], utc_offset_s=10 * H)
+    profile = load_profile([(hour, float(hour)) for hour in range(24)], "Australia/Brisbane")
     assert profile is not None
     assert profile.watts(datetime(2026, 6, 22, 9, 30, tzinfo=UTC).timestamp()) == 19.0
 

@@ -254,7 +254,7 @@ async def test_diagnostics_show_the_house_s_load_profile(
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mock_config_entry)
     load = diagnostics["gate"]["house_load"]
     assert load["hourly_w"] == [pytest.approx(600.0)] * 24
-    assert load["utc_offset_s"] == dt_util.now().utcoffset().total_seconds()
+    assert load["time_zone"] == hass.config.time_zone
 
 
 @pytest.mark.parametrize(
@@ -277,9 +277,8 @@ async def test_with_a_grid_meter_the_house_s_load_is_pv_plus_import_plus_dischar
     for entity_id, watts in power_w.items():
         await record_power(hass, entity_id, watts)
     gate = await set_up(hass, mock_config_entry)
-    offset = dt_util.now().utcoffset()
     assert gate.house_load.profile == LoadProfile(
-        (pytest.approx(400.0),) * 24, offset.total_seconds() if offset else 0.0
+        (pytest.approx(400.0),) * 24, hass.config.time_zone
     )
 
 
