@@ -191,7 +191,7 @@ class Allocator:
                 combined += max(0.0, reading.inference_w)
         # The rigs' combined draw is held through a blip as one input, like the house's own.
         filled, held_inputs = self._hold.fill(
-            replace(house, rig_inference_w=combined), self.settings.hold_s
+            replace(house, rig_inference_w=combined), self.settings
         )
         surplus, blocked = self._house.surplus(filled)
         if surplus is None:

@@ -322,7 +322,7 @@ class LevelController:
         gap = 0.0 if self._last_now is None else max(0.0, inputs.now - self._last_now)
         dt = min(gap, MAX_STEP_S)
         self._last_now = inputs.now
-        inputs, held = self._hold.fill(inputs, self.settings.hold_s)
+        inputs, held = self._hold.fill(inputs, self.settings)
         ladder, rung, now = self._ladder, self.rung, inputs.now
         forced = self._gate.forced(inputs)
         if forced is not None:

@@ -131,10 +131,13 @@ class InputHold:
 
     last_good: dict[str, tuple[float, float]] = field(default_factory=dict)  # input -> (at, value)
 
-    def fill(self, inputs: Inputs, hold_s: float) -> tuple[Inputs, bool]:
+    def fill(self, inputs: Inputs, settings: Settings) -> tuple[Inputs, bool]:
         """The inputs with every non-finite value as None, and a missing one replaced by its last
-        good reading while that is at most hold_s old; and whether any was replaced."""
-        now = inputs.now
+        good reading while that is at most `settings.hold_s` old; and whether any that the
+        settings' policy reads was replaced (only balanced reads the forecast: its blip must not
+        hold back a gate that never looks at it)."""
+        now, hold_s = inputs.now, settings.hold_s
+        reads_forecast = settings.policy is BatteryPolicy.BALANCED
         last_good = self.last_good
         changes: dict[str, float | None] = {}
         held = False
@@ -146,7 +149,7 @@ class InputHold:
             good = last_good.get(name)
             if good is not None and now - good[0] <= hold_s:
                 changes[name] = good[1]
-                held = True
+                held = held or reads_forecast or name != "forecast_remaining_wh"
             elif value is not None:
                 changes[name] = None
         temperature = inputs.temperature_c
@@ -176,7 +179,7 @@ class SurplusController:
         gap = 0.0 if state.last_now is None else max(0.0, inputs.now - state.last_now)
         dt = min(gap, MAX_STEP_S)
         state.last_now = inputs.now
-        inputs, held = self._hold.fill(inputs, self.settings.hold_s)
+        inputs, held = self._hold.fill(inputs, self.settings)
         decision = self._decide(inputs, dt, held=held)
         if state.open and not decision.open:
             state.closed_at = inputs.now

@@ -44,6 +44,7 @@ def simulate(
     start: float = 0.0,
     soc: float | None = None,
     charge_w: float = 0.0,
+    forecast_wh: float | None = None,
 ) -> list[LevelDecision]:
     """Close the loop: the rig draws its level's power, which the grid meter sees (and the
     agent measures). `export_w` is what the house exports without the rig; with `soc`, a
@@ -59,6 +60,7 @@ def simulate(
             has_battery=soc is not None,
             battery_w=None if soc is None else -charge_w,
             battery_soc=soc,
+            forecast_remaining_wh=forecast_wh,
         )
         decisions.append(controller.step(reading))
     return decisions
@@ -260,6 +262,18 @@ def test_held_readings_do_not_step_the_level_up() -> None:
     simulate(controller, 50, export_w=30.0, start=700.0)  # five of the six climbing cycles
     held = [controller.step(Inputs(now=750.0 + i * STEP_S, grid_w=None)) for i in range(3)]
     assert keys(held) == ["7W"] * 3
+
+
+def test_a_blip_of_the_forecast_does_not_hold_back_a_ladder_that_does_not_read_it() -> None:
+    """Battery first never reads the forecast: the sixth climbing cycle steps up without it
+    exactly as with it."""
+    with_blip, without = LevelController(LADDER, NO_WAIT), LevelController(LADDER, NO_WAIT)
+    for controller in (with_blip, without):
+        simulate(controller, 700, export_w=5.0, forecast_wh=9000.0)
+        simulate(controller, 50, export_w=30.0, start=700.0, forecast_wh=9000.0)
+    climbed = simulate(with_blip, 10, export_w=30.0, start=750.0)
+    expected = simulate(without, 10, export_w=30.0, start=750.0, forecast_wh=9000.0)
+    assert keys(climbed) == keys(expected) != ["7W"]
 
 
 def test_an_unavailable_grid_reading_closes_the_gate_once_the_hold_runs_out() -> None:

@@ -319,6 +319,21 @@ def test_a_closed_gate_neither_opens_nor_banks_on_held_readings() -> None:
     assert [d.open for d in fresh] == [False] * 5 + [True]
 
 
+@pytest.mark.parametrize("policy", [BatteryPolicy.BATTERY_FIRST, BatteryPolicy.INFERENCE_FIRST])
+def test_a_blip_of_the_forecast_does_not_delay_a_policy_that_does_not_read_it(
+    policy: BatteryPolicy,
+) -> None:
+    """Only balanced reads the forecast: under the others its blip is no missing input, so the
+    gate opens on the reading that banks the last of the surplus, as without the blip."""
+    controller = SurplusController(
+        Settings(need_w=NEED_W, policy=policy, open_after_wh=NEED_W * 60 / 3600)
+    )
+    readings = [battery_home(i * STEP_S, rig_inference_w=0.0) for i in range(7)]
+    readings[-1] = battery_home(6 * STEP_S, rig_inference_w=0.0, forecast_remaining_wh=None)
+    decisions = run(controller, readings)
+    assert [d.open for d in decisions] == [False] * 6 + [True]
+
+
 @pytest.mark.parametrize("grid_w", [math.nan, math.inf, -math.inf])
 def test_a_grid_reading_that_is_not_finite_never_opens_the_gate(grid_w: float) -> None:
     controller = SurplusController(Settings(need_w=NEED_W))
