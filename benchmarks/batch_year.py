@@ -497,7 +497,6 @@ def outlook_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-REPORT = gy.REPO / "docs" / "benchmarks.md"
 BEGIN = "<!-- batch_year: written by benchmarks/batch_year.py --write -->"
 END = "<!-- /batch_year -->"
 
@@ -576,18 +575,6 @@ def section(results: Sequence[dict[str, Any]], wall_s: float, quick: bool) -> li
     ]
 
 
-def write(lines: Sequence[str]) -> None:
-    """Put the section into docs/benchmarks.md, in place of an earlier one or at the end."""
-    text = REPORT.read_text(encoding="utf-8")
-    block = "\n".join(lines)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    REPORT.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="sampled days only (a smoke run)")
@@ -599,7 +586,7 @@ def main() -> None:
     lines = section(results, time.monotonic() - began, args.quick)
     print("\n".join(lines))
     if args.write:
-        write(lines)
+        gy.write_section(BEGIN, END, "\n".join(lines))
 
 
 if __name__ == "__main__":

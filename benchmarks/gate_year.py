@@ -58,6 +58,21 @@ def load_surplus() -> ModuleType:
 
 SP = load_surplus()
 
+REPORT = REPO / "docs" / "benchmarks.md"
+
+
+def write_section(start: str, end: str, text: str) -> None:
+    """Put a script's section into docs/benchmarks.md between its markers (`text` starts with
+    `start` and ends with `end`), in place of the one before, or at the end of the report."""
+    report = REPORT.read_text(encoding="utf-8")
+    if start in report and end in report:
+        before, rest = report.split(start, 1)
+        report = before + text + rest.split(end, 1)[1]
+    else:
+        report = report.rstrip() + "\n\n" + text + "\n"
+    REPORT.write_text(report, encoding="utf-8")
+
+
 # --- the simulated world -------------------------------------------------------------------
 STEP_S = 10.0
 DT_H = STEP_S / 3600.0
@@ -579,10 +594,16 @@ def joulegate(policy: str, house: House, **settings: Any) -> Factory:
     chosen = SP.Settings(
         policy=SP.BatteryPolicy(policy), battery_capacity_wh=house.battery_wh, **settings
     )
+    return stepping(lambda: SP.SurplusController(chosen))
+
+
+def stepping(new_controller: Callable[[], Any]) -> Factory:
+    """A gate from a SurplusController (or a subclass) made fresh for each stretch: the readings
+    become its `Inputs`, its decision the gate."""
     inputs = SP.Inputs
 
     def make() -> Decide:
-        step = SP.SurplusController(chosen).step
+        step = new_controller().step
 
         def decide(i: int, reading: Reading) -> bool:
             g, b, soc, r, fc, _ = reading

@@ -572,7 +572,6 @@ def goals(result: dict[str, Any]) -> list[str]:
 
 
 START, END = "<!-- levels_year.py -->", "<!-- /levels_year.py -->"
-REPORT = gy.REPO / "docs" / "benchmarks.md"
 
 
 def section(results: list[dict[str, Any]], every: int, wall_s: float) -> str:
@@ -664,17 +663,6 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write(text: str) -> None:
-    """Put the section into docs/benchmarks.md, in place of the one before (or at the end)."""
-    report = REPORT.read_text(encoding="utf-8")
-    if START in report and END in report:
-        before, rest = report.split(START, 1)
-        report = before + text + rest.split(END, 1)[1]
-    else:
-        report = report.rstrip() + "\n\n" + text + "\n"
-    REPORT.write_text(report, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=EVERY, help="simulate every Nth day")
@@ -693,7 +681,7 @@ def main() -> None:
     text = section(results, every, time.monotonic() - began)
     print(text)
     if args.write:
-        write(text)
+        gy.write_section(START, END, text)
 
 
 if __name__ == "__main__":

@@ -1034,11 +1034,13 @@ def write_report(
 KEPT_SECTIONS = (
     ("<!-- levels_year.py -->", "<!-- /levels_year.py -->"),
     ("<!-- batch_year: written by benchmarks/batch_year.py --write -->", "<!-- /batch_year -->"),
+    ("<!-- switching_rules.py -->", "<!-- /switching_rules.py -->"),
 )
 
 
 def kept_sections() -> list[str]:
-    """The sections levels_year.py and batch_year.py last wrote (runs of their own)."""
+    """The sections levels_year.py, batch_year.py and switching_rules.py last wrote (runs of
+    their own)."""
     report = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
     kept: list[str] = []
     for start, end in KEPT_SECTIONS:
